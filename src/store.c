@@ -1,0 +1,553 @@
+/*
+ * store: opening and migrating the database, the statement cache, campaigns and the write
+ * side of import. Queries live in store_query.c; the scheduler's claims in store_sched.c.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "migrations.h"
+#include "store_int.h"
+#include "util.h"
+
+const char *const store_states[STORE_N_STATES] = {
+	"pending", "sending", "sent", "retrying", "deferred", "failed", "expired", "cancelled", "unknown",
+};
+
+/* Why a delivery was cancelled by a re-import; a recipient listed again brings these back. */
+#define REMOVED_REASON "recipient removed from the campaign"
+
+static const char q_campaign_get[] =
+	"SELECT " STORE_CAMPAIGN_COLS " FROM campaigns c WHERE c.key = ?1";
+static const char q_campaign_insert[] =
+	"INSERT INTO campaigns (key, name, channel, provider, timezone, start_date, anchor, "
+		"expire_after_ms, created_at_ms, updated_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)";
+static const char q_campaign_update[] =
+	"UPDATE campaigns SET name = ?2, channel = ?3, provider = ?4, timezone = ?5, "
+		"start_date = ?6, anchor = ?7, expire_after_ms = ?8, updated_at_ms = ?9 WHERE id = ?1 AND "
+		"(name, channel, provider, timezone, coalesce(start_date, ''), anchor, expire_after_ms) IS NOT "
+		"(?2, ?3, ?4, ?5, coalesce(?6, ''), ?7, ?8)";
+static const char q_step_get[] =
+	"SELECT day, time, message FROM steps WHERE campaign_id = ?1 AND position = ?2";
+static const char q_step_put[] =
+	"INSERT OR REPLACE INTO steps (campaign_id, position, day, time, message) "
+	                 "VALUES (?1, ?2, ?3, ?4, ?5)";
+static const char q_recipient_get[] =
+	"SELECT id, data, active FROM recipients WHERE campaign_id = ?1 AND rid = ?2";
+static const char q_recipient_insert[] =
+	"INSERT INTO recipients (campaign_id, rid, data) VALUES (?1, ?2, ?3)";
+static const char q_recipient_update[] =
+	"UPDATE recipients SET data = ?2, active = 1 WHERE id = ?1";
+static const char q_recipient_revive[] =
+	"UPDATE deliveries SET state = 'pending', last_error = NULL "
+		"WHERE recipient_id = ?1 AND state = 'cancelled' AND last_error = '" REMOVED_REASON "'";
+static const char q_seen_insert[] =
+	"INSERT INTO temp.import_seen (id) VALUES (?1)";
+static const char q_delivery_put[] =
+	"INSERT INTO deliveries (campaign_id, recipient_id, step, due_at_ms, next_at_ms, "
+		"expires_at_ms, msg_random) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) "
+		"ON CONFLICT (recipient_id, step) DO UPDATE SET due_at_ms = excluded.due_at_ms, "
+		"next_at_ms = excluded.next_at_ms, expires_at_ms = excluded.expires_at_ms, "
+		"state = 'pending', send_at_ms = NULL "
+		"WHERE state IN " STORE_WAITING " AND (due_at_ms, next_at_ms, expires_at_ms) IS NOT "
+		"(excluded.due_at_ms, excluded.next_at_ms, excluded.expires_at_ms)";
+
+sqlite3_stmt *
+store_stmt(struct store *s, enum store_sql id, const char *sql)
+{
+	sqlite3_stmt *st = s->stmt[id];
+
+	if (!st) {
+		if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s->stmt[id],
+		                       NULL) != SQLITE_OK)
+			return NULL;
+		return s->stmt[id];
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return st;
+}
+
+int
+store_fail(struct store *s, char **err, const char *what)
+{
+	return util_err(err, "%s: %s", what, sqlite3_errmsg(s->db));
+}
+
+int
+store_exec(struct store *s, const char *sql, char **err)
+{
+	char *msg = NULL;
+
+	if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+		util_err(err, "database: %s", msg ? msg : sqlite3_errmsg(s->db));
+		sqlite3_free(msg);
+		return -1;
+	}
+	return 0;
+}
+
+void
+store_col_copy(sqlite3_stmt *st, int col, char *dst, size_t size)
+{
+	const unsigned char *t = sqlite3_column_text(st, col);
+
+	snprintf(dst, size, "%s", t ? (const char *)t : "");
+}
+
+char *
+store_col_dup(sqlite3_stmt *st, int col)
+{
+	const unsigned char *t = sqlite3_column_text(st, col);
+
+	return t ? strdup((const char *)t) : NULL;
+}
+
+void
+store_campaign_from_row(sqlite3_stmt *st, int col, struct store_campaign *c)
+{
+	c->id = sqlite3_column_int64(st, col);
+	store_col_copy(st, col + 1, c->key, sizeof c->key);
+	store_col_copy(st, col + 2, c->name, sizeof c->name);
+	store_col_copy(st, col + 3, c->channel, sizeof c->channel);
+	store_col_copy(st, col + 4, c->provider, sizeof c->provider);
+	store_col_copy(st, col + 5, c->timezone, sizeof c->timezone);
+	store_col_copy(st, col + 6, c->start_date, sizeof c->start_date);
+	store_col_copy(st, col + 7, c->anchor, sizeof c->anchor);
+	c->expire_after_ms = sqlite3_column_int64(st, col + 8);
+	store_col_copy(st, col + 9, c->state, sizeof c->state);
+}
+
+int
+store_state_index(const char *state)
+{
+	int i;
+
+	for (i = 0; i < STORE_N_STATES; i++)
+		if (strcmp(store_states[i], state) == 0)
+			return i;
+	return -1;
+}
+
+/* Applies every embedded migration newer than the file, each in its own transaction. */
+static int
+store_migrate(struct store *s, char **err)
+{
+	int version = store_version(s), i;
+	char sql[64];
+
+	if (migrations_count > 0 && version > migrations[migrations_count - 1].version)
+		return util_err(err, "%s: schema version %d is newer than this herald knows (%d)", s->path,
+		                version, migrations[migrations_count - 1].version);
+	for (i = 0; i < migrations_count; i++) {
+		if (migrations[i].version <= version)
+			continue;
+		if (store_exec(s, "BEGIN IMMEDIATE", err) != 0)
+			return -1;
+		snprintf(sql, sizeof sql, "PRAGMA user_version = %d", migrations[i].version);
+		if (store_exec(s, migrations[i].sql, err) != 0 || store_exec(s, sql, err) != 0) {
+			store_rollback(s);
+			return -1;
+		}
+		if (store_exec(s, "COMMIT", err) != 0) {
+			store_rollback(s);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+struct store *
+store_open(const char *path, char **err)
+{
+	struct store *s = calloc(1, sizeof *s);
+
+	if (!s || !(s->path = strdup(path))) {
+		util_err(err, "out of memory");
+		goto fail;
+	}
+	if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
+	    SQLITE_OK) {
+		util_err(err, "%s: cannot open database: %s", path,
+		         s->db ? sqlite3_errmsg(s->db) : "out of memory");
+		goto fail;
+	}
+	sqlite3_busy_timeout(s->db, 10000);
+	sqlite3_extended_result_codes(s->db, 1);
+	/*
+	 * WAL lets `herald status` read while the scheduler writes. synchronous=FULL: a claim
+	 * ('sending') must survive even a power loss before its request leaves, or a restart could
+	 * send twice; the scheduler batches claims and results so the fsyncs stay few.
+	 */
+	if (store_exec(s, "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; "
+	                  "PRAGMA foreign_keys = ON; PRAGMA temp_store = FILE;", err) != 0)
+		goto fail;
+	if (store_migrate(s, err) != 0)
+		goto fail;
+	return s;
+fail:
+	store_close(s);
+	return NULL;
+}
+
+void
+store_close(struct store *s)
+{
+	int i;
+
+	if (!s)
+		return;
+	for (i = 0; i < SQL_COUNT; i++)
+		sqlite3_finalize(s->stmt[i]);
+	sqlite3_close(s->db);
+	free(s->path);
+	free(s);
+}
+
+int
+store_version(struct store *s)
+{
+	sqlite3_stmt *st;
+	int v = -1;
+
+	if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+const char *
+store_path(const struct store *s)
+{
+	return s->path;
+}
+
+const char *
+store_errmsg(struct store *s)
+{
+	return sqlite3_errmsg(s->db);
+}
+
+int
+store_begin(struct store *s, char **err)
+{
+	return store_exec(s, "BEGIN IMMEDIATE", err);
+}
+
+int
+store_commit(struct store *s, char **err)
+{
+	if (store_exec(s, "COMMIT", err) != 0) {
+		store_rollback(s);
+		return -1;
+	}
+	return 0;
+}
+
+void
+store_rollback(struct store *s)
+{
+	if (!sqlite3_get_autocommit(s->db))
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+int64_t
+store_data_version(struct store *s)
+{
+	sqlite3_stmt *st;
+	int64_t v = -1;
+
+	if (sqlite3_prepare_v2(s->db, "PRAGMA data_version", -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+/* ---- campaigns ------------------------------------------------------------------------- */
+
+int
+store_campaign_get(struct store *s, const char *key, struct store_campaign *out, char **err)
+{
+	sqlite3_stmt *st = store_stmt(s, SQL_CAMPAIGN_GET, q_campaign_get);
+	int rc;
+
+	if (!st)
+		return store_fail(s, err, "campaign lookup");
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		store_campaign_from_row(st, 0, out);
+		sqlite3_reset(st);
+		return 1;
+	}
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : store_fail(s, err, "campaign lookup");
+}
+
+static void
+bind_campaign(sqlite3_stmt *st, const struct store_campaign *c, int64_t now_ms)
+{
+	sqlite3_bind_text(st, 2, c->name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, c->channel, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, c->provider, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 5, c->timezone, -1, SQLITE_STATIC);
+	if (c->start_date[0])
+		sqlite3_bind_text(st, 6, c->start_date, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 7, c->anchor, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 8, c->expire_after_ms);
+	sqlite3_bind_int64(st, 9, now_ms);
+}
+
+int
+store_campaign_put(struct store *s, struct store_campaign *c, int64_t now_ms, int *changed,
+                   char **err)
+{
+	struct store_campaign old;
+	sqlite3_stmt *st;
+	int found = store_campaign_get(s, c->key, &old, err);
+
+	if (found < 0)
+		return -1;
+	if (!found) {
+		if (!(st = store_stmt(s, SQL_CAMPAIGN_INSERT, q_campaign_insert)))
+			return store_fail(s, err, "campaign insert");
+		sqlite3_bind_text(st, 1, c->key, -1, SQLITE_STATIC);
+		bind_campaign(st, c, now_ms);
+		if (sqlite3_step(st) != SQLITE_DONE)
+			return store_fail(s, err, "campaign insert");
+		c->id = sqlite3_last_insert_rowid(s->db);
+		snprintf(c->state, sizeof c->state, "active");
+		*changed = 1;
+		return 0;
+	}
+	c->id = old.id;
+	memcpy(c->state, old.state, sizeof c->state);
+	if (!(st = store_stmt(s, SQL_CAMPAIGN_UPDATE, q_campaign_update)))
+		return store_fail(s, err, "campaign update");
+	sqlite3_bind_int64(st, 1, c->id);
+	bind_campaign(st, c, now_ms);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		return store_fail(s, err, "campaign update");
+	*changed = sqlite3_changes(s->db) > 0;
+	return 0;
+}
+
+int64_t
+store_campaign_set_state(struct store *s, int64_t campaign_id, const char *state, char **err)
+{
+	sqlite3_stmt *st = NULL;
+	int64_t n = 0;
+
+	if (store_begin(s, err) != 0)
+		return -1;
+	if (sqlite3_prepare_v2(s->db, "UPDATE campaigns SET state = ?2 WHERE id = ?1", -1, &st,
+	                       NULL) != SQLITE_OK)
+		goto fail;
+	sqlite3_bind_int64(st, 1, campaign_id);
+	sqlite3_bind_text(st, 2, state, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		goto fail;
+	sqlite3_finalize(st);
+	st = NULL;
+	if (strcmp(state, "cancelled") == 0) {
+		if (sqlite3_prepare_v2(s->db,
+		                       "UPDATE deliveries SET state = 'cancelled', last_error = "
+		                       "'campaign cancelled' WHERE campaign_id = ?1 AND state IN " STORE_WAITING,
+		                       -1, &st, NULL) != SQLITE_OK)
+			goto fail;
+		sqlite3_bind_int64(st, 1, campaign_id);
+		if (sqlite3_step(st) != SQLITE_DONE)
+			goto fail;
+		n = sqlite3_changes(s->db);
+		sqlite3_finalize(st);
+		st = NULL;
+	}
+	if (store_commit(s, err) != 0)
+		return -1;
+	return n;
+fail:
+	store_fail(s, err, "campaign state");
+	sqlite3_finalize(st);
+	store_rollback(s);
+	return -1;
+}
+
+/* ---- import -------------------------------------------------------------------------- */
+
+int
+store_step_put(struct store *s, int64_t campaign_id, int position, int day, const char *time,
+               const char *message_json, int *changed, char **err)
+{
+	sqlite3_stmt *st = store_stmt(s, SQL_STEP_GET, q_step_get);
+	int rc;
+
+	if (!st)
+		return store_fail(s, err, "step lookup");
+	sqlite3_bind_int64(st, 1, campaign_id);
+	sqlite3_bind_int(st, 2, position);
+	rc = sqlite3_step(st);
+	*changed = !(rc == SQLITE_ROW && sqlite3_column_int(st, 0) == day &&
+	             strcmp((const char *)sqlite3_column_text(st, 1), time) == 0 &&
+	             strcmp((const char *)sqlite3_column_text(st, 2), message_json) == 0);
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return store_fail(s, err, "step lookup");
+	if (!*changed)
+		return 0;
+	if (!(st = store_stmt(s, SQL_STEP_PUT, q_step_put)))
+		return store_fail(s, err, "step write");
+	sqlite3_bind_int64(st, 1, campaign_id);
+	sqlite3_bind_int(st, 2, position);
+	sqlite3_bind_int(st, 3, day);
+	sqlite3_bind_text(st, 4, time, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 5, message_json, -1, SQLITE_STATIC);
+	return sqlite3_step(st) == SQLITE_DONE ? 0 : store_fail(s, err, "step write");
+}
+
+int
+store_steps_trim(struct store *s, int64_t campaign_id, int n_steps, char **err)
+{
+	sqlite3_stmt *st = NULL;
+	static const char *const sql[] = {
+		"UPDATE deliveries SET state = 'cancelled', last_error = 'step removed from the campaign' "
+		"WHERE campaign_id = ?1 AND step > ?2 AND state IN " STORE_WAITING,
+		"DELETE FROM steps WHERE campaign_id = ?1 AND position > ?2",
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof sql / sizeof sql[0]; i++) {
+		if (sqlite3_prepare_v2(s->db, sql[i], -1, &st, NULL) != SQLITE_OK)
+			return store_fail(s, err, "step trim");
+		sqlite3_bind_int64(st, 1, campaign_id);
+		sqlite3_bind_int(st, 2, n_steps);
+		if (sqlite3_step(st) != SQLITE_DONE) {
+			store_fail(s, err, "step trim");
+			sqlite3_finalize(st);
+			return -1;
+		}
+		sqlite3_finalize(st);
+	}
+	return 0;
+}
+
+int
+store_import_begin(struct store *s, char **err)
+{
+	/* The ids this import lists: finds duplicates in the input and, at the end, the removed. */
+	return store_exec(s, "CREATE TEMP TABLE IF NOT EXISTS import_seen (id INTEGER PRIMARY KEY); "
+	                     "DELETE FROM temp.import_seen;", err);
+}
+
+int
+store_recipient_put(struct store *s, int64_t campaign_id, const char *rid, const char *data_json,
+                    int64_t *out_id, char **err)
+{
+	sqlite3_stmt *st = store_stmt(s, SQL_RECIPIENT_GET, q_recipient_get);
+	int rc, found, same = 0, active = 1;
+
+	if (!st)
+		return store_fail(s, err, "recipient lookup");
+	sqlite3_bind_int64(st, 1, campaign_id);
+	sqlite3_bind_text(st, 2, rid, -1, SQLITE_STATIC);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		*out_id = sqlite3_column_int64(st, 0);
+		same = strcmp((const char *)sqlite3_column_text(st, 1), data_json) == 0;
+		active = sqlite3_column_int(st, 2);
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return store_fail(s, err, "recipient lookup");
+	if (!(found = rc == SQLITE_ROW)) {
+		if (!(st = store_stmt(s, SQL_RECIPIENT_INSERT, q_recipient_insert)))
+			return store_fail(s, err, "recipient insert");
+		sqlite3_bind_int64(st, 1, campaign_id);
+		sqlite3_bind_text(st, 2, rid, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, data_json, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) != SQLITE_DONE)
+			return store_fail(s, err, "recipient insert");
+		*out_id = sqlite3_last_insert_rowid(s->db);
+	}
+	if (!(st = store_stmt(s, SQL_SEEN_INSERT, q_seen_insert)))
+		return store_fail(s, err, "recipient bookkeeping");
+	sqlite3_bind_int64(st, 1, *out_id);
+	if ((rc = sqlite3_step(st)) == SQLITE_CONSTRAINT_PRIMARYKEY)
+		return STORE_PUT_DUPLICATE;
+	if (rc != SQLITE_DONE)
+		return store_fail(s, err, "recipient bookkeeping");
+	if (!found)
+		return STORE_PUT_NEW;
+	if (same && active)
+		return STORE_PUT_SAME;
+	if (!(st = store_stmt(s, SQL_RECIPIENT_UPDATE, q_recipient_update)))
+		return store_fail(s, err, "recipient update");
+	sqlite3_bind_int64(st, 1, *out_id);
+	sqlite3_bind_text(st, 2, data_json, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		return store_fail(s, err, "recipient update");
+	if (!active) {
+		if (!(st = store_stmt(s, SQL_RECIPIENT_REVIVE, q_recipient_revive)))
+			return store_fail(s, err, "recipient revive");
+		sqlite3_bind_int64(st, 1, *out_id);
+		if (sqlite3_step(st) != SQLITE_DONE)
+			return store_fail(s, err, "recipient revive");
+	}
+	return STORE_PUT_CHANGED;
+}
+
+int
+store_delivery_put(struct store *s, int64_t campaign_id, int64_t recipient_id, int step,
+                   int64_t due_at_ms, int64_t next_at_ms, int64_t expires_at_ms,
+                   uint32_t msg_random, int *changed, char **err)
+{
+	sqlite3_stmt *st = store_stmt(s, SQL_DELIVERY_PUT, q_delivery_put);
+
+	if (!st)
+		return store_fail(s, err, "delivery write");
+	sqlite3_bind_int64(st, 1, campaign_id);
+	sqlite3_bind_int64(st, 2, recipient_id);
+	sqlite3_bind_int(st, 3, step);
+	sqlite3_bind_int64(st, 4, due_at_ms);
+	sqlite3_bind_int64(st, 5, next_at_ms);
+	sqlite3_bind_int64(st, 6, expires_at_ms);
+	sqlite3_bind_int64(st, 7, (int64_t)msg_random);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		return store_fail(s, err, "delivery write");
+	*changed = sqlite3_changes(s->db) > 0;
+	return 0;
+}
+
+int64_t
+store_import_finish(struct store *s, int64_t campaign_id, char **err)
+{
+	static const char *const sql[] = {
+		"UPDATE deliveries SET state = 'cancelled', last_error = '" REMOVED_REASON "' "
+		"WHERE campaign_id = ?1 AND state IN " STORE_WAITING " AND recipient_id IN "
+		"(SELECT id FROM recipients WHERE campaign_id = ?1 AND active = 1 "
+		"AND id NOT IN (SELECT id FROM temp.import_seen))",
+		"UPDATE recipients SET active = 0 WHERE campaign_id = ?1 AND active = 1 "
+		"AND id NOT IN (SELECT id FROM temp.import_seen)",
+	};
+	sqlite3_stmt *st;
+	int64_t removed = 0;
+	size_t i;
+
+	for (i = 0; i < sizeof sql / sizeof sql[0]; i++) {
+		if (sqlite3_prepare_v2(s->db, sql[i], -1, &st, NULL) != SQLITE_OK)
+			return store_fail(s, err, "removing recipients");
+		sqlite3_bind_int64(st, 1, campaign_id);
+		if (sqlite3_step(st) != SQLITE_DONE) {
+			store_fail(s, err, "removing recipients");
+			sqlite3_finalize(st);
+			return -1;
+		}
+		removed = sqlite3_changes(s->db);
+		sqlite3_finalize(st);
+	}
+	if (store_exec(s, "DELETE FROM temp.import_seen", err) != 0)
+		return -1;
+	return removed;
+}

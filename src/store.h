@@ -1,0 +1,235 @@
+/*
+ * store: the only module that speaks SQL. It opens the SQLite file (WAL, busy_timeout,
+ * foreign keys), applies the embedded migrations, and offers the operations the commands
+ * and the scheduler need, each one short transaction or part of a caller's transaction.
+ * A store handle belongs to one thread at a time.
+ *
+ * Delivery states are the strings of SPEC §4; campaign states 'active', 'paused',
+ * 'cancelled' (and 'completed', derived, in status output).
+ */
+#ifndef HERALD_STORE_H
+#define HERALD_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct store;
+
+#define STORE_N_STATES 9
+/* The delivery states in SPEC order; counts arrays are indexed the same way. */
+extern const char *const store_states[STORE_N_STATES];
+/* Index of a delivery state name, or -1. */
+int store_state_index(const char *state);
+
+/* ---- open, migrate, transactions ---------------------------------------------------- */
+
+/* Opens (creating if needed) and migrates PATH. NULL with *err on failure. */
+struct store *store_open(const char *path, char **err);
+void store_close(struct store *s);  /* NULL ok */
+/* The schema version (PRAGMA user_version) after migration. */
+int store_version(struct store *s);
+/* The path the store was opened with. */
+const char *store_path(const struct store *s);
+/* The last SQLite error text for this handle (valid until the next call). */
+const char *store_errmsg(struct store *s);
+
+/* BEGIN IMMEDIATE / COMMIT / ROLLBACK. 0 / -1 with *err. */
+int store_begin(struct store *s, char **err);
+int store_commit(struct store *s, char **err);
+void store_rollback(struct store *s);
+/* A number that changes when another connection commits (PRAGMA data_version). */
+int64_t store_data_version(struct store *s);
+
+/* ---- campaigns ------------------------------------------------------------------------ */
+
+struct store_campaign {
+	int64_t id;
+	char key[256];
+	char name[512];
+	char channel[256];
+	char provider[32];
+	char timezone[64];
+	char start_date[16];            /* "" when absent */
+	char anchor[16];                /* start_date | enrollment */
+	int64_t expire_after_ms;
+	char state[16];                 /* active | paused | cancelled */
+};
+
+/* Looks a campaign up by key: 1 found, 0 not found, -1 error. */
+int store_campaign_get(struct store *s, const char *key, struct store_campaign *out, char **err);
+/* Inside a transaction: inserts a new campaign (out->id set) or updates the definition
+   fields of an existing one with the same key. *changed set to 1 if anything was written. */
+int store_campaign_put(struct store *s, struct store_campaign *c, int64_t now_ms, int *changed,
+                       char **err);
+/* pause / resume / cancel. cancel also cancels every delivery not yet sent or in flight.
+   Returns the number of deliveries changed, or -1. */
+int64_t store_campaign_set_state(struct store *s, int64_t campaign_id, const char *state,
+                                 char **err);
+
+/* ---- import (inside the caller's transaction) ------------------------------------------ */
+
+/* Replaces step `position` if different; *changed set to 1 if it was written. */
+int store_step_put(struct store *s, int64_t campaign_id, int position, int day, const char *time,
+                   const char *message_json, int *changed, char **err);
+/* Steps past n_steps are dropped; their unsent deliveries are cancelled. */
+int store_steps_trim(struct store *s, int64_t campaign_id, int n_steps, char **err);
+
+/* Starts an import's recipient pass (a temp table of the ids seen). */
+int store_import_begin(struct store *s, char **err);
+enum store_put {
+	STORE_PUT_NEW,        /* inserted */
+	STORE_PUT_CHANGED,    /* updated (data changed, or re-activated) */
+	STORE_PUT_SAME,       /* already there, unchanged */
+	STORE_PUT_DUPLICATE,  /* this import already listed the same id */
+};
+/* Upserts a recipient; *out_id is its row id. Returns an enum store_put, or -1. */
+int store_recipient_put(struct store *s, int64_t campaign_id, const char *rid, const char *data_json,
+                        int64_t *out_id, char **err);
+/* Inserts the (recipient, step) delivery, or reschedules it if it is still waiting (pending,
+   retrying, deferred) and its times changed. *changed set to 1 if written. */
+int store_delivery_put(struct store *s, int64_t campaign_id, int64_t recipient_id, int step,
+                       int64_t due_at_ms, int64_t next_at_ms, int64_t expires_at_ms,
+                       uint32_t msg_random, int *changed, char **err);
+/* Ends the recipient pass: recipients not seen become inactive and their unsent deliveries
+   cancelled. Returns how many recipients were removed, or -1. */
+int64_t store_import_finish(struct store *s, int64_t campaign_id, char **err);
+
+/* ---- queries -------------------------------------------------------------------------- */
+
+struct store_status {
+	struct store_campaign c;
+	int64_t counts[STORE_N_STATES];  /* indexed like store_states */
+	int64_t next_due_at_ms;          /* earliest due time of a waiting delivery, -1 = none */
+	char last_error[512];            /* "" when none */
+};
+/* Calls fn for every campaign (key NULL) or the one with KEY, ordered by key. fn returns 0 to
+   go on. Returns the number of campaigns visited, or -1. */
+int store_status(struct store *s, const char *key,
+                 int (*fn)(void *arg, const struct store_status *st), void *arg, char **err);
+
+struct store_delivery_row {
+	const char *recipient;
+	int step;
+	int64_t due_at_ms;
+	const char *state;
+	int attempts;
+	const char *last_error;          /* NULL when none */
+	const char *provider_message_id; /* NULL when none */
+	int64_t send_at_ms;              /* provider-scheduled send time asked for, -1 = none */
+};
+/* Deliveries of a campaign, ordered by due time then recipient; state NULL = all; limit <= 0 =
+   no limit. Row pointers are valid during the callback only. */
+int store_deliveries(struct store *s, int64_t campaign_id, const char *state, int64_t limit,
+                     int (*fn)(void *arg, const struct store_delivery_row *r), void *arg,
+                     char **err);
+
+struct store_attempt_row {
+	const char *recipient;
+	int step;
+	int64_t started_at_ms;
+	int64_t duration_ms;             /* -1 = unknown */
+	int http_status;                 /* 0 = no HTTP answer */
+	const char *provider_code;       /* NULL when none */
+	const char *provider_message;    /* NULL when none */
+	const char *outcome;
+};
+/* The attempt log of a campaign (optionally one recipient), oldest first. */
+int store_attempts(struct store *s, int64_t campaign_id, const char *recipient,
+                   int (*fn)(void *arg, const struct store_attempt_row *r), void *arg, char **err);
+
+/* herald retry: deliveries of the campaign in `state` go back to pending now, with a fresh
+   attempt budget and a fresh expiry. Returns how many, or -1. */
+int64_t store_retry(struct store *s, int64_t campaign_id, const char *state, int64_t now_ms,
+                    char **err);
+
+
+/* ---- the scheduler's side: runners, claims, results ------------------------------------ */
+
+/* A claimed delivery with everything needed to send it. Strings are owned by the job. */
+struct store_job {
+	int64_t delivery_id;
+	int64_t campaign_id;
+	int step;
+	int step_day;
+	char step_time[8];
+	int attempts;                    /* attempts made, this one included */
+	int64_t due_at_ms;
+	int64_t expires_at_ms;
+	int64_t send_at_ms;              /* admitted provider-scheduled send time, 0 = none */
+	uint32_t msg_random;
+	struct store_campaign campaign;
+	char *rid;                       /* the recipient id as the provider addresses it */
+	char *recipient_json;            /* the recipient record */
+	char *message_json;              /* the step's message, unrendered */
+};
+void store_jobs_free(struct store_job *jobs, size_t n);
+
+/* The per-account limit state the claim reads (see provider.h's struct provider_limit). */
+struct store_limit {
+	int64_t last_call_ms;
+	int64_t last_send_at_ms;
+	int reserved;
+};
+
+enum store_admit { STORE_ADMIT, STORE_DEFER, STORE_WAIT };
+
+/* What store_claim asks the scheduler while it holds the write lock. */
+struct store_claim_cb {
+	void *arg;
+	/* How many deliveries of campaign c may be claimed now (0 = none). */
+	int64_t (*capacity)(void *arg, const struct store_campaign *c);
+	/* The limit account a job counts against (e.g. SaiNiu userNick), or NULL. The string must
+	   stay valid until the next call. */
+	const char *(*account)(void *arg, const struct store_job *job);
+	/* Decides a limited job; sets *send_at_ms, and *defer_until_ms for STORE_DEFER. */
+	enum store_admit (*admit)(void *arg, const struct store_job *job, const struct store_limit *l,
+	                          int64_t now_ms, int64_t *send_at_ms, int64_t *defer_until_ms);
+};
+
+/*
+ * One short write transaction: expires what is past its expiry, then claims due deliveries of
+ * active campaigns (up to each campaign's capacity) for runner_id, marking them 'sending' and
+ * counting the attempt, and reserving limited accounts. On return *jobs (caller frees with
+ * store_jobs_free) holds the claimed ones. Returns 0 / -1 (nothing changed).
+ */
+int store_claim(struct store *s, int64_t runner_id, int64_t now_ms, const struct store_claim_cb *cb,
+                struct store_job **jobs, size_t *n_jobs, char **err);
+
+/* The earliest next_at_ms of a waiting delivery in an active campaign; INT64_MAX if none. */
+int store_next_due(struct store *s, int64_t *next_at_ms, char **err);
+
+/* The result of one attempt, recorded by store_record. */
+struct store_result {
+	int64_t delivery_id;
+	const char *state;               /* new delivery state: sent|retrying|deferred|failed|pending */
+	int64_t next_at_ms;              /* retrying, deferred, pending */
+	int64_t send_at_ms;              /* provider-scheduled send time, 0 = none */
+	int64_t started_at_ms;
+	int64_t duration_ms;
+	int http_status;                 /* 0 = no HTTP answer */
+	const char *code;                /* provider code, NULL = none */
+	const char *message;             /* provider message or network error, NULL = none */
+	const char *message_id;          /* provider message id, NULL = none */
+	const char *limit_provider;      /* non-NULL: the account reservation to settle */
+	const char *limit_account;
+};
+/* Records results in one transaction: updates each delivery still claimed by runner_id and
+   appends its attempt. Returns 0 / -1 (nothing recorded). */
+int store_record(struct store *s, int64_t runner_id, const struct store_result *r, size_t n,
+                 char **err);
+
+/* Registers a runner row; *id is its id. */
+int store_runner_add(struct store *s, int pid, int64_t now_ms, int64_t *id, char **err);
+int store_runner_heartbeat(struct store *s, int64_t id, int64_t now_ms, char **err);
+/* The ids of every registered runner (caller frees *ids). */
+int store_runner_list(struct store *s, int64_t **ids, size_t *n, char **err);
+/*
+ * Settles the deliveries a dead runner left 'sending' and removes its row: where the provider
+ * de-duplicates (dedups(provider) returns 1) they go back to pending, else they become
+ * 'unknown'; each gets an attempt row saying so. A reservation it held counts as a call made
+ * (the provider may have accepted it). Returns how many deliveries were settled, or -1.
+ */
+int64_t store_runner_reap(struct store *s, int64_t id, int (*dedups)(const char *provider),
+                          int64_t now_ms, char **err);
+
+#endif

@@ -1,0 +1,70 @@
+/*
+ * store_int: what the store's source files share and nobody else sees: the handle and its
+ * cache of prepared statements, held for the life of the handle so hot paths never re-parse SQL.
+ */
+#ifndef HERALD_STORE_INT_H
+#define HERALD_STORE_INT_H
+
+#include <sqlite3.h>
+
+#include "store.h"
+
+enum store_sql {
+	SQL_CAMPAIGN_GET,
+	SQL_CAMPAIGN_INSERT,
+	SQL_CAMPAIGN_UPDATE,
+	SQL_STEP_GET,
+	SQL_STEP_PUT,
+	SQL_RECIPIENT_GET,
+	SQL_RECIPIENT_INSERT,
+	SQL_RECIPIENT_UPDATE,
+	SQL_RECIPIENT_REVIVE,
+	SQL_SEEN_INSERT,
+	SQL_DELIVERY_PUT,
+	SQL_NEXT_DUE,
+	SQL_ACTIVE_CAMPAIGNS,
+	SQL_EXPIRE_DUE,
+	SQL_CLAIM_SELECT,
+	SQL_CLAIM_MARK,
+	SQL_DEFER_MARK,
+	SQL_WAIT_MARK,
+	SQL_LIMIT_GET,
+	SQL_LIMIT_RESERVE,
+	SQL_RECORD_UPDATE,
+	SQL_ATTEMPT_INSERT,
+	SQL_CAMPAIGN_ERROR,
+	SQL_LIMIT_SETTLE_OK,
+	SQL_LIMIT_RELEASE,
+	SQL_COUNT
+};
+
+struct store {
+	sqlite3 *db;
+	char *path;
+	sqlite3_stmt *stmt[SQL_COUNT];  /* prepared on first use, finalized by store_close */
+};
+
+/* The statement for id (whose text is sql), prepared on first use, else reset with bindings
+   cleared. NULL on error. */
+sqlite3_stmt *store_stmt(struct store *s, enum store_sql id, const char *sql);
+/* Sets *err to "what: <sqlite message>" and returns -1. */
+int store_fail(struct store *s, char **err, const char *what);
+/* Runs SQL with no result rows. 0 / -1 with *err. */
+int store_exec(struct store *s, const char *sql, char **err);
+/* Reads a campaign row from columns id, key, name, channel, provider, timezone, start_date,
+   anchor, expire_after_ms, state starting at column `col`. */
+void store_campaign_from_row(sqlite3_stmt *st, int col, struct store_campaign *c);
+/* Copies column text into a fixed buffer (empty for NULL). */
+void store_col_copy(sqlite3_stmt *st, int col, char *dst, size_t size);
+/* A new copy of column text, or NULL for NULL (or out of memory). */
+char *store_col_dup(sqlite3_stmt *st, int col);
+
+/* The columns store_campaign_from_row reads, for SELECT lists. */
+#define STORE_CAMPAIGN_COLS \
+	"c.id, c.key, c.name, c.channel, c.provider, c.timezone, c.start_date, c.anchor, " \
+	"c.expire_after_ms, c.state"
+
+/* The states a delivery waits in until the scheduler acts on it. */
+#define STORE_WAITING "('pending', 'retrying', 'deferred')"
+
+#endif

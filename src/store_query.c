@@ -1,0 +1,197 @@
+/*
+ * store_query: the read side the commands print (status, deliveries, attempts) and the
+ * operator's `retry`. Reads never scan a campaign's deliveries to count them: counts come from
+ * delivery_counts, kept by triggers, and the next due time from the ready index.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "store_int.h"
+#include "util.h"
+
+/* Fills counts, next due time and last error of one campaign. */
+static int
+status_detail(struct store *s, struct store_status *st, char **err)
+{
+	static const char *const counts_sql = "SELECT state, n FROM delivery_counts WHERE campaign_id = ?1";
+	/* The next time something goes: a deferral's send time, a retry's time, else the due time. */
+	static const char *const next_sql =
+		"SELECT CASE state WHEN 'deferred' THEN coalesce(send_at_ms, next_at_ms) "
+		"WHEN 'retrying' THEN next_at_ms ELSE max(due_at_ms, next_at_ms) END "
+		"FROM deliveries WHERE campaign_id = ?1 AND state IN " STORE_WAITING
+		" ORDER BY next_at_ms LIMIT 1";
+	sqlite3_stmt *q = NULL;
+	int rc = -1, i;
+
+	memset(st->counts, 0, sizeof st->counts);
+	st->next_due_at_ms = -1;
+	if (sqlite3_prepare_v2(s->db, counts_sql, -1, &q, NULL) != SQLITE_OK)
+		goto out;
+	sqlite3_bind_int64(q, 1, st->c.id);
+	while (sqlite3_step(q) == SQLITE_ROW)
+		if ((i = store_state_index((const char *)sqlite3_column_text(q, 0))) >= 0)
+			st->counts[i] = sqlite3_column_int64(q, 1);
+	sqlite3_finalize(q);
+	if (sqlite3_prepare_v2(s->db, next_sql, -1, &q, NULL) != SQLITE_OK)
+		goto out;
+	sqlite3_bind_int64(q, 1, st->c.id);
+	if (sqlite3_step(q) == SQLITE_ROW)
+		st->next_due_at_ms = sqlite3_column_int64(q, 0);
+	rc = 0;
+out:
+	if (rc)
+		store_fail(s, err, "status");
+	sqlite3_finalize(q);
+	return rc;
+}
+
+int
+store_status(struct store *s, const char *key,
+             int (*fn)(void *arg, const struct store_status *st), void *arg, char **err)
+{
+	const char *sql = key ? "SELECT " STORE_CAMPAIGN_COLS ", c.last_error FROM campaigns c "
+	                        "WHERE c.key = ?1"
+	                      : "SELECT " STORE_CAMPAIGN_COLS ", c.last_error FROM campaigns c "
+	                        "ORDER BY c.key";
+	struct store_status st;
+	sqlite3_stmt *q;
+	int n = 0, rc;
+
+	/* One read transaction, so the counts and the list agree with each other. */
+	if (store_exec(s, "BEGIN", err) != 0)
+		return -1;
+	if (sqlite3_prepare_v2(s->db, sql, -1, &q, NULL) != SQLITE_OK) {
+		store_fail(s, err, "status");
+		store_rollback(s);
+		return -1;
+	}
+	if (key)
+		sqlite3_bind_text(q, 1, key, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		memset(&st, 0, sizeof st);
+		store_campaign_from_row(q, 0, &st.c);
+		store_col_copy(q, 10, st.last_error, sizeof st.last_error);
+		if (status_detail(s, &st, err) != 0)
+			break;
+		n++;
+		if (fn(arg, &st) != 0) {
+			rc = SQLITE_DONE;
+			break;
+		}
+	}
+	if (rc != SQLITE_DONE) {
+		if (err && !*err)
+			store_fail(s, err, "status");
+		n = -1;
+	}
+	sqlite3_finalize(q);
+	store_rollback(s);
+	return n;
+}
+
+int
+store_deliveries(struct store *s, int64_t campaign_id, const char *state, int64_t limit,
+                 int (*fn)(void *arg, const struct store_delivery_row *r), void *arg, char **err)
+{
+	const char *sql =
+		"SELECT r.rid, d.step, d.due_at_ms, d.state, d.attempts, d.last_error, "
+		"d.provider_message_id, coalesce(d.send_at_ms, -1) FROM deliveries d "
+		"JOIN recipients r ON r.id = d.recipient_id "
+		"WHERE d.campaign_id = ?1 AND (?2 IS NULL OR d.state = ?2) "
+		"ORDER BY d.due_at_ms, d.id LIMIT ?3";
+	struct store_delivery_row r;
+	sqlite3_stmt *q;
+	int rc;
+
+	if (sqlite3_prepare_v2(s->db, sql, -1, &q, NULL) != SQLITE_OK)
+		return store_fail(s, err, "deliveries");
+	sqlite3_bind_int64(q, 1, campaign_id);
+	if (state)
+		sqlite3_bind_text(q, 2, state, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(q, 3, limit > 0 ? limit : -1);
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		r.recipient = (const char *)sqlite3_column_text(q, 0);
+		r.step = sqlite3_column_int(q, 1);
+		r.due_at_ms = sqlite3_column_int64(q, 2);
+		r.state = (const char *)sqlite3_column_text(q, 3);
+		r.attempts = sqlite3_column_int(q, 4);
+		r.last_error = (const char *)sqlite3_column_text(q, 5);
+		r.provider_message_id = (const char *)sqlite3_column_text(q, 6);
+		r.send_at_ms = sqlite3_column_int64(q, 7);
+		if (fn(arg, &r) != 0) {
+			rc = SQLITE_DONE;
+			break;
+		}
+	}
+	sqlite3_finalize(q);
+	return rc == SQLITE_DONE ? 0 : store_fail(s, err, "deliveries");
+}
+
+int
+store_attempts(struct store *s, int64_t campaign_id, const char *recipient,
+               int (*fn)(void *arg, const struct store_attempt_row *r), void *arg, char **err)
+{
+	const char *sql =
+		"SELECT r.rid, d.step, a.started_at_ms, coalesce(a.duration_ms, -1), "
+		"coalesce(a.http_status, 0), a.provider_code, a.provider_message, a.outcome "
+		"FROM attempts a JOIN deliveries d ON d.id = a.delivery_id "
+		"JOIN recipients r ON r.id = d.recipient_id "
+		"WHERE a.campaign_id = ?1 AND (?2 IS NULL OR r.rid = ?2) ORDER BY a.id";
+	struct store_attempt_row r;
+	sqlite3_stmt *q;
+	int rc;
+
+	if (sqlite3_prepare_v2(s->db, sql, -1, &q, NULL) != SQLITE_OK)
+		return store_fail(s, err, "attempts");
+	sqlite3_bind_int64(q, 1, campaign_id);
+	if (recipient)
+		sqlite3_bind_text(q, 2, recipient, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		r.recipient = (const char *)sqlite3_column_text(q, 0);
+		r.step = sqlite3_column_int(q, 1);
+		r.started_at_ms = sqlite3_column_int64(q, 2);
+		r.duration_ms = sqlite3_column_int64(q, 3);
+		r.http_status = sqlite3_column_int(q, 4);
+		r.provider_code = (const char *)sqlite3_column_text(q, 5);
+		r.provider_message = (const char *)sqlite3_column_text(q, 6);
+		r.outcome = (const char *)sqlite3_column_text(q, 7);
+		if (fn(arg, &r) != 0) {
+			rc = SQLITE_DONE;
+			break;
+		}
+	}
+	sqlite3_finalize(q);
+	return rc == SQLITE_DONE ? 0 : store_fail(s, err, "attempts");
+}
+
+int64_t
+store_retry(struct store *s, int64_t campaign_id, const char *state, int64_t now_ms, char **err)
+{
+	const char *sql =
+		"UPDATE deliveries SET state = 'pending', attempts = 0, last_error = NULL, "
+		"send_at_ms = NULL, next_at_ms = ?3, "
+		"expires_at_ms = max(expires_at_ms, ?3 + (SELECT expire_after_ms FROM campaigns WHERE id = ?1)) "
+		"WHERE campaign_id = ?1 AND state = ?2";
+	sqlite3_stmt *q;
+	int64_t n;
+
+	if (store_begin(s, err) != 0)
+		return -1;
+	if (sqlite3_prepare_v2(s->db, sql, -1, &q, NULL) != SQLITE_OK) {
+		store_fail(s, err, "retry");
+		store_rollback(s);
+		return -1;
+	}
+	sqlite3_bind_int64(q, 1, campaign_id);
+	sqlite3_bind_text(q, 2, state, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(q, 3, now_ms);
+	if (sqlite3_step(q) != SQLITE_DONE) {
+		store_fail(s, err, "retry");
+		sqlite3_finalize(q);
+		store_rollback(s);
+		return -1;
+	}
+	n = sqlite3_changes(s->db);
+	sqlite3_finalize(q);
+	return store_commit(s, err) == 0 ? n : -1;
+}

@@ -1,0 +1,565 @@
+/*
+ * store_sched: the scheduler's side of the store. A claim is one short write transaction
+ * that turns due rows into 'sending' rows owned by one runner; a result batch is another.
+ * Because both take SQLite's write lock (BEGIN IMMEDIATE), two runners can never claim the
+ * same row, and a row is 'sending' on disk before its request leaves.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store_int.h"
+#include "util.h"
+
+static const char q_active_campaigns[] =
+	"SELECT " STORE_CAMPAIGN_COLS " FROM campaigns c WHERE c.state = 'active' ORDER BY c.id";
+static const char q_next_due[] =
+	"SELECT min((SELECT min(d.next_at_ms) FROM deliveries d WHERE d.campaign_id = c.id "
+	"AND d.state IN " STORE_WAITING ")) FROM campaigns c WHERE c.state = 'active'";
+static const char q_expire_due[] =
+	"UPDATE deliveries SET state = 'expired', "
+	"last_error = 'expired: not sent within expire_after of its due time' "
+	"WHERE campaign_id = ?1 AND state IN " STORE_WAITING " AND next_at_ms <= ?2 "
+	"AND expires_at_ms <= ?2";
+static const char q_claim_select[] =
+	"SELECT d.id, d.step, s.day, s.time, d.attempts, d.due_at_ms, d.expires_at_ms, "
+	"coalesce(d.send_at_ms, 0), d.msg_random, r.rid, r.data, s.message FROM deliveries d "
+	"JOIN recipients r ON r.id = d.recipient_id "
+	"JOIN steps s ON s.campaign_id = d.campaign_id AND s.position = d.step "
+	"WHERE d.campaign_id = ?1 AND d.state IN " STORE_WAITING " AND d.next_at_ms <= ?2 "
+	"ORDER BY d.next_at_ms, d.id LIMIT ?3";
+static const char q_claim_mark[] =
+	"UPDATE deliveries SET state = 'sending', claimed_by = ?2, attempts = attempts + 1, "
+	"send_at_ms = nullif(?3, 0) WHERE id = ?1";
+static const char q_defer_mark[] =
+	"UPDATE deliveries SET state = 'deferred', next_at_ms = ?2, send_at_ms = ?3, "
+	"last_error = ?4 WHERE id = ?1";
+static const char q_wait_mark[] = "UPDATE deliveries SET next_at_ms = ?2 WHERE id = ?1";
+static const char q_limit_get[] =
+	"SELECT coalesce(last_call_ms, 0), coalesce(last_send_at_ms, 0), reserved_by IS NOT NULL "
+	"FROM account_limits WHERE provider = ?1 AND account = ?2";
+static const char q_limit_reserve[] =
+	"INSERT INTO account_limits (provider, account, reserved_by) VALUES (?1, ?2, ?3) "
+	"ON CONFLICT (provider, account) DO UPDATE SET reserved_by = excluded.reserved_by";
+static const char q_record_update[] =
+	"UPDATE deliveries SET state = ?2, next_at_ms = coalesce(?3, next_at_ms), "
+	"send_at_ms = coalesce(?4, send_at_ms), last_error = ?5, "
+	"provider_message_id = coalesce(?6, provider_message_id), claimed_by = NULL "
+	"WHERE id = ?1 AND state = 'sending' AND claimed_by = ?7";
+static const char q_attempt_insert[] =
+	"INSERT INTO attempts (campaign_id, delivery_id, started_at_ms, duration_ms, http_status, "
+	"provider_code, provider_message, outcome) "
+	"SELECT campaign_id, id, ?2, ?3, ?4, ?5, ?6, ?7 FROM deliveries WHERE id = ?1";
+static const char q_campaign_error[] =
+	"UPDATE campaigns SET last_error = ?2 WHERE id = (SELECT campaign_id FROM deliveries WHERE id = ?1)";
+static const char q_limit_settle_ok[] =
+	"UPDATE account_limits SET last_call_ms = ?3, last_send_at_ms = ?4, reserved_by = NULL "
+	"WHERE provider = ?1 AND account = ?2";
+static const char q_limit_release[] =
+	"UPDATE account_limits SET reserved_by = NULL WHERE provider = ?1 AND account = ?2";
+
+/* Frees what jobs [from, to) hold, not the array. */
+static void
+jobs_clear(struct store_job *jobs, size_t from, size_t to)
+{
+	size_t i;
+
+	for (i = from; jobs && i < to; i++) {
+		free(jobs[i].rid);
+		free(jobs[i].recipient_json);
+		free(jobs[i].message_json);
+	}
+}
+
+void
+store_jobs_free(struct store_job *jobs, size_t n)
+{
+	jobs_clear(jobs, 0, n);
+	free(jobs);
+}
+
+int
+store_next_due(struct store *s, int64_t *next_at_ms, char **err)
+{
+	sqlite3_stmt *st = store_stmt(s, SQL_NEXT_DUE, q_next_due);
+	int rc;
+
+	if (!st)
+		return store_fail(s, err, "next due");
+	rc = sqlite3_step(st);
+	*next_at_ms = rc == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL
+	                  ? sqlite3_column_int64(st, 0)
+	                  : INT64_MAX;
+	sqlite3_reset(st);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : store_fail(s, err, "next due");
+}
+
+/* Appends the due rows of one campaign to *jobs (growing it). */
+static int
+claim_select(struct store *s, const struct store_campaign *c, int64_t now_ms, int64_t cap,
+             struct store_job **jobs, size_t *n, size_t *alloc)
+{
+	sqlite3_stmt *st = store_stmt(s, SQL_CLAIM_SELECT, q_claim_select);
+	int rc;
+
+	if (!st)
+		return -1;
+	sqlite3_bind_int64(st, 1, c->id);
+	sqlite3_bind_int64(st, 2, now_ms);
+	sqlite3_bind_int64(st, 3, cap);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct store_job *j;
+
+		if (*n == *alloc) {
+			size_t na = *alloc ? *alloc * 2 : 64;
+			struct store_job *p = realloc(*jobs, na * sizeof *p);
+
+			if (!p)
+				break;
+			*jobs = p;
+			*alloc = na;
+		}
+		j = &(*jobs)[(*n)++];
+		memset(j, 0, sizeof *j);
+		j->delivery_id = sqlite3_column_int64(st, 0);
+		j->campaign_id = c->id;
+		j->step = sqlite3_column_int(st, 1);
+		j->step_day = sqlite3_column_int(st, 2);
+		store_col_copy(st, 3, j->step_time, sizeof j->step_time);
+		j->attempts = sqlite3_column_int(st, 4) + 1;
+		j->due_at_ms = sqlite3_column_int64(st, 5);
+		j->expires_at_ms = sqlite3_column_int64(st, 6);
+		j->send_at_ms = sqlite3_column_int64(st, 7);
+		j->msg_random = (uint32_t)sqlite3_column_int64(st, 8);
+		j->campaign = *c;
+		j->rid = store_col_dup(st, 9);
+		j->recipient_json = store_col_dup(st, 10);
+		j->message_json = store_col_dup(st, 11);
+		if (!j->rid || !j->recipient_json || !j->message_json) {
+			rc = SQLITE_NOMEM;
+			break;
+		}
+	}
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* Runs one cached write binding ?1 = a, ?2 = b, ?3 = c (if the statement has it), ?4 = text. */
+static int
+run_update(struct store *s, enum store_sql id, const char *sql, int64_t a, int64_t b, int64_t c,
+           const char *text)
+{
+	sqlite3_stmt *st = store_stmt(s, id, sql);
+
+	if (!st)
+		return -1;
+	sqlite3_bind_int64(st, 1, a);
+	sqlite3_bind_int64(st, 2, b);
+	if (sqlite3_bind_parameter_count(st) >= 3)
+		sqlite3_bind_int64(st, 3, c);
+	if (text)
+		sqlite3_bind_text(st, 4, text, -1, SQLITE_TRANSIENT);
+	return sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+}
+
+/* Decides a job with a limit account; returns 1 to claim it, 0 to leave it, -1 on error. */
+static int
+claim_limited(struct store *s, const struct store_claim_cb *cb, struct store_job *j,
+              const char *account, int64_t now_ms)
+{
+	struct store_limit lim = {0};
+	int64_t send_at = 0, defer_until = 0;
+	sqlite3_stmt *st = store_stmt(s, SQL_LIMIT_GET, q_limit_get);
+	char why[256], when[32];
+	int rc;
+
+	if (!st)
+		return -1;
+	sqlite3_bind_text(st, 1, j->campaign.provider, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, account, -1, SQLITE_STATIC);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		lim.last_call_ms = sqlite3_column_int64(st, 0);
+		lim.last_send_at_ms = sqlite3_column_int64(st, 1);
+		lim.reserved = sqlite3_column_int(st, 2);
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return -1;
+	switch (cb->admit(cb->arg, j, &lim, now_ms, &send_at, &defer_until)) {
+	case STORE_ADMIT:
+		j->send_at_ms = send_at;
+		if (!(st = store_stmt(s, SQL_LIMIT_RESERVE, q_limit_reserve)))
+			return -1;
+		sqlite3_bind_text(st, 1, j->campaign.provider, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, account, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 3, j->delivery_id);
+		return sqlite3_step(st) == SQLITE_DONE ? 1 : -1;
+	case STORE_DEFER:
+		snprintf(when, sizeof when, "%lld", (long long)send_at);
+		snprintf(why, sizeof why, "deferred by %s's per-account limit for %s: goes at %s ms",
+		         j->campaign.provider, account, when);
+		return run_update(s, SQL_DEFER_MARK, q_defer_mark, j->delivery_id, defer_until, send_at,
+		                  why) == 0 ? 0 : -1;
+	case STORE_WAIT:
+		/* Another call for this account is in flight; look again in a second. */
+		return run_update(s, SQL_WAIT_MARK, q_wait_mark, j->delivery_id, now_ms + 1000, 0,
+		                  NULL) == 0 ? 0 : -1;
+	}
+	return -1;
+}
+
+/* Marks the claimable jobs of one campaign 'sending', dropping the others from the array. */
+static int
+claim_mark(struct store *s, int64_t runner_id, const struct store_claim_cb *cb,
+           struct store_job *jobs, size_t first, size_t *n, int64_t now_ms)
+{
+	size_t i, kept = first;
+
+	for (i = first; i < *n; i++) {
+		struct store_job *j = &jobs[i];
+		const char *account = cb->account ? cb->account(cb->arg, j) : NULL;
+		int take = account ? claim_limited(s, cb, j, account, now_ms) : 1;
+
+		if (take < 0)
+			return -1;
+		if (take && run_update(s, SQL_CLAIM_MARK, q_claim_mark, j->delivery_id, runner_id,
+		                       j->send_at_ms, NULL) != 0)
+			return -1;
+		if (take) {
+			if (kept != i) {
+				struct store_job tmp = jobs[kept];
+
+				jobs[kept] = *j;
+				*j = tmp;
+			}
+			kept++;
+		}
+	}
+	jobs_clear(jobs, kept, *n);
+	*n = kept;
+	return 0;
+}
+
+int
+store_claim(struct store *s, int64_t runner_id, int64_t now_ms, const struct store_claim_cb *cb,
+            struct store_job **jobs, size_t *n_jobs, char **err)
+{
+	struct store_campaign *camps = NULL;
+	size_t n_camps = 0, alloc_camps = 0, alloc = 0, i;
+	sqlite3_stmt *st;
+	int rc;
+
+	*jobs = NULL;
+	*n_jobs = 0;
+	if (store_begin(s, err) != 0)
+		return -1;
+	if (!(st = store_stmt(s, SQL_ACTIVE_CAMPAIGNS, q_active_campaigns)))
+		goto fail;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (n_camps == alloc_camps) {
+			size_t na = alloc_camps ? alloc_camps * 2 : 16;
+			struct store_campaign *p = realloc(camps, na * sizeof *p);
+
+			if (!p)
+				goto fail;
+			camps = p;
+			alloc_camps = na;
+		}
+		store_campaign_from_row(st, 0, &camps[n_camps++]);
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		goto fail;
+	for (i = 0; i < n_camps; i++) {
+		int64_t cap = cb->capacity(cb->arg, &camps[i]);
+		size_t first = *n_jobs;
+
+		if (run_update(s, SQL_EXPIRE_DUE, q_expire_due, camps[i].id, now_ms, 0, NULL) != 0)
+			goto fail;
+		if (cap <= 0)
+			continue;
+		/* Read first, write after: updating rows a SELECT is walking is undefined in SQLite. */
+		if (claim_select(s, &camps[i], now_ms, cap, jobs, n_jobs, &alloc) != 0 ||
+		    claim_mark(s, runner_id, cb, *jobs, first, n_jobs, now_ms) != 0)
+			goto fail;
+	}
+	free(camps);
+	camps = NULL;
+	if (store_commit(s, err) != 0)
+		goto fail_committed;
+	return 0;
+fail:
+	store_fail(s, err, "claim");
+	store_rollback(s);
+fail_committed:
+	free(camps);
+	store_jobs_free(*jobs, *n_jobs);
+	*jobs = NULL;
+	*n_jobs = 0;
+	return -1;
+}
+
+/* The delivery's new last_error: the provider's words, or NULL once sent. */
+static void
+result_error(const struct store_result *r, char *out, size_t size)
+{
+	if (strcmp(r->state, "sent") == 0) {
+		out[0] = '\0';
+		return;
+	}
+	if (r->code && r->code[0])
+		snprintf(out, size, "%s: %s", r->code, r->message ? r->message : "");
+	else
+		snprintf(out, size, "%s", r->message ? r->message : "");
+}
+
+static int
+record_one(struct store *s, int64_t runner_id, const struct store_result *r)
+{
+	sqlite3_stmt *st = store_stmt(s, SQL_RECORD_UPDATE, q_record_update);
+	char err_text[600];
+	int sent = strcmp(r->state, "sent") == 0;
+
+	if (!st)
+		return -1;
+	result_error(r, err_text, sizeof err_text);
+	sqlite3_bind_int64(st, 1, r->delivery_id);
+	sqlite3_bind_text(st, 2, r->state, -1, SQLITE_STATIC);
+	if (r->next_at_ms)
+		sqlite3_bind_int64(st, 3, r->next_at_ms);
+	if (r->send_at_ms)
+		sqlite3_bind_int64(st, 4, r->send_at_ms);
+	if (err_text[0])
+		sqlite3_bind_text(st, 5, err_text, -1, SQLITE_STATIC);
+	if (r->message_id)
+		sqlite3_bind_text(st, 6, r->message_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 7, runner_id);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		return -1;
+	if (!(st = store_stmt(s, SQL_ATTEMPT_INSERT, q_attempt_insert)))
+		return -1;
+	sqlite3_bind_int64(st, 1, r->delivery_id);
+	sqlite3_bind_int64(st, 2, r->started_at_ms);
+	sqlite3_bind_int64(st, 3, r->duration_ms);
+	if (r->http_status)
+		sqlite3_bind_int(st, 4, r->http_status);
+	if (r->code && r->code[0])
+		sqlite3_bind_text(st, 5, r->code, -1, SQLITE_STATIC);
+	if (r->message)
+		sqlite3_bind_text(st, 6, r->message, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 7, strcmp(r->state, "pending") == 0 ? "requeued" : r->state, -1,
+	                  SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		return -1;
+	if (!sent && err_text[0]) {
+		if (!(st = store_stmt(s, SQL_CAMPAIGN_ERROR, q_campaign_error)))
+			return -1;
+		sqlite3_bind_int64(st, 1, r->delivery_id);
+		sqlite3_bind_text(st, 2, err_text, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) != SQLITE_DONE)
+			return -1;
+	}
+	if (!r->limit_account)
+		return 0;
+	st = sent ? store_stmt(s, SQL_LIMIT_SETTLE_OK, q_limit_settle_ok)
+	          : store_stmt(s, SQL_LIMIT_RELEASE, q_limit_release);
+	if (!st)
+		return -1;
+	sqlite3_bind_text(st, 1, r->limit_provider, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, r->limit_account, -1, SQLITE_STATIC);
+	if (sent) {
+		sqlite3_bind_int64(st, 3, r->started_at_ms);
+		sqlite3_bind_int64(st, 4, r->send_at_ms);
+	}
+	return sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+}
+
+int
+store_record(struct store *s, int64_t runner_id, const struct store_result *r, size_t n,
+             char **err)
+{
+	size_t i;
+
+	if (n == 0)
+		return 0;
+	if (store_begin(s, err) != 0)
+		return -1;
+	for (i = 0; i < n; i++) {
+		if (record_one(s, runner_id, &r[i]) != 0) {
+			store_fail(s, err, "recording results");
+			store_rollback(s);
+			return -1;
+		}
+	}
+	return store_commit(s, err);
+}
+
+/* ---- runners ------------------------------------------------------------------------- */
+
+int
+store_runner_add(struct store *s, int pid, int64_t now_ms, int64_t *id, char **err)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (sqlite3_prepare_v2(s->db, "INSERT INTO runners (pid, started_at_ms, heartbeat_ms) "
+	                              "VALUES (?1, ?2, ?2)", -1, &st, NULL) != SQLITE_OK)
+		return store_fail(s, err, "runner registration");
+	sqlite3_bind_int(st, 1, pid);
+	sqlite3_bind_int64(st, 2, now_ms);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return store_fail(s, err, "runner registration");
+	*id = sqlite3_last_insert_rowid(s->db);
+	return 0;
+}
+
+int
+store_runner_heartbeat(struct store *s, int64_t id, int64_t now_ms, char **err)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (sqlite3_prepare_v2(s->db, "UPDATE runners SET heartbeat_ms = ?2 WHERE id = ?1", -1, &st,
+	                       NULL) != SQLITE_OK)
+		return store_fail(s, err, "runner heartbeat");
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, now_ms);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : store_fail(s, err, "runner heartbeat");
+}
+
+int
+store_runner_list(struct store *s, int64_t **ids, size_t *n, char **err)
+{
+	sqlite3_stmt *st;
+	size_t alloc = 0;
+	int rc;
+
+	*ids = NULL;
+	*n = 0;
+	if (sqlite3_prepare_v2(s->db, "SELECT id FROM runners ORDER BY id", -1, &st, NULL) != SQLITE_OK)
+		return store_fail(s, err, "runner list");
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (*n == alloc) {
+			int64_t *p = realloc(*ids, (alloc = alloc ? alloc * 2 : 8) * sizeof *p);
+
+			if (!p) {
+				rc = SQLITE_NOMEM;
+				break;
+			}
+			*ids = p;
+		}
+		(*ids)[(*n)++] = sqlite3_column_int64(st, 0);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		free(*ids);
+		*ids = NULL;
+		*n = 0;
+		return store_fail(s, err, "runner list");
+	}
+	return 0;
+}
+
+/* Settles one in-flight delivery of a dead runner. */
+static int
+reap_one(struct store *s, int64_t delivery_id, int resend, int64_t now_ms)
+{
+	static const char *const resend_sql =
+		"UPDATE deliveries SET state = 'pending', next_at_ms = ?2, claimed_by = NULL WHERE id = ?1";
+	static const char *const unknown_sql =
+		"UPDATE deliveries SET state = 'unknown', claimed_by = NULL, last_error = "
+		"'herald stopped while the request was in flight: it may or may not have been sent' "
+		"WHERE id = ?1";
+	static const char *const attempt_sql =
+		"INSERT INTO attempts (campaign_id, delivery_id, started_at_ms, provider_message, outcome) "
+		"SELECT campaign_id, id, ?2, ?3, ?4 FROM deliveries WHERE id = ?1";
+	const char *msg = resend ? "herald stopped mid-request; resent, the provider de-duplicates it"
+	                         : "herald stopped mid-request; the outcome is unknown";
+	sqlite3_stmt *st;
+	int rc;
+
+	if (sqlite3_prepare_v2(s->db, resend ? resend_sql : unknown_sql, -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	sqlite3_bind_int64(st, 1, delivery_id);
+	if (resend)
+		sqlite3_bind_int64(st, 2, now_ms);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE ||
+	    sqlite3_prepare_v2(s->db, attempt_sql, -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	sqlite3_bind_int64(st, 1, delivery_id);
+	sqlite3_bind_int64(st, 2, now_ms);
+	sqlite3_bind_text(st, 3, msg, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, resend ? "requeued" : "unknown", -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+int64_t
+store_runner_reap(struct store *s, int64_t id, int (*dedups)(const char *provider), int64_t now_ms,
+                  char **err)
+{
+	/* A reservation the dead runner held may have been accepted: count it as a call. */
+	static const char *const limits_sql =
+		"UPDATE account_limits SET last_call_ms = ?2, last_send_at_ms = coalesce("
+		"(SELECT send_at_ms FROM deliveries WHERE id = reserved_by), last_send_at_ms), "
+		"reserved_by = NULL WHERE reserved_by IN "
+		"(SELECT id FROM deliveries WHERE claimed_by = ?1 AND state = 'sending')";
+	sqlite3_stmt *st = NULL;
+	int64_t n = 0, *ids = NULL;
+	int *resend = NULL;
+	size_t cnt = 0, alloc = 0, i;
+
+	if (store_begin(s, err) != 0)
+		return -1;
+	if (sqlite3_prepare_v2(s->db, limits_sql, -1, &st, NULL) != SQLITE_OK)
+		goto fail;
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, now_ms);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		goto fail;
+	sqlite3_finalize(st);
+	if (sqlite3_prepare_v2(s->db, "SELECT d.id, c.provider FROM deliveries d JOIN campaigns c ON "
+	                              "c.id = d.campaign_id WHERE d.claimed_by = ?1 AND d.state = 'sending'",
+	                       -1, &st, NULL) != SQLITE_OK)
+		goto fail;
+	sqlite3_bind_int64(st, 1, id);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		if (cnt == alloc) {
+			alloc = alloc ? alloc * 2 : 64;
+			if (!(ids = realloc(ids, alloc * sizeof *ids)) ||
+			    !(resend = realloc(resend, alloc * sizeof *resend)))
+				goto fail;
+		}
+		ids[cnt] = sqlite3_column_int64(st, 0);
+		resend[cnt++] = dedups((const char *)sqlite3_column_text(st, 1));
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	for (i = 0; i < cnt; i++, n++)
+		if (reap_one(s, ids[i], resend[i], now_ms) != 0)
+			goto fail;
+	if (sqlite3_prepare_v2(s->db, "DELETE FROM runners WHERE id = ?1", -1, &st, NULL) != SQLITE_OK)
+		goto fail;
+	sqlite3_bind_int64(st, 1, id);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		goto fail;
+	sqlite3_finalize(st);
+	free(ids);
+	free(resend);
+	return store_commit(s, err) == 0 ? n : -1;
+fail:
+	store_fail(s, err, "reaping a stopped runner");
+	sqlite3_finalize(st);
+	store_rollback(s);
+	free(ids);
+	free(resend);
+	return -1;
+}
