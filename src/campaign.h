@@ -1,0 +1,75 @@
+/*
+ * campaign: a campaign definition file (SPEC §3): parsing, validation with JSON paths, and
+ * the per-recipient checks (shape, anchor date, placeholders, rendered limits). It writes
+ * nothing; import.c streams the recipients through it into the store.
+ */
+#ifndef HERALD_CAMPAIGN_H
+#define HERALD_CAMPAIGN_H
+
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#include "config.h"
+#include "store.h"
+#include "tz.h"
+
+/* Receives each problem found, already formatted with file and location. */
+typedef void campaign_problem_fn(void *arg, const char *msg);
+
+struct campaign_step {
+	int day;                      /* >= 1 */
+	int minutes;                  /* minutes after local midnight */
+	char time[6];                 /* "HH:mm" */
+	const cJSON *message;         /* borrowed from the definition's tree */
+	char *message_json;           /* compact JSON of message (owned) */
+	int has_placeholders;         /* 1 if rendering can change it */
+};
+
+struct campaign_def {
+	cJSON *root;                  /* the parsed file; owns what is borrowed below */
+	char *path;                   /* the definition file, for messages ("-" = stdin) */
+	struct store_campaign row;    /* key, name, channel, provider, timezone, dates, expiry */
+	const struct channel *channel;
+	struct tz *tz;
+	int32_t start_day;            /* days since epoch of start_date, when given */
+	struct campaign_step *steps;  /* n_steps of them, in definition order */
+	int n_steps;
+	const cJSON *recipients;      /* inline recipients array, or NULL */
+	char *recipients_file;        /* resolved path, or NULL */
+};
+
+/* How campaign_parse ended. The values are the exit codes of SPEC §1. */
+enum campaign_rc {
+	CAMPAIGN_OK = 0,
+	CAMPAIGN_INVALID = 65,        /* problems were reported */
+	CAMPAIGN_NOINPUT = 66,
+	CAMPAIGN_CONFIG = 78,
+	CAMPAIGN_ERROR = 1,
+};
+
+/*
+ * Parses and validates the definition in text (len bytes) read from path. Every problem
+ * goes to problem(); the return says how it ended. On CAMPAIGN_OK def is filled and must be
+ * freed with campaign_def_free (which is also safe after a failure).
+ */
+enum campaign_rc campaign_parse(const char *path, const char *text, size_t len,
+                                const struct config *cfg, struct campaign_def *def,
+                                campaign_problem_fn *problem, void *arg);
+void campaign_def_free(struct campaign_def *def);
+
+/* What campaign_recipient learns about a valid recipient. */
+struct campaign_recipient {
+	const char *rid;              /* borrowed from the record */
+	int32_t anchor_day;           /* the recipient's day 1 */
+};
+
+/*
+ * Checks one recipient record (inline or from a file): its shape for the provider, its vars,
+ * its anchor date, and that every step renders (no placeholder without a value) within the
+ * provider's limits. 0 / -1 with *err (caller frees) saying what, without the location.
+ */
+int campaign_recipient(const struct campaign_def *def, const cJSON *rec,
+                       struct campaign_recipient *out, char **err);
+
+#endif

@@ -1,0 +1,445 @@
+/*
+ * cli: argv to a command, and the commands that change things (import, pause, resume,
+ * cancel, retry, run, migrate). The ones that print campaign data are in cli_show.c.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "clock.h"
+#include "config.h"
+#include "import.h"
+#include "log.h"
+#include "scheduler.h"
+#include "sop.h"
+#include "store.h"
+
+struct cmd_entry {
+	const char *name;
+	int (*exec)(const struct cli_env *env);
+	const char *usage;            /* after "herald " */
+	const char *help;             /* what it does, for --help */
+};
+
+void
+cli_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("herald: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+int
+cli_parse(const struct cli_env *env, const char *const *opts, const char **vals, const char **pos,
+          int min_pos, int max_pos, const char *usage)
+{
+	int i, n_pos = 0, k;
+
+	for (i = 0; i < env->argc; i++) {
+		const char *a = env->argv[i];
+
+		if (a[0] != '-' || strcmp(a, "-") == 0) {
+			if (n_pos == max_pos) {
+				cli_error("unexpected argument \"%s\"\nusage: herald %s", a, usage);
+				return EXIT_USAGE;
+			}
+			pos[n_pos++] = a;
+			continue;
+		}
+		for (k = 0; opts[k]; k++) {
+			size_t len = strlen(opts[k]);
+
+			if (opts[k][len - 1] == '=') {
+				if (strncmp(a, opts[k], len) == 0) {
+					vals[k] = a + len;
+					break;
+				}
+				if (strncmp(a, opts[k], len - 1) == 0 && a[len - 1] == '\0') {
+					if (i + 1 == env->argc) {
+						cli_error("%.*s needs a value\nusage: herald %s", (int)len - 1, a, usage);
+						return EXIT_USAGE;
+					}
+					vals[k] = env->argv[++i];
+					break;
+				}
+			} else if (strcmp(a, opts[k]) == 0) {
+				vals[k] = "1";
+				break;
+			}
+		}
+		if (!opts[k]) {
+			cli_error("unknown option \"%s\"\nusage: herald %s", a, usage);
+			return EXIT_USAGE;
+		}
+	}
+	if (n_pos < min_pos) {
+		cli_error("missing argument\nusage: herald %s", usage);
+		return EXIT_USAGE;
+	}
+	return 0;
+}
+
+struct store *
+cli_open_store(const struct cli_env *env)
+{
+	char *err = NULL;
+	struct store *s = store_open(env->db_path, &err);
+
+	if (!s) {
+		cli_error("%s", err ? err : "cannot open the database");
+		free(err);
+	}
+	return s;
+}
+
+/* Loads the channels file; prints the error and sets *rc (78) on failure. */
+static struct config *
+load_config(const struct cli_env *env, int *rc)
+{
+	char *err = NULL;
+	int missing;
+	struct config *c = config_load(env->config_path, &missing, &err);
+
+	if (!c) {
+		cli_error("%s%s", err ? err : "cannot read the configuration",
+		          missing ? " (set --config or $HERALD_CONFIG)" : "");
+		free(err);
+		*rc = EXIT_CONFIG;
+	}
+	return c;
+}
+
+static void
+print_problem(void *arg, const char *msg)
+{
+	(void)arg;
+	fprintf(stderr, "herald: %s\n", msg);
+}
+
+static void
+print_import_summary(const struct import_summary *s, int dry_run)
+{
+	char first[40] = "-", last[40] = "-";
+	struct tz *z = tz_load(s->timezone, NULL);
+
+	if (s->first_due_ms >= 0) {
+		sop_format_instant(s->first_due_ms, z ? tz_offset_at(z, s->first_due_ms) : 0, first);
+		sop_format_instant(s->last_due_ms, z ? tz_offset_at(z, s->last_due_ms) : 0, last);
+	}
+	tz_free(z);
+	printf("%s%s\n", dry_run ? "dry run, nothing written: " : "", s->key);
+	printf("  recipients:  %lld (new %lld, changed %lld, removed %lld)\n", (long long)s->recipients,
+	       (long long)s->recipients_new, (long long)s->recipients_changed,
+	       (long long)s->recipients_removed);
+	printf("  deliveries:  %lld scheduled, %lld %s\n", (long long)s->deliveries,
+	       (long long)s->deliveries_written, dry_run ? "would be written" : "written");
+	printf("  first send:  %s\n  last send:   %s\n", first, last);
+	if (!s->changed)
+		printf("  unchanged\n");
+}
+
+static int
+cmd_import(const struct cli_env *env)
+{
+	static const char *const opts[] = {"--dry-run", NULL};
+	const char *vals[1] = {NULL}, *pos[1];
+	struct import_opts io = {0};
+	struct import_summary sum;
+	struct config *cfg;
+	struct store *s;
+	int rc;
+
+	if ((rc = cli_parse(env, opts, vals, pos, 1, 1, "import FILE [--dry-run]")) != 0)
+		return rc;
+	io.dry_run = vals[0] != NULL;
+	io.progress = isatty(STDERR_FILENO);
+	if (!(cfg = load_config(env, &rc)))
+		return rc;
+	/* A dry run writes nothing, not even a new database file: it works on a scratch copy. */
+	s = cli_open_store(&(struct cli_env){
+		io.dry_run && access(env->db_path, F_OK) != 0 ? ":memory:" : env->db_path,
+		env->config_path, 0, NULL});
+	if (!s) {
+		config_free(cfg);
+		return 1;
+	}
+	rc = (int)import_run(s, cfg, pos[0], &io, clock_now_ms(), print_problem, NULL, &sum);
+	if (rc == 0)
+		print_import_summary(&sum, io.dry_run);
+	else if (rc == EXIT_DATAERR)
+		cli_error("%s: invalid, nothing was written", pos[0]);
+	store_close(s);
+	config_free(cfg);
+	return rc;
+}
+
+/* Finds KEY or prints that it is unknown (65). */
+static int
+find_campaign(struct store *s, const char *key, struct store_campaign *c)
+{
+	char *err = NULL;
+	int found = store_campaign_get(s, key, c, &err);
+
+	if (found < 0) {
+		cli_error("%s", err);
+		free(err);
+		return 1;
+	}
+	if (!found) {
+		cli_error("no campaign with key \"%s\"", key);
+		return EXIT_DATAERR;
+	}
+	return 0;
+}
+
+/* pause, resume, cancel. */
+static int
+set_state(const struct cli_env *env, const char *state, const char *usage)
+{
+	static const char *const opts[] = {NULL};
+	const char *pos[1];
+	struct store_campaign c;
+	struct store *s;
+	char *err = NULL;
+	int64_t n;
+	int rc;
+
+	if ((rc = cli_parse(env, opts, NULL, pos, 1, 1, usage)) != 0)
+		return rc;
+	if (!(s = cli_open_store(env)))
+		return 1;
+	if ((rc = find_campaign(s, pos[0], &c)) != 0)
+		goto out;
+	if (strcmp(c.state, "cancelled") == 0 && strcmp(state, "cancelled") != 0) {
+		cli_error("campaign \"%s\" is cancelled; it cannot be paused or resumed", c.key);
+		rc = EXIT_DATAERR;
+		goto out;
+	}
+	if ((n = store_campaign_set_state(s, c.id, state, &err)) < 0) {
+		cli_error("%s", err);
+		rc = 1;
+		goto out;
+	}
+	if (strcmp(state, "cancelled") == 0)
+		printf("%s: cancelled (%lld deliveries cancelled)\n", c.key, (long long)n);
+	else
+		printf("%s: %s\n", c.key, state);
+out:
+	free(err);
+	store_close(s);
+	return rc;
+}
+
+static int
+cmd_pause(const struct cli_env *env)
+{
+	return set_state(env, "paused", "pause KEY");
+}
+
+static int
+cmd_resume(const struct cli_env *env)
+{
+	return set_state(env, "active", "resume KEY");
+}
+
+static int
+cmd_cancel(const struct cli_env *env)
+{
+	return set_state(env, "cancelled", "cancel KEY");
+}
+
+static int
+cmd_retry(const struct cli_env *env)
+{
+	static const char *const opts[] = {"--state=", NULL};
+	const char *vals[1] = {NULL}, *pos[1], *state;
+	struct store_campaign c;
+	struct store *s;
+	char *err = NULL;
+	int64_t n;
+	int rc;
+
+	if ((rc = cli_parse(env, opts, vals, pos, 1, 1, "retry KEY [--state failed|unknown|expired]")))
+		return rc;
+	state = vals[0] ? vals[0] : "failed";
+	if (strcmp(state, "failed") && strcmp(state, "unknown") && strcmp(state, "expired")) {
+		cli_error("--state must be failed, unknown or expired");
+		return EXIT_USAGE;
+	}
+	if (!(s = cli_open_store(env)))
+		return 1;
+	if ((rc = find_campaign(s, pos[0], &c)) == 0) {
+		if ((n = store_retry(s, c.id, state, clock_now_ms(), &err)) < 0) {
+			cli_error("%s", err);
+			rc = 1;
+		} else {
+			printf("%s: %lld %s deliveries back to pending\n", c.key, (long long)n, state);
+		}
+	}
+	free(err);
+	store_close(s);
+	return rc;
+}
+
+static int
+cmd_migrate(const struct cli_env *env)
+{
+	static const char *const opts[] = {NULL};
+	struct store *s;
+	int rc;
+
+	if ((rc = cli_parse(env, opts, NULL, NULL, 0, 0, "migrate")) != 0)
+		return rc;
+	if (!(s = cli_open_store(env)))
+		return 1;
+	printf("%s: schema version %d\n", env->db_path, store_version(s));
+	store_close(s);
+	return 0;
+}
+
+static int
+cmd_run(const struct cli_env *env)
+{
+	static const char *const opts[] = {"--once", "--now=", "--log-format=", "--verbose", NULL};
+	const char *vals[4] = {NULL};
+	struct scheduler_opts so = {0};
+	struct config *cfg;
+	int rc;
+
+	if ((rc = cli_parse(env, opts, vals, NULL, 0, 0,
+	                    "run [--once] [--now TIME] [--log-format text|json] [--verbose]")) != 0)
+		return rc;
+	so.once = vals[0] != NULL;
+	if (vals[1] && (!so.once || sop_parse_instant(vals[1], &so.now_ms) != 0)) {
+		cli_error(so.once ? "--now: \"%s\" is not an ISO 8601 time with offset or epoch ms"
+		                  : "--now works only with --once", vals[1]);
+		return EXIT_USAGE;
+	}
+	if (vals[2] && strcmp(vals[2], "text") != 0 && strcmp(vals[2], "json") != 0) {
+		cli_error("--log-format must be text or json");
+		return EXIT_USAGE;
+	}
+	log_init(vals[2] && strcmp(vals[2], "json") == 0 ? LOG_JSON : LOG_TEXT,
+	         vals[3] ? LOG_DEBUG : LOG_INFO);
+	if (!(cfg = load_config(env, &rc)))
+		return rc;
+	so.db_path = env->db_path;
+	so.config_path = env->config_path;
+	rc = scheduler_run(cfg, &so);
+	return rc;
+}
+
+static const struct cmd_entry cmd_table[] = {
+	{"import", cmd_import, "import FILE [--dry-run]",
+	 "Validate a campaign definition (FILE, or - for stdin) and upsert it. Nothing is written\n"
+	 "unless all of it is valid. --dry-run validates and prints the summary only."},
+	{"status", cli_status, "status [KEY] [--json]",
+	 "Every campaign, or one: state, deliveries per state, next send time, latest error."},
+	{"deliveries", cli_deliveries, "deliveries KEY [--state STATE] [--limit N] [--json]",
+	 "The deliveries of a campaign: recipient, step, due time, state, attempts, last error,\n"
+	 "provider message id."},
+	{"attempts", cli_attempts, "attempts KEY [--recipient ID] [--json]",
+	 "The attempt log: when, how long, HTTP status, provider code and message, outcome."},
+	{"pause", cmd_pause, "pause KEY", "Stop dispatching the campaign; everything is kept."},
+	{"resume", cmd_resume, "resume KEY", "Continue a paused campaign."},
+	{"cancel", cmd_cancel, "cancel KEY", "Cancel every delivery of the campaign not yet sent."},
+	{"retry", cmd_retry, "retry KEY [--state failed|unknown|expired]",
+	 "Put the campaign's deliveries in that state (default failed) back to pending."},
+	{"run", cmd_run, "run [--once] [--now TIME] [--log-format text|json] [--verbose]",
+	 "The scheduler. Runs until SIGINT/SIGTERM; SIGHUP reloads the channels file.\n"
+	 "--once: dispatch everything due, wait for every result, exit.\n"
+	 "--now TIME (with --once): act as if the clock read TIME (ISO 8601 with offset, or epoch ms)."},
+	{"migrate", cmd_migrate, "migrate", "Bring the database to the current schema; print its version."},
+};
+
+static void
+usage(FILE *out)
+{
+	size_t i;
+
+	fprintf(out, "usage: herald [--db PATH] [--config PATH] COMMAND [OPTIONS]\n\n"
+	             "Herald schedules private-domain customer messaging campaigns and sends them\n"
+	             "through their providers.\n\ncommands:\n");
+	for (i = 0; i < sizeof cmd_table / sizeof cmd_table[0]; i++)
+		fprintf(out, "  herald %s\n", cmd_table[i].usage);
+	fprintf(out, "\n  --db PATH      the SQLite file (default $HERALD_DB, else ./herald.db)\n"
+	             "  --config PATH  the channels file (default $HERALD_CONFIG, else ./herald.json)\n"
+	             "  --version      print the version\n\n"
+	             "Run 'herald COMMAND --help' for a command's details.\n");
+}
+
+/* Takes --db/--config out of argv wherever they stand; returns the remaining count. */
+static int
+global_options(int argc, char **argv, struct cli_env *env, int *rc)
+{
+	int i, n = 0;
+
+	for (i = 0; i < argc; i++) {
+		const char **dst = strcmp(argv[i], "--db") == 0 ? &env->db_path
+		                 : strcmp(argv[i], "--config") == 0 ? &env->config_path : NULL;
+
+		if (strncmp(argv[i], "--db=", 5) == 0)
+			env->db_path = argv[i] + 5;
+		else if (strncmp(argv[i], "--config=", 9) == 0)
+			env->config_path = argv[i] + 9;
+		else if (dst && i + 1 < argc)
+			*dst = argv[++i];
+		else if (dst) {
+			cli_error("%s needs a value", argv[i]);
+			*rc = EXIT_USAGE;
+			return -1;
+		} else
+			argv[n++] = argv[i];
+	}
+	return n;
+}
+
+int
+cli_main(int argc, char **argv)
+{
+	struct cli_env env = {0};
+	int rc = 0, n, i;
+	size_t k;
+
+	env.db_path = getenv("HERALD_DB") && *getenv("HERALD_DB") ? getenv("HERALD_DB") : "./herald.db";
+	env.config_path = getenv("HERALD_CONFIG") && *getenv("HERALD_CONFIG") ? getenv("HERALD_CONFIG")
+	                                                                         : "./herald.json";
+	if ((n = global_options(argc - 1, argv + 1, &env, &rc)) < 0)
+		return rc;
+	if (n == 0) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
+		printf("herald %s\n", HERALD_VERSION);
+		return 0;
+	}
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+		usage(stdout);
+		return 0;
+	}
+	for (k = 0; k < sizeof cmd_table / sizeof cmd_table[0]; k++)
+		if (strcmp(cmd_table[k].name, argv[1]) == 0)
+			break;
+	if (k == sizeof cmd_table / sizeof cmd_table[0]) {
+		cli_error("unknown command \"%s\"", argv[1]);
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	for (i = 2; i < n + 1; i++)
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+			printf("usage: herald %s\n\n%s\n", cmd_table[k].usage, cmd_table[k].help);
+			return 0;
+		}
+	env.argc = n - 1;
+	env.argv = argv + 2;
+	return cmd_table[k].exec(&env);
+}

@@ -1,0 +1,42 @@
+/*
+ * cli: the command line. One table entry per command (SPEC §1); each command parses its own
+ * options, opens what it needs, prints, and returns a BSD sysexits code.
+ */
+#ifndef HERALD_CLI_H
+#define HERALD_CLI_H
+
+#define EXIT_USAGE 64
+#define EXIT_DATAERR 65
+#define EXIT_NOINPUT 66
+#define EXIT_CONFIG 78
+
+/* What every command is given. */
+struct cli_env {
+	const char *db_path;          /* --db, $HERALD_DB, ./herald.db */
+	const char *config_path;      /* --config, $HERALD_CONFIG, ./herald.json */
+	int argc;                     /* the command's own arguments, after its name */
+	char **argv;
+};
+
+/* Runs herald with argv; returns the process exit status. */
+int cli_main(int argc, char **argv);
+
+/* The commands that print campaign data (cli_show.c). */
+int cli_status(const struct cli_env *env);
+int cli_deliveries(const struct cli_env *env);
+int cli_attempts(const struct cli_env *env);
+
+/* Helpers the command files share. */
+struct store;
+struct config;
+/* Opens the database, printing the error; NULL on failure. */
+struct store *cli_open_store(const struct cli_env *env);
+/* Prints "herald: <msg>" to stderr. */
+void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Parses the command's options against a NULL-terminated list of flags ("--json") and
+   valued options ("--state="), storing values in vals[i] (flags get "1"); positional
+   arguments go to pos[] (at most max_pos). Returns 0, or EXIT_USAGE after printing why. */
+int cli_parse(const struct cli_env *env, const char *const *opts, const char **vals,
+              const char **pos, int min_pos, int max_pos, const char *usage);
+
+#endif

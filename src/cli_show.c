@@ -1,0 +1,370 @@
+/*
+ * cli_show: `status`, `deliveries` and `attempts`, as aligned tables for people or as the
+ * JSON of SPEC §1 for scripts. Times print in the campaign's own time zone, with the offset.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "cli.h"
+#include "sop.h"
+#include "store.h"
+#include "table.h"
+#include "tz.h"
+#include "util.h"
+
+/* What the callbacks share: output mode, the campaign's zone, the table or JSON array. */
+struct show {
+	int json;
+	struct tz *zone;             /* the current campaign's zone (owned), NULL = UTC */
+	struct table *table;
+	cJSON *array;                /* borrowed from root */
+	cJSON *root;
+};
+
+static void
+fmt_time(const struct show *sh, int64_t ms, char out[40])
+{
+	if (ms < 0) {
+		snprintf(out, 40, "-");
+		return;
+	}
+	sop_format_instant(ms, sh->zone ? tz_offset_at(sh->zone, ms) : 0, out);
+}
+
+/* A JSON time: ISO 8601 with offset, or null. */
+static void
+add_time(const struct show *sh, cJSON *o, const char *name, int64_t ms)
+{
+	char buf[40];
+
+	if (ms < 0) {
+		cJSON_AddNullToObject(o, name);
+		return;
+	}
+	fmt_time(sh, ms, buf);
+	cJSON_AddStringToObject(o, name, buf);
+}
+
+static void
+add_str_or_null(cJSON *o, const char *name, const char *v)
+{
+	if (v && v[0])
+		cJSON_AddStringToObject(o, name, v);
+	else
+		cJSON_AddNullToObject(o, name);
+}
+
+/* Starts the output: a table with these headers, or {"<key>": []}. */
+static int
+show_begin(struct show *sh, const char *key, int n_cols, const char *const *headers)
+{
+	if (sh->json) {
+		sh->root = cJSON_CreateObject();
+		sh->array = cJSON_AddArrayToObject(sh->root, key);
+		return sh->array ? 0 : -1;
+	}
+	return (sh->table = table_new(n_cols, headers)) ? 0 : -1;
+}
+
+static void
+show_end(struct show *sh, int print)
+{
+	if (print && sh->json) {
+		char *s = cJSON_Print(sh->root);
+
+		if (s)
+			printf("%s\n", s);
+		cJSON_free(s);
+	} else if (print && sh->table) {
+		table_print(sh->table, stdout);
+	}
+	cJSON_Delete(sh->root);
+	table_free(sh->table);
+	tz_free(sh->zone);
+	memset(sh, 0, sizeof *sh);
+}
+
+static void
+set_zone(struct show *sh, const char *name)
+{
+	if (sh->zone && strcmp(tz_name(sh->zone), name) == 0)
+		return;
+	tz_free(sh->zone);
+	sh->zone = tz_load(name, NULL);
+}
+
+/* active, paused, cancelled, or completed when nothing is left to send. */
+static const char *
+campaign_state(const struct store_status *st)
+{
+	static const char *const open_states[] = {"pending", "sending", "retrying", "deferred"};
+	size_t i;
+
+	if (strcmp(st->c.state, "active") != 0)
+		return st->c.state;
+	for (i = 0; i < sizeof open_states / sizeof open_states[0]; i++)
+		if (st->counts[store_state_index(open_states[i])] > 0)
+			return "active";
+	return "completed";
+}
+
+static int
+status_row(void *arg, const struct store_status *st)
+{
+	struct show *sh = arg;
+	char next[40], nums[STORE_N_STATES][24];
+	const char *cells[5 + STORE_N_STATES + 2];
+	int i;
+
+	set_zone(sh, st->c.timezone);
+	if (sh->json) {
+		cJSON *o = cJSON_CreateObject(), *counts;
+
+		cJSON_AddStringToObject(o, "key", st->c.key);
+		cJSON_AddStringToObject(o, "name", st->c.name);
+		cJSON_AddStringToObject(o, "channel", st->c.channel);
+		cJSON_AddStringToObject(o, "provider", st->c.provider);
+		cJSON_AddStringToObject(o, "state", campaign_state(st));
+		counts = cJSON_AddObjectToObject(o, "counts");
+		for (i = 0; i < STORE_N_STATES; i++)
+			cJSON_AddNumberToObject(counts, store_states[i], (double)st->counts[i]);
+		add_time(sh, o, "next_due_at", st->next_due_at_ms);
+		add_str_or_null(o, "last_error", st->last_error);
+		cJSON_AddItemToArray(sh->array, o);
+		return 0;
+	}
+	fmt_time(sh, st->next_due_at_ms, next);
+	cells[0] = st->c.key;
+	cells[1] = st->c.name;
+	cells[2] = st->c.channel;
+	cells[3] = st->c.provider;
+	cells[4] = campaign_state(st);
+	for (i = 0; i < STORE_N_STATES; i++) {
+		snprintf(nums[i], sizeof nums[i], "%lld", (long long)st->counts[i]);
+		cells[5 + i] = nums[i];
+	}
+	cells[5 + STORE_N_STATES] = next;
+	cells[6 + STORE_N_STATES] = st->last_error[0] ? st->last_error : NULL;
+	return table_add(sh->table, cells);
+}
+
+int
+cli_status(const struct cli_env *env)
+{
+	static const char *const opts[] = {"--json", NULL};
+	static const char *const headers[] = {
+		"KEY", "NAME", "CHANNEL", "PROVIDER", "STATE", "PENDING", "SENDING", "SENT", "RETRYING",
+		"DEFERRED", "FAILED", "EXPIRED", "CANCELLED", "UNKNOWN", "NEXT SEND", "LAST ERROR",
+	};
+	const char *vals[1] = {NULL}, *pos[1] = {NULL};
+	struct show sh = {0};
+	struct store *s;
+	char *err = NULL;
+	int rc, n, i;
+
+	if ((rc = cli_parse(env, opts, vals, pos, 0, 1, "status [KEY] [--json]")) != 0)
+		return rc;
+	if (!(s = cli_open_store(env)))
+		return 1;
+	sh.json = vals[0] != NULL;
+	if (show_begin(&sh, "campaigns", 16, headers) != 0) {
+		store_close(s);
+		return 1;
+	}
+	if (!sh.json) {
+		table_max_width(sh.table, 1, 24);
+		table_max_width(sh.table, 15, 60);
+		for (i = 5; i < 5 + STORE_N_STATES; i++)
+			table_align_right(sh.table, i);
+	}
+	n = store_status(s, pos[0], status_row, &sh, &err);
+	if (n < 0) {
+		cli_error("%s", err ? err : "status failed");
+		rc = 1;
+	} else if (n == 0 && pos[0]) {
+		cli_error("no campaign with key \"%s\"", pos[0]);
+		rc = EXIT_DATAERR;
+	}
+	show_end(&sh, rc == 0);
+	free(err);
+	store_close(s);
+	return rc;
+}
+
+/* Opens the store and finds KEY for deliveries/attempts; prints why on failure. */
+static struct store *
+open_campaign(const struct cli_env *env, const char *key, struct store_campaign *c, int *rc)
+{
+	struct store *s = cli_open_store(env);
+	char *err = NULL;
+	int found;
+
+	*rc = 1;
+	if (!s)
+		return NULL;
+	if ((found = store_campaign_get(s, key, c, &err)) > 0) {
+		*rc = 0;
+		return s;
+	}
+	if (found == 0) {
+		cli_error("no campaign with key \"%s\"", key);
+		*rc = EXIT_DATAERR;
+	} else {
+		cli_error("%s", err);
+	}
+	free(err);
+	store_close(s);
+	return NULL;
+}
+
+static int
+delivery_row(void *arg, const struct store_delivery_row *r)
+{
+	struct show *sh = arg;
+	char due[40], step[16], attempts[16];
+
+	if (sh->json) {
+		cJSON *o = cJSON_CreateObject();
+
+		cJSON_AddStringToObject(o, "recipient", r->recipient);
+		cJSON_AddNumberToObject(o, "step", r->step);
+		add_time(sh, o, "due_at", r->due_at_ms);
+		cJSON_AddStringToObject(o, "state", r->state);
+		cJSON_AddNumberToObject(o, "attempts", r->attempts);
+		add_str_or_null(o, "last_error", r->last_error);
+		add_str_or_null(o, "provider_message_id", r->provider_message_id);
+		cJSON_AddItemToArray(sh->array, o);
+		return 0;
+	}
+	fmt_time(sh, r->due_at_ms, due);
+	snprintf(step, sizeof step, "%d", r->step);
+	snprintf(attempts, sizeof attempts, "%d", r->attempts);
+	return table_add(sh->table, (const char *const[]){r->recipient, step, due, r->state, attempts,
+	                                                   r->provider_message_id, r->last_error});
+}
+
+int
+cli_deliveries(const struct cli_env *env)
+{
+	static const char *const opts[] = {"--state=", "--limit=", "--json", NULL};
+	static const char *const headers[] = {"RECIPIENT", "STEP", "DUE", "STATE", "ATTEMPTS",
+	                                      "MESSAGE ID", "LAST ERROR"};
+	const char *vals[3] = {NULL}, *pos[1];
+	struct store_campaign c;
+	struct show sh = {0};
+	struct store *s;
+	char *err = NULL;
+	int64_t limit = 0;
+	int rc;
+
+	if ((rc = cli_parse(env, opts, vals, pos, 1, 1,
+	                    "deliveries KEY [--state STATE] [--limit N] [--json]")) != 0)
+		return rc;
+	if (vals[0] && store_state_index(vals[0]) < 0) {
+		cli_error("--state: \"%s\" is not a delivery state (pending, sending, sent, retrying, "
+		          "deferred, failed, expired, cancelled, unknown)", vals[0]);
+		return EXIT_USAGE;
+	}
+	if (vals[1] && (util_parse_i64(vals[1], &limit) != 0 || limit < 1)) {
+		cli_error("--limit must be a positive integer");
+		return EXIT_USAGE;
+	}
+	if (!(s = open_campaign(env, pos[0], &c, &rc)))
+		return rc;
+	sh.json = vals[2] != NULL;
+	set_zone(&sh, c.timezone);
+	if (show_begin(&sh, "deliveries", 7, headers) == 0) {
+		if (!sh.json) {
+			table_align_right(sh.table, 1);
+			table_align_right(sh.table, 4);
+			table_max_width(sh.table, 6, 80);
+		}
+		if (store_deliveries(s, c.id, vals[0], limit, delivery_row, &sh, &err) != 0) {
+			cli_error("%s", err ? err : "deliveries failed");
+			rc = 1;
+		}
+	} else {
+		rc = 1;
+	}
+	show_end(&sh, rc == 0);
+	free(err);
+	store_close(s);
+	return rc;
+}
+
+static int
+attempt_row(void *arg, const struct store_attempt_row *r)
+{
+	struct show *sh = arg;
+	char at[40], step[16], dur[24] = "-", http[16] = "-";
+
+	if (sh->json) {
+		cJSON *o = cJSON_CreateObject();
+
+		cJSON_AddStringToObject(o, "recipient", r->recipient);
+		cJSON_AddNumberToObject(o, "step", r->step);
+		add_time(sh, o, "started_at", r->started_at_ms);
+		if (r->duration_ms >= 0)
+			cJSON_AddNumberToObject(o, "duration_ms", (double)r->duration_ms);
+		else
+			cJSON_AddNullToObject(o, "duration_ms");
+		if (r->http_status)
+			cJSON_AddNumberToObject(o, "http_status", r->http_status);
+		else
+			cJSON_AddNullToObject(o, "http_status");
+		add_str_or_null(o, "provider_code", r->provider_code);
+		add_str_or_null(o, "provider_message", r->provider_message);
+		cJSON_AddStringToObject(o, "outcome", r->outcome);
+		cJSON_AddItemToArray(sh->array, o);
+		return 0;
+	}
+	fmt_time(sh, r->started_at_ms, at);
+	snprintf(step, sizeof step, "%d", r->step);
+	if (r->duration_ms >= 0)
+		snprintf(dur, sizeof dur, "%lld", (long long)r->duration_ms);
+	if (r->http_status)
+		snprintf(http, sizeof http, "%d", r->http_status);
+	return table_add(sh->table, (const char *const[]){r->recipient, step, at, dur, http,
+	                                                   r->provider_code, r->outcome,
+	                                                   r->provider_message});
+}
+
+int
+cli_attempts(const struct cli_env *env)
+{
+	static const char *const opts[] = {"--recipient=", "--json", NULL};
+	static const char *const headers[] = {"RECIPIENT", "STEP", "STARTED", "MS", "HTTP", "CODE",
+	                                      "OUTCOME", "MESSAGE"};
+	const char *vals[2] = {NULL}, *pos[1];
+	struct store_campaign c;
+	struct show sh = {0};
+	struct store *s;
+	char *err = NULL;
+	int rc;
+
+	if ((rc = cli_parse(env, opts, vals, pos, 1, 1, "attempts KEY [--recipient ID] [--json]")) != 0)
+		return rc;
+	if (!(s = open_campaign(env, pos[0], &c, &rc)))
+		return rc;
+	sh.json = vals[1] != NULL;
+	set_zone(&sh, c.timezone);
+	if (show_begin(&sh, "attempts", 8, headers) == 0) {
+		if (!sh.json) {
+			table_align_right(sh.table, 3);
+			table_max_width(sh.table, 7, 80);
+		}
+		if (store_attempts(s, c.id, vals[0], attempt_row, &sh, &err) != 0) {
+			cli_error("%s", err ? err : "attempts failed");
+			rc = 1;
+		}
+	} else {
+		rc = 1;
+	}
+	show_end(&sh, rc == 0);
+	free(err);
+	store_close(s);
+	return rc;
+}

@@ -1,0 +1,315 @@
+/*
+ * config: loads and validates the channels file. Every key K may be written K_env, naming an
+ * environment variable that holds the value; the resolved values stay in memory only.
+ * Errors name the file, the channel and the key, never a value (values may be secrets).
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "provider.h"
+#include "sop.h"
+#include "util.h"
+
+/* Keys every channel takes, whatever its provider. */
+static const struct config_key common_keys[] = {
+	{"provider", CONFIG_STRING, 1},
+	{"base_url", CONFIG_STRING, 0},
+	{"max_in_flight", CONFIG_INT, 0},
+	{"rate_per_sec", CONFIG_INT, 0},
+	{"timeout", CONFIG_DURATION, 0},
+	{"connect_timeout", CONFIG_DURATION, 0},
+	{NULL, 0, 0},
+};
+
+/* Where each provider lives unless base_url says otherwise (Tanmarket has no single one). */
+static const struct {
+	const char *provider, *url;
+} default_urls[] = {
+	{"sainiu", "http://127.0.0.1:3030"},
+	{"tencent_desk", "https://console.tim.qq.com"},
+	{"apiusb", "https://api.apiusb.com"},
+	{"feihe", "https://guide-api.feihe.com"},
+};
+
+static const struct config_key *
+key_find(const struct config_key *keys, const char *name)
+{
+	for (; keys && keys->name; keys++)
+		if (strcmp(keys->name, name) == 0)
+			return keys;
+	return NULL;
+}
+
+/*
+ * Resolves one value of channel `ch` into `out` as the key's type demands: JSON strings
+ * and numbers as written, or the environment variable an _env key names.
+ */
+static int
+resolve_value(const char *path, const char *ch, const struct config_key *k, const cJSON *v,
+              int from_env, cJSON *out, char **err)
+{
+	const char *text = NULL;
+	int64_t n;
+
+	if (from_env) {
+		if (!cJSON_IsString(v) || !v->valuestring[0])
+			return util_err(err, "%s: channel \"%s\": %s_env must name an environment variable",
+			                path, ch, k->name);
+		if (!(text = getenv(v->valuestring)) || !text[0])
+			return util_err(err, "%s: channel \"%s\": %s_env: environment variable %s is not set",
+			                path, ch, k->name, v->valuestring);
+	} else if (cJSON_IsString(v)) {
+		text = v->valuestring;
+	}
+	switch (k->type) {
+	case CONFIG_STRING:
+		if (!text || !text[0])
+			return util_err(err, "%s: channel \"%s\": %s must be a non-empty string", path, ch,
+			                k->name);
+		cJSON_AddStringToObject(out, k->name, text);
+		return 0;
+	case CONFIG_INT:
+		if (text ? util_parse_i64(text, &n) != 0
+		         : !(cJSON_IsNumber(v) && util_json_i64(v, &n) == 0))
+			return util_err(err, "%s: channel \"%s\": %s must be an integer", path, ch, k->name);
+		if (n < 0)
+			return util_err(err, "%s: channel \"%s\": %s must not be negative", path, ch, k->name);
+		cJSON_AddNumberToObject(out, k->name, (double)n);
+		return 0;
+	case CONFIG_DURATION:
+		if (!text || sop_parse_duration(text, &n) != 0)
+			return util_err(err, "%s: channel \"%s\": %s must be a duration such as \"90s\", "
+			                "\"15m\" or \"2h30m\"", path, ch, k->name);
+		cJSON_AddNumberToObject(out, k->name, (double)n);
+		return 0;
+	}
+	return util_err(err, "%s: channel \"%s\": %s: unknown type", path, ch, k->name);
+}
+
+/* Resolves every key of one channel object into ch->keys, rejecting unknown ones. */
+static int
+channel_keys(const char *path, const char *name, const cJSON *obj,
+             const struct provider_ops *ops, cJSON *out, char **err)
+{
+	const cJSON *v;
+	char key[128];
+
+	cJSON_ArrayForEach(v, obj) {
+		const struct config_key *k;
+		size_t len = strlen(v->string);
+		int from_env = len > 4 && strcmp(v->string + len - 4, "_env") == 0;
+
+		snprintf(key, sizeof key, "%.*s", (int)(from_env ? len - 4 : len), v->string);
+		if (!(k = key_find(common_keys, key)) && !(k = key_find(ops->keys, key)))
+			return util_err(err, "%s: channel \"%s\": unknown key \"%s\" for provider %s", path,
+			                name, v->string, ops->name);
+		if (cJSON_GetObjectItemCaseSensitive(out, key))
+			return util_err(err, "%s: channel \"%s\": %s is given twice (directly and as _env)",
+			                path, name, key);
+		if (resolve_value(path, name, k, v, from_env, out, err) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int
+check_required(const char *path, const char *name, const struct config_key *keys, const cJSON *out,
+               char **err)
+{
+	for (; keys && keys->name; keys++)
+		if (keys->required && !cJSON_GetObjectItemCaseSensitive(out, keys->name))
+			return util_err(err, "%s: channel \"%s\": missing required key %s (or %s_env)", path,
+			                name, keys->name, keys->name);
+	return 0;
+}
+
+static int
+channel_load(const char *path, const cJSON *obj, struct channel *ch, char **err)
+{
+	const cJSON *p = cJSON_GetObjectItemCaseSensitive(obj, "provider");
+	const char *url;
+	size_t i;
+
+	if (!cJSON_IsObject(obj))
+		return util_err(err, "%s: channel \"%s\" must be an object", path, ch->name);
+	if (!cJSON_IsString(p))
+		return util_err(err, "%s: channel \"%s\": missing required key provider (one of %s)", path,
+		                ch->name, provider_names());
+	if (!(ch->ops = provider_find(p->valuestring)))
+		return util_err(err, "%s: channel \"%s\": unknown provider \"%s\" (known: %s)", path,
+		                ch->name, p->valuestring, provider_names());
+	if (!(ch->keys = cJSON_CreateObject()))
+		return util_err(err, "out of memory");
+	if (channel_keys(path, ch->name, obj, ch->ops, ch->keys, err) != 0 ||
+	    check_required(path, ch->name, ch->ops->keys, ch->keys, err) != 0)
+		return -1;
+	url = config_str(ch, "base_url");
+	for (i = 0; !url && i < sizeof default_urls / sizeof default_urls[0]; i++)
+		if (strcmp(default_urls[i].provider, ch->ops->name) == 0)
+			url = default_urls[i].url;
+	if (!url)
+		return util_err(err, "%s: channel \"%s\": missing required key base_url", path, ch->name);
+	if (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0)
+		return util_err(err, "%s: channel \"%s\": base_url must start with http:// or https://",
+		                path, ch->name);
+	if (!(ch->base_url = strdup(url)))
+		return util_err(err, "out of memory");
+	while (strlen(ch->base_url) > 8 && ch->base_url[strlen(ch->base_url) - 1] == '/')
+		ch->base_url[strlen(ch->base_url) - 1] = '\0';
+	ch->max_in_flight = (int)config_int(ch, "max_in_flight", 16);
+	if (ch->max_in_flight < 1 || ch->max_in_flight > 1024)
+		return util_err(err, "%s: channel \"%s\": max_in_flight must be 1..1024", path, ch->name);
+	ch->rate_per_sec = (double)config_int(ch, "rate_per_sec", 0);
+	ch->timeout_ms = config_int(ch, "timeout", 30000);
+	ch->connect_timeout_ms = config_int(ch, "connect_timeout", 10000);
+	if (ch->ops->check_channel && ch->ops->check_channel(ch, err) != 0) {
+		char *inner = *err;
+
+		*err = NULL;
+		util_err(err, "%s: channel \"%s\": %s", path, ch->name, inner);
+		free(inner);
+		return -1;
+	}
+	return 0;
+}
+
+/* Reads the optional "scheduler" section. */
+static int
+scheduler_load(const char *path, const cJSON *obj, struct config *c, char **err)
+{
+	const cJSON *v;
+	int64_t n;
+
+	if (!obj)
+		return 0;
+	if (!cJSON_IsObject(obj))
+		return util_err(err, "%s: scheduler must be an object", path);
+	cJSON_ArrayForEach(v, obj) {
+		if (!cJSON_IsNumber(v) || util_json_i64(v, &n) != 0 || n < 1)
+			return util_err(err, "%s: scheduler.%s must be a positive integer", path, v->string);
+		if (strcmp(v->string, "max_attempts") == 0)
+			c->max_attempts = n > 1000 ? 1000 : (int)n;
+		else if (strcmp(v->string, "backoff_base_ms") == 0)
+			c->backoff_base_ms = n;
+		else if (strcmp(v->string, "backoff_max_ms") == 0)
+			c->backoff_max_ms = n;
+		else
+			return util_err(err, "%s: scheduler: unknown key \"%s\"", path, v->string);
+	}
+	if (c->backoff_max_ms < c->backoff_base_ms)
+		return util_err(err, "%s: scheduler.backoff_max_ms is below backoff_base_ms", path);
+	return 0;
+}
+
+static int
+config_parse(const char *path, const cJSON *root, struct config *c, char **err)
+{
+	const cJSON *chans = cJSON_GetObjectItemCaseSensitive(root, "channels"), *v;
+
+	if (!cJSON_IsObject(root))
+		return util_err(err, "%s: the top level must be an object", path);
+	cJSON_ArrayForEach(v, root)
+		if (strcmp(v->string, "channels") != 0 && strcmp(v->string, "scheduler") != 0)
+			return util_err(err, "%s: unknown top-level key \"%s\"", path, v->string);
+	if (!cJSON_IsObject(chans))
+		return util_err(err, "%s: \"channels\" must be an object", path);
+	c->n_channels = cJSON_GetArraySize(chans);
+	if (c->n_channels && !(c->channels = calloc((size_t)c->n_channels, sizeof *c->channels)))
+		return util_err(err, "out of memory");
+	c->n_channels = 0;
+	cJSON_ArrayForEach(v, chans) {
+		struct channel *ch = &c->channels[c->n_channels++];
+
+		if (!(ch->name = strdup(v->string)))
+			return util_err(err, "out of memory");
+		if (channel_load(path, v, ch, err) != 0)
+			return -1;
+	}
+	return scheduler_load(path, cJSON_GetObjectItemCaseSensitive(root, "scheduler"), c, err);
+}
+
+struct config *
+config_load(const char *path, int *missing, char **err)
+{
+	struct config *c = NULL;
+	cJSON *root = NULL;
+	char *text = NULL;
+	size_t len;
+
+	*missing = 0;
+	if (util_read_file(path, 1 << 24, &text, &len) != 0) {
+		*missing = errno == ENOENT;
+		util_err(err, "%s: %s", path, strerror(errno));
+		goto fail;
+	}
+	if (!(root = cJSON_ParseWithLength(text, len))) {
+		util_err(err, "%s: invalid JSON near byte %ld", path,
+		         (long)(cJSON_GetErrorPtr() ? cJSON_GetErrorPtr() - text : 0));
+		goto fail;
+	}
+	if (!(c = calloc(1, sizeof *c))) {
+		util_err(err, "out of memory");
+		goto fail;
+	}
+	c->max_attempts = 8;
+	c->backoff_base_ms = 1000;
+	c->backoff_max_ms = 3600000;
+	if (config_parse(path, root, c, err) != 0)
+		goto fail;
+	cJSON_Delete(root);
+	free(text);
+	return c;
+fail:
+	config_free(c);
+	cJSON_Delete(root);
+	free(text);
+	return NULL;
+}
+
+void
+config_free(struct config *c)
+{
+	int i;
+
+	if (!c)
+		return;
+	for (i = 0; i < c->n_channels; i++) {
+		free(c->channels[i].name);
+		free(c->channels[i].base_url);
+		cJSON_Delete(c->channels[i].keys);
+	}
+	free(c->channels);
+	free(c);
+}
+
+const struct channel *
+config_channel(const struct config *c, const char *name)
+{
+	int i;
+
+	for (i = 0; c && i < c->n_channels; i++)
+		if (strcmp(c->channels[i].name, name) == 0)
+			return &c->channels[i];
+	return NULL;
+}
+
+const char *
+config_str(const struct channel *ch, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(ch->keys, key);
+
+	return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+int64_t
+config_int(const struct channel *ch, const char *key, int64_t dflt)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(ch->keys, key);
+	int64_t n;
+
+	return cJSON_IsNumber(v) && util_json_i64(v, &n) == 0 ? n : dflt;
+}

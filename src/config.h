@@ -1,0 +1,64 @@
+/*
+ * config: the channels file (SPEC §2). Parses and validates it, resolves every `K_env`
+ * indirection from the environment, and hands out read-only channels. Secrets live only
+ * in this memory: never in the database, never in a message (errors name keys, not values).
+ */
+#ifndef HERALD_CONFIG_H
+#define HERALD_CONFIG_H
+
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+struct provider_ops;
+
+/* The type of a channel key, checked at load. */
+enum config_type {
+	CONFIG_STRING,
+	CONFIG_INT,        /* a JSON integer (or an _env variable holding one) */
+	CONFIG_DURATION,   /* "90s", "2h30m", ... stored as ms */
+};
+
+/* One key a provider accepts in its channels (besides the common ones). */
+struct config_key {
+	const char *name;
+	enum config_type type;
+	int required;
+};
+
+struct channel {
+	char *name;                       /* the channel's key in the config */
+	const struct provider_ops *ops;   /* its provider module */
+	char *base_url;                   /* no trailing slash */
+	int max_in_flight;                /* concurrent requests, >= 1 */
+	double rate_per_sec;              /* request rate cap, 0 = none */
+	int64_t timeout_ms;               /* whole request */
+	int64_t connect_timeout_ms;
+	cJSON *keys;                      /* every key with _env resolved: {"secret_key": "..."} */
+};
+
+struct config {
+	struct channel *channels;         /* n_channels of them, in file order */
+	int n_channels;
+	int max_attempts;                 /* scheduler: attempts before failed */
+	int64_t backoff_base_ms;
+	int64_t backoff_max_ms;
+};
+
+/*
+ * Loads PATH. Returns a new config (config_free) or NULL with *err naming the file, channel
+ * and key at fault. *missing is set to 1 when the file itself does not exist, so a command
+ * that does not need channels may go on without one.
+ */
+struct config *config_load(const char *path, int *missing, char **err);
+void config_free(struct config *c);
+
+/* The channel called NAME, or NULL. Valid as long as the config. */
+const struct channel *config_channel(const struct config *c, const char *name);
+
+/* A channel key's string value (after _env), or NULL when absent. */
+const char *config_str(const struct channel *ch, const char *key);
+/* A channel key's integer or duration value, or dflt when absent. */
+int64_t config_int(const struct channel *ch, const char *key, int64_t dflt);
+
+#endif

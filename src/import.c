@@ -1,0 +1,307 @@
+/*
+ * import: one pass over a campaign's recipients that validates and writes at once, inside
+ * one transaction. Memory stays flat whatever the recipient count: records are read, checked,
+ * written and freed one at a time, and duplicates are found by the store, not in memory.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "clock.h"
+#include "import.h"
+#include "provider.h"
+#include "recipients.h"
+#include "sop.h"
+#include "util.h"
+
+struct run {
+	struct store *s;
+	const struct campaign_def *def;
+	const struct import_opts *opts;
+	struct import_summary *sum;
+	campaign_problem_fn *problem;
+	void *arg;
+	int problems;
+	int fatal;                    /* a database error: stop */
+	uint64_t rng;                 /* xorshift state for MsgRandom values */
+	int64_t progress_at;          /* monotonic ms of the last progress line */
+};
+
+static void say(struct run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void
+say(struct run *r, const char *fmt, ...)
+{
+	int cap = r->opts->max_problems > 0 ? r->opts->max_problems : 50;
+	char msg[1400];
+	va_list ap;
+
+	if (++r->problems > cap)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	r->problem(r->arg, msg);
+}
+
+/* The problem callback campaign_parse uses; counts into the same run. */
+static void
+forward(void *arg, const char *msg)
+{
+	struct run *r = arg;
+
+	say(r, "%s", msg);
+}
+
+static uint32_t
+next_random(struct run *r)
+{
+	r->rng ^= r->rng << 13;
+	r->rng ^= r->rng >> 7;
+	r->rng ^= r->rng << 17;
+	return (uint32_t)(r->rng >> 16);
+}
+
+/* Writes one valid recipient and its deliveries. */
+static int
+write_recipient(struct run *r, const cJSON *rec, const struct campaign_recipient *cr,
+                const char *where)
+{
+	const struct campaign_def *d = r->def;
+	int64_t rid_row, due, next, expires, day1;
+	char *json = cJSON_PrintUnformatted(rec), *err = NULL;
+	int put, i, changed;
+
+	if (!json)
+		return -1;
+	put = store_recipient_put(r->s, d->row.id, cr->rid, json, &rid_row, &err);
+	cJSON_free(json);
+	if (put < 0)
+		goto fail;
+	if (put == STORE_PUT_DUPLICATE) {
+		say(r, "%s: recipient \"%s\" is listed twice", where, cr->rid);
+		return 0;
+	}
+	r->sum->recipients_new += put == STORE_PUT_NEW;
+	r->sum->recipients_changed += put == STORE_PUT_CHANGED;
+	day1 = sop_day_start_ms(d->tz, cr->anchor_day);
+	for (i = 0; i < d->n_steps; i++) {
+		due = sop_due_ms(d->tz, cr->anchor_day, d->steps[i].day, d->steps[i].minutes);
+		next = due;
+		expires = due + d->row.expire_after_ms;
+		if (d->channel->ops->schedule)
+			d->channel->ops->schedule(d->channel, due, day1, d->row.expire_after_ms, &next,
+			                          &expires);
+		if (store_delivery_put(r->s, d->row.id, rid_row, i + 1, due, next, expires,
+		                       next_random(r), &changed, &err) != 0)
+			goto fail;
+		r->sum->deliveries++;
+		r->sum->deliveries_written += changed;
+		if (r->sum->first_due_ms < 0 || due < r->sum->first_due_ms)
+			r->sum->first_due_ms = due;
+		if (due > r->sum->last_due_ms)
+			r->sum->last_due_ms = due;
+	}
+	return 0;
+fail:
+	say(r, "%s", err ? err : "database error");
+	free(err);
+	r->fatal = 1;
+	return -1;
+}
+
+static void
+one_recipient(struct run *r, const cJSON *rec, const char *where)
+{
+	struct campaign_recipient cr;
+	char *err = NULL;
+
+	r->sum->recipients++;
+	if (campaign_recipient(r->def, rec, &cr, &err) != 0) {
+		const cJSON *id = cJSON_GetObjectItemCaseSensitive(rec, "id");
+
+		if (cJSON_IsString(id))
+			say(r, "%s (recipient \"%s\"): %s", where, id->valuestring, err ? err : "invalid");
+		else
+			say(r, "%s: %s", where, err ? err : "invalid");
+		free(err);
+		return;
+	}
+	write_recipient(r, rec, &cr, where);
+}
+
+static void
+show_progress(struct run *r, struct recipients_reader *rd, int done)
+{
+	uint64_t at, total;
+	int64_t now = clock_mono_ms();
+
+	if (!r->opts->progress || (!done && now - r->progress_at < 500))
+		return;
+	r->progress_at = now;
+	recipients_progress(rd, &at, &total);
+	fprintf(stderr, "\rimporting %s: %3d%%  %lld recipients%s", r->def->recipients_file,
+	        total ? (int)(at * 100 / total) : 0, (long long)r->sum->recipients, done ? "\n" : "");
+}
+
+/* Streams recipients_file; returns an exit code for a file that cannot be read at all. */
+static enum campaign_rc
+file_recipients(struct run *r)
+{
+	struct recipients_reader *rd;
+	char where[1200], *err = NULL;
+	cJSON *rec;
+	long line;
+	int rc;
+
+	if (!(rd = recipients_open(r->def->recipients_file, &err))) {
+		int missing = errno == ENOENT || errno == EACCES;
+
+		say(r, "%s: %s", r->def->path, err ? err : "cannot open the recipients file");
+		free(err);
+		return missing ? CAMPAIGN_NOINPUT : CAMPAIGN_INVALID;
+	}
+	while (!r->fatal && (rc = recipients_next(rd, &rec, &line, &err)) != 0) {
+		if (rc < 0) {
+			say(r, "%s: %s", r->def->recipients_file, err ? err : "unreadable record");
+			free(err);
+			err = NULL;
+			if (rc == -2)
+				break;
+			continue;
+		}
+		snprintf(where, sizeof where, "%s: line %ld", r->def->recipients_file, line);
+		one_recipient(r, rec, where);
+		cJSON_Delete(rec);
+		show_progress(r, rd, 0);
+	}
+	show_progress(r, rd, 1);
+	recipients_close(rd);
+	return CAMPAIGN_OK;
+}
+
+/* Campaign row and steps; an existing campaign may not change provider. */
+static int
+write_header(struct run *r, struct campaign_def *d, int64_t now_ms)
+{
+	struct store_campaign old;
+	char *err = NULL;
+	int i, changed, found = store_campaign_get(r->s, d->row.key, &old, &err);
+
+	if (found > 0 && strcmp(old.provider, d->row.provider) != 0) {
+		say(r, "%s: $.channel: campaign \"%s\" was imported for provider %s; it cannot move to "
+		    "%s (give it a new key)", d->path, d->row.key, old.provider, d->row.provider);
+		return -1;
+	}
+	if (found < 0 || store_campaign_put(r->s, &d->row, now_ms, &changed, &err) != 0)
+		goto fail;
+	r->sum->changed |= changed;
+	for (i = 0; i < d->n_steps; i++) {
+		if (store_step_put(r->s, d->row.id, i + 1, d->steps[i].day, d->steps[i].time,
+		                   d->steps[i].message_json, &changed, &err) != 0)
+			goto fail;
+		r->sum->changed |= changed;
+	}
+	if (store_steps_trim(r->s, d->row.id, d->n_steps, &err) != 0 ||
+	    store_import_begin(r->s, &err) != 0)
+		goto fail;
+	return 0;
+fail:
+	say(r, "%s", err ? err : "database error");
+	free(err);
+	r->fatal = 1;
+	return -1;
+}
+
+/* Everything after a valid definition: the one transaction. */
+static enum campaign_rc
+import_body(struct run *r, struct campaign_def *d, int64_t now_ms)
+{
+	enum campaign_rc rc = CAMPAIGN_OK;
+	char where[64], *err = NULL;
+	const cJSON *rec;
+	int64_t removed;
+	int i = 0;
+
+	if (store_begin(r->s, &err) != 0) {
+		say(r, "%s", err ? err : "database error");
+		free(err);
+		return CAMPAIGN_ERROR;
+	}
+	if (write_header(r, d, now_ms) != 0)
+		goto out;
+	cJSON_ArrayForEach(rec, d->recipients) {
+		snprintf(where, sizeof where, "$.recipients[%d]", i++);
+		one_recipient(r, rec, where);
+		if (r->fatal)
+			goto out;
+	}
+	if (d->recipients_file && (rc = file_recipients(r)) != CAMPAIGN_OK)
+		goto out;
+	if (r->fatal || r->problems)
+		goto out;
+	if ((removed = store_import_finish(r->s, d->row.id, &err)) < 0) {
+		say(r, "%s", err ? err : "database error");
+		r->fatal = 1;
+		goto out;
+	}
+	r->sum->recipients_removed = removed;
+	r->sum->changed |= removed > 0 || r->sum->recipients_new || r->sum->recipients_changed ||
+	                   r->sum->deliveries_written;
+	if (r->opts->dry_run) {
+		store_rollback(r->s);
+		return CAMPAIGN_OK;
+	}
+	if (store_commit(r->s, &err) != 0) {
+		say(r, "%s", err ? err : "database error");
+		r->fatal = 1;
+	}
+out:
+	free(err);
+	store_rollback(r->s);
+	if (rc != CAMPAIGN_OK)
+		return rc;
+	return r->fatal ? CAMPAIGN_ERROR : r->problems ? CAMPAIGN_INVALID : CAMPAIGN_OK;
+}
+
+enum campaign_rc
+import_run(struct store *s, const struct config *cfg, const char *path,
+           const struct import_opts *opts, int64_t now_ms, campaign_problem_fn *problem, void *arg,
+           struct import_summary *out)
+{
+	struct campaign_def def;
+	struct run r = {s, &def, opts, out, problem, arg, 0, 0, 0, 0};
+	enum campaign_rc rc;
+	char *text = NULL;
+	size_t len;
+	int cap = opts->max_problems > 0 ? opts->max_problems : 50;
+
+	memset(out, 0, sizeof *out);
+	out->first_due_ms = out->last_due_ms = -1;
+	if (util_read_file(path, 64 << 20, &text, &len) != 0) {
+		int missing = errno == ENOENT || errno == EACCES;
+
+		say(&r, "%s: %s", path, strerror(errno));
+		return missing ? CAMPAIGN_NOINPUT : CAMPAIGN_INVALID;
+	}
+	if (getrandom(&r.rng, sizeof r.rng, 0) != sizeof r.rng || r.rng == 0)
+		r.rng = (uint64_t)now_ms | 1;
+	rc = campaign_parse(path, text, len, cfg, &def, forward, &r);
+	free(text);
+	if (rc == CAMPAIGN_OK) {
+		snprintf(out->key, sizeof out->key, "%s", def.row.key);
+		snprintf(out->timezone, sizeof out->timezone, "%s", def.row.timezone);
+		rc = import_body(&r, &def, now_ms);
+	}
+	campaign_def_free(&def);
+	if (r.problems > cap) {
+		char more[96];
+
+		snprintf(more, sizeof more, "... and %d more problems", r.problems - cap);
+		problem(arg, more);
+	}
+	return rc;
+}
