@@ -1,0 +1,137 @@
+/*
+ * provider: the registry of provider modules and the small helpers they share
+ * (request building, verdicts, URL encoding).
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "provider.h"
+
+static const struct provider_ops *const registry[] = {
+	&provider_sainiu, &provider_tencent_desk, &provider_apiusb, &provider_tanmarket, &provider_feihe,
+};
+
+const struct provider_ops *
+provider_find(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof registry / sizeof registry[0]; i++)
+		if (strcmp(registry[i]->name, name) == 0)
+			return registry[i];
+	return NULL;
+}
+
+const char *
+provider_names(void)
+{
+	return "sainiu, tencent_desk, apiusb, tanmarket, feihe";
+}
+
+void
+provider_request_clear(struct provider_request *req)
+{
+	int i;
+
+	free(req->url);
+	free(req->body);
+	for (i = 0; i < req->n_headers; i++)
+		free(req->headers[i]);
+	memset(req, 0, sizeof *req);
+}
+
+int
+provider_request_header(struct provider_request *req, const char *fmt, ...)
+{
+	va_list ap;
+	char *line;
+	int n;
+
+	if (req->n_headers >= (int)(sizeof req->headers / sizeof req->headers[0]))
+		return -1;
+	va_start(ap, fmt);
+	n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0 || !(line = malloc((size_t)n + 1)))
+		return -1;
+	va_start(ap, fmt);
+	vsnprintf(line, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	req->headers[req->n_headers++] = line;
+	return 0;
+}
+
+void
+provider_verdict(struct provider_item *item, enum provider_outcome outcome, const char *code,
+                 const char *text)
+{
+	item->outcome = outcome;
+	snprintf(item->code, sizeof item->code, "%s", code ? code : "");
+	free(item->message_text);
+	item->message_text = text ? strdup(text) : NULL;
+}
+
+void
+provider_verdict_all(struct provider_item *items, size_t n, enum provider_outcome outcome,
+                     const char *code, const char *text)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		provider_verdict(&items[i], outcome, code, text);
+}
+
+int
+provider_judge_http(long http_status, struct provider_item *items, size_t n)
+{
+	char text[64];
+
+	if (http_status >= 200 && http_status < 300)
+		return 0;
+	snprintf(text, sizeof text, "HTTP %ld", http_status);
+	if (http_status >= 500 || http_status == 429 || http_status == 408)
+		provider_verdict_all(items, n, PROVIDER_TRANSIENT, NULL, text);
+	else
+		provider_verdict_all(items, n, PROVIDER_PERMANENT, NULL, text);
+	return 1;
+}
+
+char *
+provider_urlencode(const char *s)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t len = strlen(s), i, j = 0;
+	char *out = malloc(len * 3 + 1);
+
+	if (!out)
+		return NULL;
+	for (i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+		    c == '-' || c == '_' || c == '.' || c == '~') {
+			out[j++] = (char)c;
+		} else {
+			out[j++] = '%';
+			out[j++] = hex[c >> 4];
+			out[j++] = hex[c & 15];
+		}
+	}
+	out[j] = '\0';
+	return out;
+}
+
+void
+provider_hex(const unsigned char *bytes, size_t len, char *out)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		out[2 * i] = hex[bytes[i] >> 4];
+		out[2 * i + 1] = hex[bytes[i] & 15];
+	}
+	out[2 * len] = '\0';
+}

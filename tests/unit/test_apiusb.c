@@ -1,0 +1,771 @@
+/* test_apiusb: the APIUSB BulkSend module: checks, the form body, per-member verdicts. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "provider.h"
+#include "t.h"
+
+#define BASE_URL "http://127.0.0.1:9"
+#define NOT_LISTED "not in data.item of an accepted BulkSend"
+#define BIG (1024 * 1024)
+
+static const struct provider_ops *ops = &provider_apiusb;
+
+static struct channel
+chan(const char *keys_json)
+{
+	struct channel ch;
+
+	memset(&ch, 0, sizeof ch);
+	ch.name = "members";
+	ch.ops = ops;
+	ch.base_url = BASE_URL;
+	ch.keys = cJSON_Parse(keys_json);
+	return ch;
+}
+
+/* n items addressed to ids[i], all pointing at the same message. */
+static struct provider_item *
+items_new(char **ids, size_t n, const cJSON *message)
+{
+	struct provider_item *it = calloc(n, sizeof *it);
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		it[i].delivery_id = (int64_t)i + 1;
+		it[i].recipient_id = ids[i];
+		it[i].message = message;
+		it[i].campaign_key = "c1";
+		it[i].step = 1;
+		/* A value judge never writes here, so a forgotten item shows up. */
+		it[i].outcome = PROVIDER_DEFERRED;
+	}
+	return it;
+}
+
+static void
+items_reset(struct provider_item *it, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		free(it[i].message_text);
+		free(it[i].message_id);
+		it[i].message_text = it[i].message_id = NULL;
+		it[i].code[0] = '\0';
+		it[i].outcome = PROVIDER_DEFERRED;
+	}
+}
+
+static void
+items_free(struct provider_item *it, size_t n)
+{
+	items_reset(it, n);
+	free(it);
+}
+
+/* Judges a copy of body in a buffer of exactly len bytes, so an over-read trips ASan. */
+static void
+judge(const struct channel *ch, long status, const char *body, size_t len,
+      struct provider_item *it, size_t n)
+{
+	char *copy = NULL;
+
+	items_reset(it, n);
+	if (body) {
+		copy = malloc(len ? len : 1);
+		memcpy(copy, body, len);
+	}
+	ops->judge(NULL, ch, status, copy, len, it, n, 1700000000000LL);
+	free(copy);
+}
+
+static int
+hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+/* Percent-decodes s[0..len) into a new string; NULL if an escape is broken. */
+static char *
+pct_decode(const char *s, size_t len)
+{
+	char *out = malloc(len + 1);
+	size_t i, j = 0;
+
+	for (i = 0; i < len; i++) {
+		if (s[i] == '%') {
+			if (i + 2 >= len || hexval(s[i + 1]) < 0 || hexval(s[i + 2]) < 0) {
+				free(out);
+				return NULL;
+			}
+			out[j++] = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
+			i += 2;
+		} else {
+			out[j++] = s[i];
+		}
+	}
+	out[j] = '\0';
+	return out;
+}
+
+/* A decoded form body: names and values in order. */
+struct form {
+	int n;
+	char *name[16];
+	char *value[16];
+};
+
+static void
+form_parse(const char *body, struct form *f)
+{
+	const char *p = body, *amp, *eq;
+
+	memset(f, 0, sizeof *f);
+	while (p && *p && f->n < 16) {
+		amp = strchr(p, '&');
+		if (!amp)
+			amp = p + strlen(p);
+		eq = memchr(p, '=', (size_t)(amp - p));
+		if (!eq)
+			eq = amp;
+		f->name[f->n] = pct_decode(p, (size_t)(eq - p));
+		f->value[f->n] = eq < amp ? pct_decode(eq + 1, (size_t)(amp - eq - 1)) : NULL;
+		f->n++;
+		p = *amp ? amp + 1 : NULL;
+	}
+}
+
+static void
+form_free(struct form *f)
+{
+	int i;
+
+	for (i = 0; i < f->n; i++) {
+		free(f->name[i]);
+		free(f->value[i]);
+	}
+}
+
+/* Every byte of a form body is unreserved, '%', '&' or '=': the values were all encoded. */
+static int
+form_is_encoded(const char *body)
+{
+	const char *p;
+
+	for (p = body; *p; p++)
+		if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
+		      (*p >= '0' && *p <= '9') || strchr("-_.~%&=", *p)))
+			return 0;
+	return 1;
+}
+
+static void
+test_ops(void)
+{
+	const struct config_key *k;
+	int token = 0, batch = 0, other = 0;
+
+	T_EQ_STR(ops->name, "apiusb");
+	T_EQ_INT(ops->batching, PROVIDER_BY_MESSAGE);
+	T_EQ_INT(ops->dedups, 0);
+	T_CHECK(ops->schedule == NULL);
+	T_CHECK(ops->build && ops->judge && ops->check_channel && ops->check_recipient &&
+	        ops->check_message);
+	for (k = ops->keys; k && k->name; k++) {
+		if (strcmp(k->name, "access_token") == 0)
+			token = k->type == CONFIG_STRING && !k->required;
+		else if (strcmp(k->name, "batch_size") == 0)
+			batch = k->type == CONFIG_INT && !k->required;
+		else
+			other++;
+	}
+	T_CHECK(token && batch);
+	T_EQ_INT(other, 0);
+}
+
+static int
+channel_ok(const char *keys_json, const char *err_has)
+{
+	struct channel ch = chan(keys_json);
+	char *err = NULL;
+	int rc = ops->check_channel(&ch, &err);
+
+	if (rc == -1)
+		T_CHECK(err && strstr(err, err_has));
+	else
+		T_CHECK(err == NULL);
+	free(err);
+	cJSON_Delete(ch.keys);
+	return rc;
+}
+
+static void
+test_check_channel(void)
+{
+	T_EQ_INT(channel_ok("{}", ""), 0);
+	T_EQ_INT(channel_ok("{\"batch_size\":1}", ""), 0);
+	T_EQ_INT(channel_ok("{\"batch_size\":1000,\"access_token\":\"t\"}", ""), 0);
+	T_EQ_INT(channel_ok("{\"batch_size\":0}", "batch_size"), -1);
+	T_EQ_INT(channel_ok("{\"batch_size\":1001}", "batch_size"), -1);
+	T_EQ_INT(channel_ok("{\"batch_size\":-3}", "batch_size"), -1);
+	T_EQ_INT(channel_ok("{\"access_token\":\"\"}", "access_token"), -1);
+}
+
+static int
+recipient_ok(const char *json)
+{
+	cJSON *r = cJSON_Parse(json);
+	char *err = NULL;
+	int rc = ops->check_recipient(r, &err);
+
+	T_CHECK(rc == 0 ? err == NULL : err != NULL);
+	free(err);
+	cJSON_Delete(r);
+	return rc;
+}
+
+static void
+test_check_recipient(void)
+{
+	T_EQ_INT(recipient_ok("{\"id\":\"12345678123456781234567812345678\",\"vars\":{}}"), 0);
+	T_EQ_INT(recipient_ok("{\"id\":\"\"}"), -1);
+	T_EQ_INT(recipient_ok("{\"id\":\"a,b\"}"), -1);
+	T_EQ_INT(recipient_ok("{\"id\":12}"), -1);
+	T_EQ_INT(recipient_ok("{}"), -1);
+	T_EQ_INT(recipient_ok("[]"), -1);
+}
+
+static int
+message_ok(const char *json)
+{
+	cJSON *m = cJSON_Parse(json);
+	char *err = NULL;
+	int rc = ops->check_message(m, 0, &err), rc2;
+
+	T_CHECK(rc == 0 ? err == NULL : err != NULL);
+	free(err);
+	err = NULL;
+	rc2 = ops->check_message(m, 1, &err);
+	T_EQ_INT(rc2, rc);
+	free(err);
+	cJSON_Delete(m);
+	return rc;
+}
+
+static void
+test_check_message(void)
+{
+	static const char *const types[] = {"text", "html", "image", "link", "custom"};
+	char buf[128];
+	size_t i;
+
+	for (i = 0; i < sizeof types / sizeof types[0]; i++) {
+		snprintf(buf, sizeof buf, "{\"type\":\"%s\",\"data\":\"x\"}", types[i]);
+		T_EQ_INT(message_ok(buf), 0);
+	}
+	T_EQ_INT(message_ok("{\"type\":\"custom\",\"data\":{\"a\":1}}"), 0);
+	T_EQ_INT(message_ok("{\"type\":\"custom\",\"data\":[1,2]}"), 0);
+	T_EQ_INT(message_ok("{\"type\":\"text\",\"data\":\"x\",\"ext_data\":\"e\"}"), 0);
+	T_EQ_INT(message_ok("{\"type\":\"video\",\"data\":\"x\"}"), -1);
+	T_EQ_INT(message_ok("{\"type\":\"TEXT\",\"data\":\"x\"}"), -1);
+	T_EQ_INT(message_ok("{\"data\":\"x\"}"), -1);
+	T_EQ_INT(message_ok("{\"type\":\"text\"}"), -1);
+	T_EQ_INT(message_ok("{\"type\":\"text\",\"data\":\"\"}"), -1);
+	T_EQ_INT(message_ok("{\"type\":\"text\",\"data\":5}"), -1);
+	T_EQ_INT(message_ok("{\"type\":\"text\",\"data\":null}"), -1);
+	T_EQ_INT(message_ok("{\"type\":\"text\",\"data\":\"x\",\"ext_data\":{}}"), -1);
+	T_EQ_INT(message_ok("{\"type\":\"text\",\"text\":\"x\"}"), -1);
+	T_EQ_INT(message_ok("{\"type\":\"text\",\"data\":\"x\",\"extra\":1}"), -1);
+	T_EQ_INT(message_ok("\"text\""), -1);
+}
+
+/* 250 ids, one with bytes that need encoding; the caller frees ids[0..250) and ids. */
+static char **
+ids_new(size_t n)
+{
+	char **ids = calloc(n, sizeof *ids);
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		ids[i] = malloc(40);
+		snprintf(ids[i], 40, "%032zx", i * 7919 + 1);
+	}
+	snprintf(ids[7], 40, "m\xC3\xA9mber+7/&=x y");
+	return ids;
+}
+
+static void
+ids_free(char **ids, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		free(ids[i]);
+	free(ids);
+}
+
+static void
+test_build_250(void)
+{
+	const char *data = "Hello & welcome, \xE5\xB0\x8F\xE7\x8E\x8B = 100% +1\n";
+	struct channel ch = chan("{\"access_token\":\"tok/+= &\",\"batch_size\":100}");
+	cJSON *msg = cJSON_CreateObject();
+	char **ids = ids_new(250), *joined = calloc(250, 41), *err = NULL;
+	struct provider_item *it;
+	struct provider_request req = {0};
+	struct form f;
+	size_t i;
+
+	cJSON_AddStringToObject(msg, "type", "text");
+	cJSON_AddStringToObject(msg, "data", data);
+	cJSON_AddStringToObject(msg, "ext_data", "k=v&x");
+	it = items_new(ids, 250, msg);
+	for (i = 0; i < 250; i++) {
+		if (i)
+			strcat(joined, ",");
+		strcat(joined, ids[i]);
+	}
+	T_EQ_INT(ops->build(NULL, &ch, it, 250, 1700000000000LL, &req, &err), 0);
+	T_CHECK(err == NULL);
+	T_EQ_STR(req.url, BASE_URL "/api/platform?s=Platform.ChatMessage.BulkSend");
+	T_EQ_INT(req.n_headers, 1);
+	T_EQ_STR(req.headers[0], "Content-Type: application/x-www-form-urlencoded");
+	T_CHECK(req.body && req.body_len == strlen(req.body));
+	T_CHECK(req.body && form_is_encoded(req.body));
+	form_parse(req.body, &f);
+	T_EQ_INT(f.n, 5);
+	T_EQ_STR(f.name[0], "chat_message_to_uuid");
+	T_EQ_STR(f.value[0], joined);
+	T_EQ_STR(f.name[1], "chat_message_data");
+	T_EQ_STR(f.value[1], data);
+	T_EQ_STR(f.name[2], "chat_message_type");
+	T_EQ_STR(f.value[2], "text");
+	T_EQ_STR(f.name[3], "access_token");
+	T_EQ_STR(f.value[3], "tok/+= &");
+	T_EQ_STR(f.name[4], "ext_data");
+	T_EQ_STR(f.value[4], "k=v&x");
+	/* The uuid list splits back into exactly the members, in order. */
+	{
+		char *save = NULL, *tok, *copy = strdup(f.value[0] ? f.value[0] : "");
+
+		for (i = 0, tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save), i++)
+			T_CHECK(i < 250 && strcmp(tok, ids[i]) == 0);
+		T_EQ_INT(i, 250);
+		free(copy);
+	}
+	form_free(&f);
+	provider_request_clear(&req);
+	items_free(it, 250);
+	ids_free(ids, 250);
+	free(joined);
+	cJSON_Delete(msg);
+	cJSON_Delete(ch.keys);
+}
+
+static void
+test_build_minimal(void)
+{
+	struct channel ch = chan("{}");
+	cJSON *a = cJSON_Parse("{\"type\":\"custom\",\"data\":{\"a\": [1, 2], \"b\": \"x\"}}");
+	cJSON *b = cJSON_Parse("{\"data\":{\"a\":[1,2],\"b\":\"x\"},\"type\":\"custom\"}");
+	char *ids[] = {"u1", "u2"}, *err = NULL;
+	struct provider_item *it = items_new(ids, 2, a);
+	struct provider_request req = {0};
+	struct form f;
+
+	it[1].message = b; /* the same rendered message in another tree */
+	T_EQ_INT(ops->build(NULL, &ch, it, 2, 0, &req, &err), 0);
+	form_parse(req.body, &f);
+	T_EQ_INT(f.n, 3);
+	T_EQ_STR(f.value[0], "u1,u2");
+	T_EQ_STR(f.value[1], "{\"a\":[1,2],\"b\":\"x\"}");
+	T_EQ_STR(f.value[2], "custom");
+	T_EQ_STR(req.body, "chat_message_to_uuid=u1%2Cu2&chat_message_data=%7B%22a%22%3A%5B1%2C2%5D"
+	         "%2C%22b%22%3A%22x%22%7D&chat_message_type=custom");
+	form_free(&f);
+	provider_request_clear(&req);
+	items_free(it, 2);
+	cJSON_Delete(a);
+	cJSON_Delete(b);
+	cJSON_Delete(ch.keys);
+}
+
+/* build must fail, name the cause, and leave the request empty. */
+static void
+build_fails(const char *m0, const char *m1, const char *id0, const char *id1, size_t n,
+            const char *err_has)
+{
+	struct channel ch = chan("{\"access_token\":\"t\"}");
+	cJSON *a = cJSON_Parse(m0), *b = cJSON_Parse(m1);
+	char *ids[] = {"", ""}, *err = NULL;
+	struct provider_item *it = items_new(ids, 2, a);
+	struct provider_request req = {0};
+
+	it[0].recipient_id = id0;
+	it[1].recipient_id = id1;
+	it[1].message = b;
+	T_EQ_INT(ops->build(NULL, &ch, it, n, 0, &req, &err), -1);
+	T_CHECK(err && strstr(err, err_has));
+	T_CHECK(req.url == NULL && req.body == NULL && req.n_headers == 0);
+	free(err);
+	items_free(it, 2);
+	cJSON_Delete(a);
+	cJSON_Delete(b);
+	cJSON_Delete(ch.keys);
+}
+
+static void
+test_build_rejects(void)
+{
+	const char *m = "{\"type\":\"text\",\"data\":\"hi\"}";
+
+	build_fails(m, "{\"type\":\"text\",\"data\":\"hi!\"}", "u1", "u2", 2, "delivery 2");
+	build_fails(m, "{\"type\":\"html\",\"data\":\"hi\"}", "u1", "u2", 2, "differs");
+	build_fails(m, "{\"type\":\"text\",\"data\":\"hi\",\"ext_data\":\"e\"}", "u1", "u2", 2,
+	            "differs");
+	build_fails("{\"type\":\"text\",\"data\":\"hi\",\"ext_data\":\"e\"}",
+	            "{\"type\":\"text\",\"data\":\"hi\",\"ext_data\":\"f\"}", "u1", "u2", 2, "differs");
+	build_fails(m, "{\"type\":\"text\",\"data\":5}", "u1", "u2", 2, "data");
+	build_fails(m, m, "u1", "u,2", 2, "comma");
+	build_fails(m, m, "", "u2", 2, "delivery 1");
+	build_fails(m, m, "u1", "u2", 0, "empty");
+}
+
+static int
+count(const struct provider_item *it, size_t n, enum provider_outcome o)
+{
+	size_t i;
+	int c = 0;
+
+	for (i = 0; i < n; i++)
+		c += it[i].outcome == o;
+	return c;
+}
+
+/* Every item has outcome o, code, a text containing text_has (NULL: no text) and no id. */
+static void
+all_are(const struct provider_item *it, size_t n, enum provider_outcome o, const char *code,
+        const char *text_has)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		T_EQ_INT(it[i].outcome, o);
+		if (code)
+			T_EQ_STR(it[i].code, code);
+		if (text_has)
+			T_CHECK(it[i].message_text && strstr(it[i].message_text, text_has));
+		T_CHECK(it[i].message_id == NULL);
+	}
+}
+
+static void
+test_judge_partial(void)
+{
+	struct channel ch = chan("{}");
+	char **ids = ids_new(250), *body, *want;
+	cJSON *root = cJSON_CreateObject(), *data, *list, *e;
+	struct provider_item *it = items_new(ids, 250, NULL);
+	int i;
+
+	cJSON_AddNumberToObject(root, "ret", 200);
+	data = cJSON_AddObjectToObject(root, "data");
+	list = cJSON_AddArrayToObject(data, "item");
+	cJSON_AddStringToObject(root, "msg", "");
+	/* Answer order is not request order: list them backwards. */
+	for (i = 219; i >= 0; i--) {
+		char id[32];
+
+		e = cJSON_CreateObject();
+		cJSON_AddStringToObject(e, "other_uuid", ids[i]);
+		snprintf(id, sizeof id, "m-%d", i);
+		cJSON_AddStringToObject(e, "chat_message_id", i < 200 ? id : "");
+		cJSON_AddItemToArray(list, e);
+	}
+	body = cJSON_PrintUnformatted(root);
+	judge(&ch, 200, body, strlen(body), it, 250);
+	T_EQ_INT(count(it, 250, PROVIDER_SENT), 200);
+	T_EQ_INT(count(it, 250, PROVIDER_PERMANENT), 50);
+	want = malloc(32);
+	for (i = 0; i < 250; i++) {
+		snprintf(want, 32, "m-%d", i);
+		if (i < 200) {
+			T_EQ_INT(it[i].outcome, PROVIDER_SENT);
+			T_EQ_STR(it[i].message_id, want);
+			T_EQ_STR(it[i].code, "200");
+		} else {
+			T_EQ_INT(it[i].outcome, PROVIDER_PERMANENT);
+			T_EQ_STR(it[i].message_text, NOT_LISTED);
+			T_CHECK(it[i].message_id == NULL);
+		}
+	}
+	free(want);
+	free(body);
+	cJSON_Delete(root);
+	items_free(it, 250);
+	ids_free(ids, 250);
+	cJSON_Delete(ch.keys);
+}
+
+static void
+test_judge_duplicates_unknown(void)
+{
+	struct channel ch = chan("{}");
+	char *ids[] = {"u1", "u2", "u3", "u4", "u5"};
+	struct provider_item *it = items_new(ids, 5, NULL);
+	const char *body =
+	    "{\"ret\":200,\"msg\":\"\",\"data\":{\"item\":["
+	    "{\"other_uuid\":\"u1\",\"chat_message_id\":\"a\"},"
+	    "{\"other_uuid\":\"u1\",\"chat_message_id\":\"b\"},"
+	    "{\"other_uuid\":\"u2\",\"chat_message_id\":\"\"},"
+	    "{\"other_uuid\":\"u2\",\"chat_message_id\":\"c\"},"
+	    "{\"other_uuid\":\"stranger\",\"chat_message_id\":\"q\"},"
+	    "{\"other_uuid\":5,\"chat_message_id\":\"r\"},"
+	    "\"junk\",null,[],{},"
+	    "{\"chat_message_id\":\"x\"},"
+	    "{\"other_uuid\":\"u3\",\"chat_message_id\":77},"
+	    "{\"other_uuid\":\"u4\",\"chat_message_id\":null},"
+	    "{\"other_uuid\":\"u5\",\"chat_message_id\":1.5}]}}";
+
+	judge(&ch, 200, body, strlen(body), it, 5);
+	T_EQ_INT(it[0].outcome, PROVIDER_SENT);
+	T_EQ_STR(it[0].message_id, "a");
+	T_EQ_INT(it[1].outcome, PROVIDER_SENT);
+	T_EQ_STR(it[1].message_id, "c");
+	T_EQ_INT(it[2].outcome, PROVIDER_SENT);
+	T_EQ_STR(it[2].message_id, "77");
+	T_EQ_INT(it[3].outcome, PROVIDER_PERMANENT);
+	T_EQ_STR(it[3].message_text, NOT_LISTED);
+	T_EQ_INT(it[4].outcome, PROVIDER_PERMANENT);
+
+	/* The same member twice in one batch: both get its result. */
+	it[1].recipient_id = "u1";
+	judge(&ch, 200, body, strlen(body), it, 2);
+	T_EQ_STR(it[0].message_id, "a");
+	T_EQ_STR(it[1].message_id, "a");
+	items_free(it, 5);
+	cJSON_Delete(ch.keys);
+}
+
+static void
+test_judge_single_object(void)
+{
+	struct channel ch = chan("{}");
+	char *ids[] = {"u1", "u2"};
+	struct provider_item *it = items_new(ids, 2, NULL);
+	const char *body = "{\"ret\":200,\"data\":{\"item\":{\"other_uuid\":\"u1\","
+	                   "\"chat_message_id\":\"m-1\"}},\"msg\":\"\"}";
+	const char *empty = "{\"ret\":200,\"data\":{\"item\":{\"other_uuid\":\"u1\","
+	                    "\"chat_message_id\":\"\"}},\"msg\":\"\"}";
+
+	judge(&ch, 200, body, strlen(body), it, 2);
+	T_EQ_INT(it[0].outcome, PROVIDER_SENT);
+	T_EQ_STR(it[0].message_id, "m-1");
+	T_CHECK(it[0].message_text == NULL);
+	T_EQ_INT(it[1].outcome, PROVIDER_PERMANENT);
+	T_EQ_STR(it[1].message_text, NOT_LISTED);
+	judge(&ch, 200, empty, strlen(empty), it, 2);
+	all_are(it, 2, PROVIDER_PERMANENT, "", NOT_LISTED);
+	items_free(it, 2);
+	cJSON_Delete(ch.keys);
+}
+
+static void
+test_judge_item_missing(void)
+{
+	static const char *const bodies[] = {
+		"{\"ret\":200,\"data\":{},\"msg\":\"\"}",
+		"{\"ret\":200,\"data\":{\"id\":\"2\"},\"msg\":\"\"}", /* the document's own example */
+		"{\"ret\":200,\"data\":null,\"msg\":\"\"}",
+		"{\"ret\":200,\"data\":[],\"msg\":\"\"}",
+		"{\"ret\":200}",
+		"{\"ret\":200,\"data\":{\"item\":\"u1\"}}",
+		"{\"ret\":200,\"data\":{\"item\":[]}}",
+		"{\"ret\":200,\"data\":{\"item\":null}}",
+		"{\"ret\":200,\"data\":{\"item\":{}}}",
+		"{\"ret\":200,\"data\":{\"Item\":[{\"other_uuid\":\"u1\",\"chat_message_id\":\"m\"}]}}",
+	};
+	struct channel ch = chan("{}");
+	char *ids[] = {"u1", "u2", "u3"};
+	struct provider_item *it = items_new(ids, 3, NULL);
+	size_t i;
+
+	for (i = 0; i < sizeof bodies / sizeof bodies[0]; i++) {
+		judge(&ch, 200, bodies[i], strlen(bodies[i]), it, 3);
+		all_are(it, 3, PROVIDER_PERMANENT, "", NOT_LISTED);
+	}
+	items_free(it, 3);
+	cJSON_Delete(ch.keys);
+}
+
+static void
+test_judge_ret_codes(void)
+{
+	static const struct {
+		long http;
+		const char *body;
+		enum provider_outcome outcome;
+		const char *code;
+		const char *text_has;
+	} cases[] = {
+		{200, "{\"ret\":400,\"data\":{},\"msg\":\"bad param\"}", PROVIDER_PERMANENT, "400", "bad param"},
+		{200, "{\"ret\":401,\"data\":{},\"msg\":\"\"}", PROVIDER_PERMANENT, "401", "rejected"},
+		{200, "{\"ret\":404,\"data\":{},\"msg\":\"no such service\"}", PROVIDER_PERMANENT, "404",
+		 "no such"},
+		{200, "{\"ret\":406,\"data\":{},\"msg\":\"access_token check failed\"}", PROVIDER_PERMANENT,
+		 "406", "access_token"},
+		{200, "{\"ret\":406}", PROVIDER_PERMANENT, "406", "access_token rejected"},
+		{200, "{\"ret\":407,\"data\":{},\"msg\":\"app_key\"}", PROVIDER_PERMANENT, "407", "app_key"},
+		{200, "{\"ret\":408,\"data\":{},\"msg\":\"user banned\"}", PROVIDER_PERMANENT, "408", "banned"},
+		{200, "{\"ret\":429,\"data\":{}}", PROVIDER_PERMANENT, "429", NULL},
+		{200, "{\"ret\":500,\"data\":{},\"msg\":\"oops\"}", PROVIDER_TRANSIENT, "500", "oops"},
+		{200, "{\"ret\":503}", PROVIDER_TRANSIENT, "503", "server error"},
+		{200, "{\"ret\":0,\"data\":{\"item\":[{\"other_uuid\":\"u1\",\"chat_message_id\":\"m\"}]}}",
+		 PROVIDER_PERMANENT, "0", NULL},
+		{200, "{\"ret\":302}", PROVIDER_PERMANENT, "302", NULL},
+		{200, "{\"ret\":600}", PROVIDER_PERMANENT, "600", NULL},
+		{400, "{\"ret\":400,\"msg\":\"bad\"}", PROVIDER_PERMANENT, "400", "bad"},
+		{500, "{\"ret\":500,\"msg\":\"down\"}", PROVIDER_TRANSIENT, "500", "down"},
+		/* ret 200 behind an HTTP error is never "sent". */
+		{502, "{\"ret\":200,\"data\":{\"item\":[{\"other_uuid\":\"u1\",\"chat_message_id\":\"m\"}]}}",
+		 PROVIDER_TRANSIENT, "", "HTTP 502"},
+		{404, "{\"ret\":200,\"data\":{\"item\":[{\"other_uuid\":\"u1\",\"chat_message_id\":\"m\"}]}}",
+		 PROVIDER_PERMANENT, "", "HTTP 404"},
+		/* ret must be a JSON integer. */
+		{200, "{\"ret\":\"200\",\"data\":{\"item\":[{\"other_uuid\":\"u1\",\"chat_message_id\":\"m\"}]}}",
+		 PROVIDER_PERMANENT, "", "malformed answer"},
+		{200, "{\"ret\":200.5}", PROVIDER_PERMANENT, "", "malformed answer"},
+		{200, "{\"data\":{\"item\":[{\"other_uuid\":\"u1\",\"chat_message_id\":\"m\"}]}}",
+		 PROVIDER_PERMANENT, "", "malformed answer"},
+	};
+	struct channel ch = chan("{}");
+	char *ids[] = {"u1", "u2"};
+	struct provider_item *it = items_new(ids, 2, NULL);
+	size_t i;
+
+	for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		judge(&ch, cases[i].http, cases[i].body, strlen(cases[i].body), it, 2);
+		all_are(it, 2, cases[i].outcome, cases[i].code, cases[i].text_has);
+		if (t_current_failed) {
+			fprintf(stderr, "  case %zu: %s\n", i, cases[i].body);
+			break;
+		}
+	}
+	items_free(it, 2);
+	cJSON_Delete(ch.keys);
+}
+
+static void
+test_judge_never_echoes_token(void)
+{
+	struct channel ch = chan("{\"access_token\":\"sekret-token-123\"}");
+	char *ids[] = {"u1"};
+	struct provider_item *it = items_new(ids, 1, NULL);
+	const char *body = "{\"ret\":406,\"data\":{},\"msg\":\"token sekret-token-123 expired\"}";
+
+	judge(&ch, 200, body, strlen(body), it, 1);
+	T_EQ_INT(it[0].outcome, PROVIDER_PERMANENT);
+	T_EQ_STR(it[0].code, "406");
+	T_CHECK(it[0].message_text && strstr(it[0].message_text, "access_token"));
+	T_CHECK(it[0].message_text && !strstr(it[0].message_text, "sekret"));
+	items_free(it, 1);
+	cJSON_Delete(ch.keys);
+}
+
+static void
+test_judge_garbage(void)
+{
+	static const char *const small[] = {
+		"", "null", "[]", "{", "<html>", "{}", "true", "200", "\"ret\"", "{\"ret\":",
+		"<html><body>502 Bad Gateway</body></html>",
+		"{\"ret\":200,\"data\":{\"item\":[{\"other_uuid\":\"u1\",\"chat_message_id\":\"m\"}]}}x",
+		"{\"ret\":200,\"data\":{\"item\":[{\"other_uuid\":\"u1\",\"chat_message_id\":\"m\"}]}}{}",
+		"\xEF\xBB\xBF\xFF\xFE",
+	};
+	static const char nul_body[] = "{\"ret\":200,\"data\":{\"item\":[{\"other_uuid\":\"u1\","
+	                               "\"chat_message_id\":\"m\"}]}}\0junk";
+	struct channel ch = chan("{}");
+	char *ids[] = {"u1", "u2"}, *big = malloc(BIG + 2), *huge_msg;
+	struct provider_item *it = items_new(ids, 2, NULL);
+	size_t i, len;
+
+	for (i = 0; i < sizeof small / sizeof small[0]; i++) {
+		judge(&ch, 200, small[i], strlen(small[i]), it, 2);
+		all_are(it, 2, PROVIDER_PERMANENT, "", "malformed answer");
+		judge(&ch, 503, small[i], strlen(small[i]), it, 2);
+		all_are(it, 2, PROVIDER_TRANSIENT, NULL, NULL);
+		judge(&ch, 404, small[i], strlen(small[i]), it, 2);
+		all_are(it, 2, PROVIDER_PERMANENT, NULL, NULL);
+	}
+	judge(&ch, 200, NULL, 0, it, 2);
+	all_are(it, 2, PROVIDER_PERMANENT, "", "malformed answer");
+	judge(&ch, 200, nul_body, sizeof nul_body - 1, it, 2);
+	all_are(it, 2, PROVIDER_PERMANENT, "", "malformed answer");
+
+	/* A 1 MB JSON string, 1 MB of bytes, 1 MB of nesting. */
+	big[0] = '"';
+	memset(big + 1, 'a', BIG);
+	big[BIG + 1] = '"';
+	judge(&ch, 200, big, BIG + 2, it, 2);
+	all_are(it, 2, PROVIDER_PERMANENT, "", "malformed answer");
+	judge(&ch, 500, big, BIG + 2, it, 2);
+	all_are(it, 2, PROVIDER_TRANSIENT, NULL, NULL);
+	judge(&ch, 200, big + 1, BIG, it, 2);
+	all_are(it, 2, PROVIDER_PERMANENT, "", "malformed answer");
+	memset(big, '[', BIG);
+	judge(&ch, 200, big, BIG, it, 2);
+	all_are(it, 2, PROVIDER_PERMANENT, "", "malformed answer");
+	free(big);
+
+	/* A valid answer with a 1 MB msg: judged, and the text kept short. */
+	huge_msg = malloc(BIG + 128);
+	len = (size_t)snprintf(huge_msg, 64, "{\"ret\":400,\"msg\":\"");
+	memset(huge_msg + len, 'x', BIG);
+	memcpy(huge_msg + len + BIG, "\"}", 3);
+	judge(&ch, 200, huge_msg, strlen(huge_msg), it, 2);
+	all_are(it, 2, PROVIDER_PERMANENT, "400", "xxx");
+	T_CHECK(it[0].message_text && strlen(it[0].message_text) < 4096);
+	/* Zero-width characters take no columns: the byte bound still holds. */
+	len = (size_t)snprintf(huge_msg, 128, "{\"ret\":200,\"data\":{\"item\":{\"other_uuid\":"
+	                       "\"u1\",\"chat_message_id\":\"m\"}},\"msg\":\"");
+	for (i = 0; i + 1 < BIG; i += 2)
+		memcpy(huge_msg + len + i, "\xCC\x81", 2);
+	memcpy(huge_msg + len + BIG, "\"}", 3);
+	judge(&ch, 200, huge_msg, strlen(huge_msg), it, 2);
+	T_EQ_INT(it[0].outcome, PROVIDER_SENT);
+	T_CHECK(it[0].message_text && strlen(it[0].message_text) <= 2048);
+	free(huge_msg);
+	items_free(it, 2);
+	cJSON_Delete(ch.keys);
+}
+
+int
+main(void)
+{
+	T_RUN(test_ops);
+	T_RUN(test_check_channel);
+	T_RUN(test_check_recipient);
+	T_RUN(test_check_message);
+	T_RUN(test_build_250);
+	T_RUN(test_build_minimal);
+	T_RUN(test_build_rejects);
+	T_RUN(test_judge_partial);
+	T_RUN(test_judge_duplicates_unknown);
+	T_RUN(test_judge_single_object);
+	T_RUN(test_judge_item_missing);
+	T_RUN(test_judge_ret_codes);
+	T_RUN(test_judge_never_echoes_token);
+	T_RUN(test_judge_garbage);
+	return t_report();
+}
