@@ -1,0 +1,691 @@
+/*
+ * dispatch: claimed jobs -> rendered provider items -> batched requests (flights) -> results.
+ * A flight owns its jobs, the parsed recipient records and the rendered messages until its
+ * answer is judged and its results are copied out.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "clock.h"
+#include "dispatch.h"
+#include "log.h"
+#include "provider.h"
+#include "render.h"
+#include "sop.h"
+#include "util.h"
+
+struct chan_state {
+	const struct channel *ch;
+	void *pstate;                 /* the provider's open() state */
+	int in_flight;                /* requests on the wire */
+	int claiming;                 /* items granted in the claim under way */
+	double tokens;                /* rate_per_sec bucket */
+	int64_t tokens_mono;
+};
+
+struct flight {
+	struct flight *next;          /* the channel queue, then nothing once started */
+	struct chan_state *cs;
+	struct store_job *jobs;       /* n, owned */
+	struct provider_item *items;  /* n */
+	cJSON **trees;                /* 2n: recipient record and rendered message per item */
+	size_t n;
+	size_t cap;                   /* room in jobs, items and trees */
+	char *batch_key;              /* batching by message: the rendered message (owned) */
+	int64_t started_at_ms;
+};
+
+struct zone {
+	char name[64];
+	struct tz *tz;
+};
+
+struct dispatch {
+	const struct config *cfg;
+	struct chan_state *chans;     /* cfg->n_channels */
+	struct flight *queue_head, *queue_tail;
+	size_t queued, in_flight;
+	struct zone zones[16];        /* time zones of the campaigns seen, loaded once */
+	int n_zones;
+	uint64_t rng;
+	int64_t sent, failed, retried;
+};
+
+static char *
+keep(struct results *res, const char *s)
+{
+	char *copy;
+
+	if (!s)
+		return NULL;
+	if (res->n_strs == res->cap_strs) {
+		size_t na = res->cap_strs ? res->cap_strs * 2 : 64;
+		char **p = realloc(res->strs, na * sizeof *p);
+
+		if (!p)
+			return NULL;
+		res->strs = p;
+		res->cap_strs = na;
+	}
+	if (!(copy = strdup(s)))
+		return NULL;
+	res->strs[res->n_strs++] = copy;
+	return copy;
+}
+
+static struct store_result *
+result_new(struct results *res)
+{
+	if (res->n == res->cap) {
+		size_t na = res->cap ? res->cap * 2 : 64;
+		struct store_result *p = realloc(res->r, na * sizeof *p);
+
+		if (!p)
+			return NULL;
+		res->r = p;
+		res->cap = na;
+	}
+	memset(&res->r[res->n], 0, sizeof res->r[0]);
+	return &res->r[res->n++];
+}
+
+void
+results_clear(struct results *res)
+{
+	size_t i;
+
+	for (i = 0; i < res->n_strs; i++)
+		free(res->strs[i]);
+	free(res->strs);
+	free(res->r);
+	memset(res, 0, sizeof *res);
+}
+
+struct dispatch *
+dispatch_new(const struct config *cfg, char **err)
+{
+	struct dispatch *d = calloc(1, sizeof *d);
+	int i;
+
+	if (!d || !(d->chans = calloc((size_t)cfg->n_channels + 1, sizeof *d->chans))) {
+		free(d);
+		util_err(err, "out of memory");
+		return NULL;
+	}
+	d->cfg = cfg;
+	for (i = 0; i < cfg->n_channels; i++) {
+		struct chan_state *cs = &d->chans[i];
+
+		cs->ch = &cfg->channels[i];
+		cs->tokens = cs->ch->rate_per_sec;
+		cs->tokens_mono = clock_mono_ms();
+		if (cs->ch->ops->open && cs->ch->ops->open(cs->ch, &cs->pstate, err) != 0) {
+			dispatch_free(d);
+			return NULL;
+		}
+	}
+	if (getrandom(&d->rng, sizeof d->rng, 0) != sizeof d->rng || !d->rng)
+		d->rng = (uint64_t)clock_mono_ms() | 1;
+	return d;
+}
+
+static void
+flight_free(struct flight *f)
+{
+	size_t i;
+
+	if (!f)
+		return;
+	for (i = 0; i < f->n; i++) {
+		free(f->items[i].message_text);
+		free(f->items[i].message_id);
+		cJSON_Delete(f->trees[2 * i]);
+		cJSON_Delete(f->trees[2 * i + 1]);
+	}
+	store_jobs_free(f->jobs, f->n);
+	free(f->items);
+	free(f->trees);
+	cJSON_free(f->batch_key);
+	free(f);
+}
+
+void
+dispatch_free(struct dispatch *d)
+{
+	int i;
+
+	if (!d)
+		return;
+	while (d->queue_head) {
+		struct flight *f = d->queue_head;
+
+		d->queue_head = f->next;
+		flight_free(f);
+	}
+	for (i = 0; i < d->cfg->n_channels; i++)
+		if (d->chans[i].pstate && d->chans[i].ch->ops->close)
+			d->chans[i].ch->ops->close(d->chans[i].pstate);
+	for (i = 0; i < d->n_zones; i++)
+		tz_free(d->zones[i].tz);
+	free(d->chans);
+	free(d);
+}
+
+/* The channel a campaign sends through, if the config still has it for the same provider. */
+static struct chan_state *
+chan_for(struct dispatch *d, const struct store_campaign *c)
+{
+	int i;
+
+	for (i = 0; i < d->cfg->n_channels; i++)
+		if (strcmp(d->chans[i].ch->name, c->channel) == 0)
+			return strcmp(d->chans[i].ch->ops->name, c->provider) == 0 ? &d->chans[i] : NULL;
+	return NULL;
+}
+
+static const struct tz *
+zone_for(struct dispatch *d, const char *name)
+{
+	int i;
+
+	for (i = 0; i < d->n_zones; i++)
+		if (strcmp(d->zones[i].name, name) == 0)
+			return d->zones[i].tz;
+	if (d->n_zones == (int)(sizeof d->zones / sizeof d->zones[0])) {
+		tz_free(d->zones[--d->n_zones].tz);
+	}
+	snprintf(d->zones[d->n_zones].name, sizeof d->zones[0].name, "%s", name);
+	d->zones[d->n_zones].tz = tz_load(name, NULL);
+	return d->zones[d->n_zones++].tz;
+}
+
+/* ---- claim callbacks ------------------------------------------------------------------- */
+
+static int64_t
+cb_capacity(void *arg, const struct store_campaign *c)
+{
+	struct dispatch *d = arg;
+	struct chan_state *cs = chan_for(d, c);
+	int64_t slots, per;
+
+	if (!cs) {
+		log_warn("campaign %s: channel \"%s\" (%s) is not in the configuration; holding its "
+		         "deliveries", c->key, c->channel, c->provider);
+		return 0;
+	}
+	slots = cs->ch->max_in_flight - cs->in_flight - cs->claiming;
+	if (slots <= 0)
+		return 0;
+	per = cs->ch->ops->batching == PROVIDER_BY_MESSAGE ? config_int(cs->ch, "batch_size", 100)
+	    : cs->ch->ops->batching == PROVIDER_BY_CAMPAIGN ? 100000 : 1;
+	cs->claiming += (int)slots;
+	return slots * per;
+}
+
+/* The provider_item view of a job, enough for limit_account() and admit(). */
+static void
+item_from_job(struct provider_item *it, const struct store_job *j)
+{
+	memset(it, 0, sizeof *it);
+	it->delivery_id = j->delivery_id;
+	it->recipient_id = j->rid;
+	it->campaign_key = j->campaign.key;
+	it->campaign_name = j->campaign.name;
+	it->step = j->step;
+	it->step_day = j->step_day;
+	it->step_time = j->step_time;
+	it->due_at_ms = j->due_at_ms;
+	it->send_at_ms = j->send_at_ms;
+	it->msg_random = j->msg_random;
+}
+
+static const char *
+cb_account(void *arg, const struct store_job *j)
+{
+	struct dispatch *d = arg;
+	struct chan_state *cs = chan_for(d, &j->campaign);
+	struct provider_item it;
+
+	if (!cs || !cs->ch->ops->limit_account)
+		return NULL;
+	item_from_job(&it, j);
+	return cs->ch->ops->limit_account(&it);
+}
+
+static enum store_admit
+cb_admit(void *arg, const struct store_job *j, const struct store_limit *l, int64_t now_ms,
+         int64_t *send_at_ms, int64_t *defer_until_ms)
+{
+	struct dispatch *d = arg;
+	struct chan_state *cs = chan_for(d, &j->campaign);
+	struct provider_limit pl = {l->last_call_ms, l->last_send_at_ms, l->reserved};
+	struct provider_item it;
+
+	item_from_job(&it, j);
+	switch (cs->ch->ops->admit(cs->ch, &it, &pl, now_ms, send_at_ms, defer_until_ms)) {
+	case PROVIDER_ADMIT:
+		return STORE_ADMIT;
+	case PROVIDER_DEFER:
+		return STORE_DEFER;
+	case PROVIDER_WAIT:
+		break;
+	}
+	return STORE_WAIT;
+}
+
+struct store_claim_cb
+dispatch_claim_cb(struct dispatch *d)
+{
+	struct store_claim_cb cb = {d, cb_capacity, cb_account, cb_admit};
+
+	return cb;
+}
+
+void
+dispatch_claim_begin(struct dispatch *d)
+{
+	int i;
+
+	for (i = 0; i < d->cfg->n_channels; i++)
+		d->chans[i].claiming = 0;
+}
+
+void
+dispatch_drop(void *flight)
+{
+	flight_free(flight);
+}
+
+size_t
+dispatch_busy(const struct dispatch *d)
+{
+	return d->queued + d->in_flight;
+}
+
+void
+dispatch_counters(const struct dispatch *d, int64_t *sent, int64_t *failed, int64_t *retried)
+{
+	*sent = d->sent;
+	*failed = d->failed;
+	*retried = d->retried;
+}
+
+/* ---- from jobs to flights ---------------------------------------------------------------- */
+
+/* A result for a job that never reached the wire. */
+static void
+fail_job(struct dispatch *d, struct results *res, const struct store_job *j, const char *why,
+         int64_t now_ms)
+{
+	struct store_result *r = result_new(res);
+	const char *account = cb_account(d, j);
+
+	if (!r)
+		return;
+	r->delivery_id = j->delivery_id;
+	r->state = "failed";
+	r->started_at_ms = now_ms;
+	r->message = keep(res, why);
+	if (account) {
+		r->limit_provider = keep(res, j->campaign.provider);
+		r->limit_account = keep(res, account);
+	}
+	d->failed++;
+}
+
+static struct flight *
+flight_new(struct chan_state *cs, size_t cap)
+{
+	struct flight *f = calloc(1, sizeof *f);
+
+	if (!f)
+		return NULL;
+	f->jobs = calloc(cap, sizeof *f->jobs);
+	f->items = calloc(cap, sizeof *f->items);
+	f->trees = calloc(2 * cap, sizeof *f->trees);
+	if (!f->jobs || !f->items || !f->trees) {
+		free(f->jobs);
+		free(f->items);
+		free(f->trees);
+		free(f);
+		return NULL;
+	}
+	f->cs = cs;
+	f->cap = cap;
+	return f;
+}
+
+/* Parses a job's recipient and renders its message into the flight's next item. 0 / -1. */
+static int
+flight_push(struct dispatch *d, struct flight *f, struct store_job *j, int64_t now_ms, char **err)
+{
+	size_t i = f->n;
+	struct provider_item *it = &f->items[i];
+	cJSON *rec = cJSON_Parse(j->recipient_json), *msg = cJSON_Parse(j->message_json), *out = NULL;
+	char *missing = NULL;
+	const struct tz *z;
+	int32_t day1;
+
+	if (!rec || !msg) {
+		util_err(err, "stored recipient or message is not valid JSON");
+		goto fail;
+	}
+	if (!(out = render_json(msg, j->rid, cJSON_GetObjectItemCaseSensitive(rec, "vars"), &missing))) {
+		util_err(err, "no value for {{%s}} and no default", missing ? missing : "?");
+		free(missing);
+		goto fail;
+	}
+	cJSON_Delete(msg);
+	f->jobs[i] = *j;
+	item_from_job(it, &f->jobs[i]);
+	it->recipient = f->trees[2 * i] = rec;
+	it->message = f->trees[2 * i + 1] = out;
+	if (j->campaign.start_date[0] && (z = zone_for(d, j->campaign.timezone)) &&
+	    sop_parse_date(j->campaign.start_date, &day1) == 0)
+		it->campaign_day_now = sop_local_day(z, now_ms) - day1 + 1;
+	f->n++;
+	return 0;
+fail:
+	cJSON_Delete(rec);
+	cJSON_Delete(msg);
+	return -1;
+}
+
+static void
+enqueue(struct dispatch *d, struct flight *f)
+{
+	f->next = NULL;
+	if (d->queue_tail)
+		d->queue_tail->next = f;
+	else
+		d->queue_head = f;
+	d->queue_tail = f;
+	d->queued++;
+}
+
+/* The most items one request of this channel carries. */
+static size_t
+batch_max(const struct chan_state *cs)
+{
+	switch (cs->ch->ops->batching) {
+	case PROVIDER_BY_MESSAGE:
+		return (size_t)config_int(cs->ch, "batch_size", 100);
+	case PROVIDER_BY_CAMPAIGN:
+		return 100000;
+	case PROVIDER_SINGLE:
+		break;
+	}
+	return 1;
+}
+
+/* An open batch job j may join: same channel and campaign, and for batching by message the
+   same step and rendered message. */
+static struct flight *
+find_batch(struct flight **open, size_t n_open, const struct chan_state *cs,
+           const struct store_job *j, const char *key)
+{
+	size_t i;
+
+	for (i = 0; i < n_open; i++) {
+		struct flight *f = open[i];
+
+		if (f->cs != cs || f->n >= f->cap || f->jobs[0].campaign_id != j->campaign_id)
+			continue;
+		if (cs->ch->ops->batching == PROVIDER_BY_CAMPAIGN ||
+		    (f->jobs[0].step == j->step && key && f->batch_key && strcmp(f->batch_key, key) == 0))
+			return f;
+	}
+	return NULL;
+}
+
+/* Places one job: into an open batch, or a new flight. Returns 0, or -1 if it failed. */
+static int
+place(struct dispatch *d, struct store_job *j, struct flight ***open, size_t *n_open,
+      int64_t now_ms, struct results *out)
+{
+	struct chan_state *cs = chan_for(d, &j->campaign);
+	struct flight *f = NULL, *single, **grown;
+	char *err = NULL, *key = NULL;
+
+	if (!cs || !(single = flight_new(cs, batch_max(cs)))) {
+		fail_job(d, out, j, cs ? "out of memory" : "channel not in the configuration", now_ms);
+		return -1;
+	}
+	if (flight_push(d, single, j, now_ms, &err) != 0) {
+		fail_job(d, out, j, err, now_ms);
+		free(err);
+		flight_free(single);
+		return -1;
+	}
+	if (single->cap == 1) {
+		enqueue(d, single);
+		return 0;
+	}
+	if (cs->ch->ops->batching == PROVIDER_BY_MESSAGE)
+		key = cJSON_PrintUnformatted(single->items[0].message);
+	if ((f = find_batch(*open, *n_open, cs, j, key))) {
+		/* Move the one item over; the shell goes. */
+		f->jobs[f->n] = single->jobs[0];
+		f->items[f->n] = single->items[0];
+		item_from_job(&f->items[f->n], &f->jobs[f->n]);
+		f->items[f->n].recipient = f->trees[2 * f->n] = single->trees[0];
+		f->items[f->n].message = f->trees[2 * f->n + 1] = single->trees[1];
+		f->n++;
+		single->n = 0;
+		flight_free(single);
+		cJSON_free(key);
+		return 0;
+	}
+	single->batch_key = key;
+	if (!(grown = realloc(*open, (*n_open + 1) * sizeof *grown))) {
+		enqueue(d, single);
+		return 0;
+	}
+	*open = grown;
+	(*open)[(*n_open)++] = single;
+	return 0;
+}
+
+void
+dispatch_add(struct dispatch *d, struct store_job *jobs, size_t n, int64_t now_ms,
+             struct results *out)
+{
+	struct flight **open = NULL;
+	size_t n_open = 0, i;
+
+	for (i = 0; i < n; i++) {
+		if (place(d, &jobs[i], &open, &n_open, now_ms, out) != 0) {
+			free(jobs[i].rid);
+			free(jobs[i].recipient_json);
+			free(jobs[i].message_json);
+		}
+	}
+	for (i = 0; i < n_open; i++)
+		enqueue(d, open[i]);
+	free(open);
+	free(jobs);  /* the strings moved into flights or were freed */
+}
+
+/* ---- onto the wire ----------------------------------------------------------------------- */
+
+/* Whether the channel may start one more request now; refills its rate bucket. Sets *wait_ms
+   to when a token comes if the rate is what stops it. */
+static int
+may_start(struct chan_state *cs, int64_t mono, int64_t *wait_ms)
+{
+	double rate = cs->ch->rate_per_sec, burst = rate < 1 ? 1 : rate;
+
+	if (cs->in_flight >= cs->ch->max_in_flight)
+		return 0;
+	if (rate <= 0)
+		return 1;
+	cs->tokens += (double)(mono - cs->tokens_mono) * rate / 1000.0;
+	cs->tokens_mono = mono;
+	if (cs->tokens > burst)
+		cs->tokens = burst;
+	if (cs->tokens >= 1)
+		return 1;
+	{
+		int64_t w = (int64_t)ceil((1 - cs->tokens) * 1000.0 / rate);
+
+		if (*wait_ms < 0 || w < *wait_ms)
+			*wait_ms = w;
+	}
+	return 0;
+}
+
+/* Every item of a flight failed before it left; results out, flight freed. */
+static void
+fail_flight(struct dispatch *d, struct flight *f, const char *why, int64_t now_ms,
+            struct results *out)
+{
+	size_t i;
+
+	for (i = 0; i < f->n; i++)
+		fail_job(d, out, &f->jobs[i], why, now_ms);
+	flight_free(f);
+}
+
+static void
+start(struct dispatch *d, struct http *h, struct flight *f, int64_t now_ms, struct results *out)
+{
+	struct chan_state *cs = f->cs;
+	struct provider_request req = {0};
+	char *err = NULL;
+
+	f->started_at_ms = now_ms;
+	/* Signatures, timestamps and UserSigs are for the provider's real clock, even under --now. */
+	if (cs->ch->ops->build(cs->pstate, cs->ch, f->items, f->n, clock_now_ms(), &req, &err) != 0 ||
+	    http_start(h, &req, cs->ch->timeout_ms, cs->ch->connect_timeout_ms, f, &err) != 0) {
+		fail_flight(d, f, err ? err : "cannot build the request", now_ms, out);
+		free(err);
+		provider_request_clear(&req);
+		return;
+	}
+	provider_request_clear(&req);
+	cs->in_flight++;
+	if (cs->ch->rate_per_sec > 0)
+		cs->tokens -= 1;
+	d->in_flight++;
+}
+
+int64_t
+dispatch_pump(struct dispatch *d, struct http *h, int64_t now_ms, struct results *out)
+{
+	struct flight *f = d->queue_head, *prev = NULL, *next;
+	int64_t mono = clock_mono_ms(), wait_ms = -1;
+
+	for (; f; f = next) {
+		next = f->next;
+		if (!may_start(f->cs, mono, &wait_ms)) {
+			prev = f;
+			continue;
+		}
+		if (prev)
+			prev->next = next;
+		else
+			d->queue_head = next;
+		if (d->queue_tail == f)
+			d->queue_tail = prev;
+		d->queued--;
+		start(d, h, f, now_ms, out);
+	}
+	return wait_ms;
+}
+
+/* ---- answers ----------------------------------------------------------------------------- */
+
+static int64_t
+backoff_ms(struct dispatch *d, int attempts)
+{
+	double delay = (double)d->cfg->backoff_base_ms * pow(2, attempts > 1 ? attempts - 1 : 0);
+
+	if (delay > (double)d->cfg->backoff_max_ms)
+		delay = (double)d->cfg->backoff_max_ms;
+	/* Jitter: anywhere in [delay/2, delay], so a burst of failures does not retry in lockstep. */
+	d->rng ^= d->rng << 13;
+	d->rng ^= d->rng >> 7;
+	d->rng ^= d->rng << 17;
+	return (int64_t)(delay * (0.5 + 0.5 * (double)(d->rng >> 11) / 9007199254740992.0));
+}
+
+static void
+item_result(struct dispatch *d, struct flight *f, size_t i, const struct http_result *hr,
+            int64_t now_ms, struct results *out)
+{
+	struct provider_item *it = &f->items[i];
+	const struct store_job *j = &f->jobs[i];
+	const struct provider_ops *ops = f->cs->ch->ops;
+	struct store_result *r = result_new(out);
+	char text[600];
+
+	if (!r)
+		return;
+	r->delivery_id = j->delivery_id;
+	r->started_at_ms = f->started_at_ms;
+	r->duration_ms = hr->duration_ms;
+	r->http_status = (int)hr->status;
+	r->code = keep(out, it->code);
+	r->message = keep(out, it->message_text);
+	r->message_id = keep(out, it->message_id);
+	r->send_at_ms = it->send_at_ms;
+	if (ops->limit_account && ops->limit_account(it)) {
+		r->limit_provider = keep(out, ops->name);
+		r->limit_account = keep(out, ops->limit_account(it));
+	}
+	switch (it->outcome) {
+	case PROVIDER_SENT:
+		r->state = "sent";
+		d->sent++;
+		break;
+	case PROVIDER_DEFERRED:
+		r->state = "deferred";
+		r->next_at_ms = it->defer_until_ms > now_ms ? it->defer_until_ms : now_ms + 1000;
+		break;
+	case PROVIDER_TRANSIENT:
+		if (j->attempts < d->cfg->max_attempts) {
+			r->state = "retrying";
+			r->next_at_ms = now_ms + backoff_ms(d, j->attempts);
+			d->retried++;
+			break;
+		}
+		snprintf(text, sizeof text, "gave up after %d attempts: %s", j->attempts,
+		         it->message_text ? it->message_text : "transient failure");
+		r->message = keep(out, text);
+		/* fall through */
+	case PROVIDER_PERMANENT:
+		r->state = "failed";
+		d->failed++;
+		break;
+	}
+}
+
+void
+dispatch_finish(struct dispatch *d, struct http_result *hr, int64_t now_ms, struct results *out)
+{
+	struct flight *f = hr->ctx;
+	struct chan_state *cs = f->cs;
+	size_t i;
+
+	cs->in_flight--;
+	d->in_flight--;
+	for (i = 0; i < f->n; i++)
+		provider_verdict(&f->items[i], PROVIDER_TRANSIENT, NULL, "no verdict");
+	if (hr->status == 0)
+		provider_verdict_all(f->items, f->n, PROVIDER_TRANSIENT, NULL, hr->error);
+	else
+		cs->ch->ops->judge(cs->pstate, cs->ch, hr->status, hr->body ? hr->body : "",
+		                   hr->body_len, f->items, f->n, now_ms);
+	for (i = 0; i < f->n; i++) {
+		item_result(d, f, i, hr, now_ms, out);
+		if (f->items[i].outcome != PROVIDER_SENT)
+			log_warn("%s: %s step %d: %s%s%s", f->jobs[i].campaign.key, f->jobs[i].rid,
+			         f->jobs[i].step, f->items[i].code,
+			         f->items[i].code[0] ? " " : "",
+			         f->items[i].message_text ? f->items[i].message_text : "failed");
+	}
+	flight_free(f);
+}

@@ -1,0 +1,58 @@
+/*
+ * dispatch: between the store and the wire. It turns claimed deliveries into provider
+ * requests (rendering placeholders, batching as the provider batches, keeping each channel's
+ * max_in_flight and rate_per_sec), and provider answers into results for the store
+ * (verdicts, exponential backoff with jitter, the attempt budget). Used by the scheduler
+ * thread only.
+ */
+#ifndef HERALD_DISPATCH_H
+#define HERALD_DISPATCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "http.h"
+#include "store.h"
+
+struct dispatch;
+
+/* Results waiting to be recorded, with the strings they point to. */
+struct results {
+	struct store_result *r;       /* n of them */
+	size_t n, cap;
+	char **strs;                  /* owned strings the results point into */
+	size_t n_strs, cap_strs;
+};
+void results_clear(struct results *res);  /* frees the strings, keeps nothing */
+
+/* Opens every channel's provider state. NULL with *err. The config must outlive it. */
+struct dispatch *dispatch_new(const struct config *cfg, char **err);
+void dispatch_free(struct dispatch *d);  /* NULL ok; nothing may be in flight */
+
+/* The claim callbacks (struct store_claim_cb) bound to d. */
+struct store_claim_cb dispatch_claim_cb(struct dispatch *d);
+/* Resets the per-claim bookkeeping; call before each store_claim. */
+void dispatch_claim_begin(struct dispatch *d);
+
+/*
+ * Takes ownership of claimed jobs: renders and batches them into requests, queued per
+ * channel. Jobs that cannot go (a placeholder lost its value, a build error) become results
+ * at once.
+ */
+void dispatch_add(struct dispatch *d, struct store_job *jobs, size_t n, int64_t now_ms,
+                  struct results *out);
+/* Starts queued requests as each channel's limits allow. Returns ms until a rate limit lets
+   the next one go (-1 when nothing waits on a rate). */
+int64_t dispatch_pump(struct dispatch *d, struct http *h, int64_t now_ms, struct results *out);
+/* Judges a finished request and appends its results. */
+void dispatch_finish(struct dispatch *d, struct http_result *hr, int64_t now_ms,
+                     struct results *out);
+/* Frees a request abandoned in flight (the ctx http_free hands back). */
+void dispatch_drop(void *flight);
+/* Requests queued or in flight. */
+size_t dispatch_busy(const struct dispatch *d);
+/* Sent / failed / retried counters since start, for the periodic summary. */
+void dispatch_counters(const struct dispatch *d, int64_t *sent, int64_t *failed, int64_t *retried);
+
+#endif

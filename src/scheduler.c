@@ -1,0 +1,344 @@
+/*
+ * scheduler: the loop of `herald run`. Tick, then sleep until the next deadline:
+ *   claim what is due (one short write transaction) -> dispatch -> wait on the wire or the
+ *   clock -> record what finished (one short write transaction per batch).
+ * It sleeps exactly until the next due time, but at most a second, to notice other processes'
+ * imports, pauses and cancels (PRAGMA data_version) within a second. Signals are taken by the
+ * main thread with sigwait, so nothing here runs in a signal handler.
+ */
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "dispatch.h"
+#include "http.h"
+#include "log.h"
+#include "runner.h"
+#include "scheduler.h"
+#include "store.h"
+
+/* How often to look for other processes' changes and for dead runners, in ms. */
+#define DATA_CHECK_MS 1000
+#define REAP_EVERY_MS 5000
+#define SUMMARY_EVERY_MS 60000
+/* How long SIGTERM waits for requests in flight before giving up on them. */
+#define DRAIN_MAX_MS 30000
+
+struct sched {
+	struct config *cfg;           /* owned; replaced on SIGHUP */
+	const struct scheduler_opts *opts;
+	struct store *s;
+	struct runner *runner;
+	struct dispatch *d;
+	struct http *h;
+	struct results res;
+	int64_t clock_base_ms;        /* --now: the virtual clock's start */
+	int64_t mono_base;
+	int64_t next_due_ms;          /* earliest next_at of a waiting delivery, INT64_MAX if none */
+	int64_t data_version;
+	atomic_int stop;              /* 1: stop claiming and drain; 2: stop now */
+	atomic_int reload;            /* SIGHUP seen */
+	pthread_t main_thread;
+	int exit_code;
+};
+
+static int64_t
+sched_now(const struct sched *sc)
+{
+	if (sc->opts->now_ms)
+		return sc->clock_base_ms + (clock_mono_ms() - sc->mono_base);
+	return clock_now_ms();
+}
+
+/* Records and clears what finished. A failure here is fatal: results must not be lost. */
+static int
+flush(struct sched *sc)
+{
+	char *err = NULL;
+	int rc = store_record(sc->s, runner_id(sc->runner), sc->res.r, sc->res.n, &err);
+
+	if (rc != 0) {
+		log_error("cannot record %zu results: %s", sc->res.n, err ? err : "?");
+		free(err);
+		sc->exit_code = 1;
+	}
+	results_clear(&sc->res);
+	return rc;
+}
+
+static int
+refresh_next_due(struct sched *sc)
+{
+	char *err = NULL;
+
+	if (store_next_due(sc->s, &sc->next_due_ms, &err) != 0) {
+		log_error("%s", err ? err : "cannot read the next due time");
+		free(err);
+		return -1;
+	}
+	return 0;
+}
+
+/* Claims what is due and hands it to dispatch. Returns the number claimed, or -1. */
+static int64_t
+claim(struct sched *sc, int64_t now)
+{
+	struct store_claim_cb cb = dispatch_claim_cb(sc->d);
+	struct store_job *jobs = NULL;
+	size_t n = 0;
+	char *err = NULL;
+
+	dispatch_claim_begin(sc->d);
+	if (store_claim(sc->s, runner_id(sc->runner), now, &cb, &jobs, &n, &err) != 0) {
+		log_error("claim failed: %s", err ? err : "?");
+		free(err);
+		return -1;
+	}
+	if (n)
+		log_debug("claimed %zu deliveries", n);
+	dispatch_add(sc->d, jobs, n, now, &sc->res);
+	return (int64_t)n;
+}
+
+/* SIGHUP: swap in a new channels file, only when nothing is in flight. */
+static void
+reload(struct sched *sc)
+{
+	struct config *cfg;
+	struct dispatch *d;
+	char *err = NULL;
+	int missing;
+
+	atomic_store(&sc->reload, 0);
+	if (!(cfg = config_load(sc->opts->config_path, &missing, &err))) {
+		log_error("SIGHUP: keeping the old configuration: %s", err ? err : "?");
+		free(err);
+		return;
+	}
+	if (!(d = dispatch_new(cfg, &err))) {
+		log_error("SIGHUP: keeping the old configuration: %s", err ? err : "?");
+		free(err);
+		config_free(cfg);
+		return;
+	}
+	dispatch_free(sc->d);
+	config_free(sc->cfg);
+	sc->d = d;
+	sc->cfg = cfg;
+	log_info("SIGHUP: configuration reloaded (%d channels)", cfg->n_channels);
+}
+
+static void
+chores(struct sched *sc, int64_t mono, int64_t *last_data, int64_t *last_reap)
+{
+	char *err = NULL;
+	int64_t v;
+
+	if (mono - *last_data >= DATA_CHECK_MS) {
+		*last_data = mono;
+		v = store_data_version(sc->s);
+		if (v != sc->data_version) {
+			sc->data_version = v;
+			refresh_next_due(sc);
+		}
+	}
+	if (mono - *last_reap >= REAP_EVERY_MS) {
+		*last_reap = mono;
+		if (runner_reap_dead(sc->runner, sc->s, sched_now(sc), &err) < 0) {
+			log_warn("reaping stopped runners: %s", err ? err : "?");
+			free(err);
+		} else {
+			refresh_next_due(sc);
+		}
+	}
+}
+
+static void
+summary(struct sched *sc, int64_t *last, int64_t mono, int final)
+{
+	static int64_t prev_sent, prev_failed, prev_retried;
+	int64_t sent, failed, retried, span = mono - *last;
+
+	if (!final && span < SUMMARY_EVERY_MS)
+		return;
+	dispatch_counters(sc->d, &sent, &failed, &retried);
+	if (final)
+		log_info("stopped: %lld sent, %lld failed, %lld retries scheduled", (long long)sent,
+		         (long long)failed, (long long)retried);
+	else if (sent != prev_sent || failed != prev_failed || retried != prev_retried)
+		log_info("last %llds: %lld sent (%.1f/s), %lld failed, %lld retries scheduled, %zu busy",
+		         (long long)(span / 1000), (long long)(sent - prev_sent),
+		         (double)(sent - prev_sent) * 1000.0 / (double)(span ? span : 1),
+		         (long long)(failed - prev_failed), (long long)(retried - prev_retried),
+		         dispatch_busy(sc->d));
+	prev_sent = sent, prev_failed = failed, prev_retried = retried;
+	*last = mono;
+}
+
+/* How long to sleep: until the next due time, a rate token, or the next data check. */
+static int
+sleep_ms(struct sched *sc, int64_t now, int64_t rate_wait, int starved)
+{
+	int64_t t = DATA_CHECK_MS;
+
+	if (!atomic_load(&sc->stop) && !starved && sc->next_due_ms != INT64_MAX)
+		t = sc->next_due_ms - now < t ? sc->next_due_ms - now : t;
+	if (rate_wait >= 0 && rate_wait < t)
+		t = rate_wait;
+	return t < 0 ? 0 : (int)t;
+}
+
+static void
+loop(struct sched *sc)
+{
+	int64_t mono = clock_mono_ms(), last_data = mono, last_reap = mono, last_sum = mono;
+	int64_t stop_at = -1, rate_wait, now, got;
+	struct http_result hr;
+	int starved = 0;
+
+	refresh_next_due(sc);
+	for (;;) {
+		now = sched_now(sc);
+		starved = 0;
+		if (!atomic_load(&sc->stop) && !atomic_load(&sc->reload) && sc->next_due_ms <= now) {
+			if ((got = claim(sc, now)) < 0)
+				break;
+			refresh_next_due(sc);
+			/* Due rows left unclaimed wait for capacity: sleep on the wire, not the clock. */
+			starved = sc->next_due_ms <= now;
+			if (sc->opts->once && got == 0 && dispatch_busy(sc->d) == 0)
+				break;
+		}
+		rate_wait = dispatch_pump(sc->d, sc->h, now, &sc->res);
+		if (sc->res.n && flush(sc) != 0)
+			break;
+		if (dispatch_busy(sc->d) == 0) {
+			if (atomic_load(&sc->reload))
+				reload(sc);
+			if (atomic_load(&sc->stop) || (sc->opts->once && sc->next_due_ms > now))
+				break;
+		}
+		if (atomic_load(&sc->stop) == 2)
+			break;
+		if (atomic_load(&sc->stop) && stop_at < 0)
+			stop_at = clock_mono_ms();
+		if (stop_at >= 0 && clock_mono_ms() - stop_at > DRAIN_MAX_MS) {
+			log_warn("gave up waiting for %zu requests in flight", dispatch_busy(sc->d));
+			break;
+		}
+		http_wait(sc->h, sleep_ms(sc, now, rate_wait, starved));
+		while (http_next(sc->h, &hr)) {
+			dispatch_finish(sc->d, &hr, sched_now(sc), &sc->res);
+			free(hr.body);
+		}
+		if (sc->res.n && flush(sc) != 0)
+			break;
+		mono = clock_mono_ms();
+		chores(sc, mono, &last_data, &last_reap);
+		summary(sc, &last_sum, mono, 0);
+	}
+	summary(sc, &last_sum, clock_mono_ms(), 1);
+}
+
+static void *
+thread_main(void *arg)
+{
+	struct sched *sc = arg;
+
+	loop(sc);
+	/* Wake the main thread out of sigwait. */
+	pthread_kill(sc->main_thread, SIGUSR1);
+	return NULL;
+}
+
+/* Main thread: turn signals into flags until the scheduler thread is done. */
+static void
+wait_signals(struct sched *sc, const sigset_t *set)
+{
+	int sig;
+
+	for (;;) {
+		if (sigwait(set, &sig) != 0)
+			continue;
+		if (sig == SIGUSR1)
+			return;
+		if (sig == SIGHUP) {
+			atomic_store(&sc->reload, 1);
+		} else if (atomic_load(&sc->stop)) {
+			log_warn("second signal: stopping now; what is in flight is settled at next start");
+			atomic_store(&sc->stop, 2);
+		} else {
+			log_info("signal %d: no new claims; finishing what is in flight", sig);
+			atomic_store(&sc->stop, 1);
+		}
+		http_wakeup(sc->h);
+	}
+}
+
+static int
+setup(struct sched *sc, char **err)
+{
+	int64_t n;
+
+	if (!(sc->s = store_open(sc->opts->db_path, err)) || !(sc->runner = runner_start(sc->s, err)))
+		return -1;
+	if (!(sc->d = dispatch_new(sc->cfg, err)) || !(sc->h = http_new()))
+		return -1;
+	sc->data_version = store_data_version(sc->s);
+	if ((n = runner_reap_dead(sc->runner, sc->s, sched_now(sc), err)) < 0)
+		return -1;
+	log_info("runner %lld (pid %d) on %s: %d channels%s", (long long)runner_id(sc->runner),
+	         (int)getpid(), sc->opts->db_path, sc->cfg->n_channels,
+	         sc->opts->once ? ", one pass" : "");
+	return 0;
+}
+
+int
+scheduler_run(struct config *cfg, const struct scheduler_opts *opts)
+{
+	struct sched sc = {0};
+	sigset_t set, old;
+	pthread_t th;
+	char *err = NULL;
+
+	sc.cfg = cfg;
+	sc.opts = opts;
+	sc.clock_base_ms = opts->now_ms;
+	sc.mono_base = clock_mono_ms();
+	sc.main_thread = pthread_self();
+	if (http_global_init() != 0) {
+		log_error("cannot initialise libcurl");
+		config_free(cfg);
+		return 1;
+	}
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGUSR1);
+	pthread_sigmask(SIG_BLOCK, &set, &old);
+	if (setup(&sc, &err) != 0) {
+		log_error("%s", err ? err : "cannot start");
+		free(err);
+		sc.exit_code = 1;
+	} else if (pthread_create(&th, NULL, thread_main, &sc) != 0) {
+		log_error("cannot start the scheduler thread");
+		sc.exit_code = 1;
+	} else {
+		wait_signals(&sc, &set);
+		pthread_join(th, NULL);
+	}
+	http_free(sc.h, dispatch_drop);
+	dispatch_free(sc.d);
+	runner_stop(sc.runner, sc.s);
+	store_close(sc.s);
+	config_free(sc.cfg);
+	http_global_cleanup();
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return sc.exit_code;
+}
