@@ -468,11 +468,16 @@ place(struct dispatch *d, struct store_job *j, struct flight ***open, size_t *n_
 		key = cJSON_PrintUnformatted(single->items[0].message);
 	if ((f = find_batch(*open, *n_open, cs, j, key))) {
 		/* Move the one item over; the shell goes. */
+		struct provider_item *it = &f->items[f->n];
+
 		f->jobs[f->n] = single->jobs[0];
-		f->items[f->n] = single->items[0];
-		item_from_job(&f->items[f->n], &f->jobs[f->n]);
-		f->items[f->n].recipient = f->trees[2 * f->n] = single->trees[0];
-		f->items[f->n].message = f->trees[2 * f->n + 1] = single->trees[1];
+		*it = single->items[0];
+		/* The job moved: re-point the item at the strings embedded in it. */
+		it->campaign_key = f->jobs[f->n].campaign.key;
+		it->campaign_name = f->jobs[f->n].campaign.name;
+		it->step_time = f->jobs[f->n].step_time;
+		f->trees[2 * f->n] = single->trees[0];
+		f->trees[2 * f->n + 1] = single->trees[1];
 		f->n++;
 		single->n = 0;
 		flight_free(single);
