@@ -1,0 +1,373 @@
+/*
+ * Store tests on real temp-file databases: the migrated schema matches schema/schema.sql,
+ * claims never hand one delivery to two runners, results and reaping settle rows as the
+ * crash rules say, and the per-account limit is reserved inside the claim.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "store.h"
+#include "t.h"
+
+static char dir[] = "/tmp/herald-store-XXXXXX";
+static char path[256];
+
+static struct store *
+fresh(void)
+{
+	char *err = NULL;
+	struct store *s;
+
+	snprintf(path, sizeof path, "%s/t%d.db", dir, rand());
+	s = store_open(path, &err);
+	if (!s)
+		fprintf(stderr, "store_open: %s\n", err);
+	free(err);
+	return s;
+}
+
+/* The schema as SQLite reports it, one statement per object in name order. */
+static char *
+dump_schema(const char *db_path)
+{
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	size_t len = 0;
+	char *out = calloc(1, 1);
+
+	sqlite3_open(db_path, &db);
+	sqlite3_prepare_v2(db, "SELECT sql FROM sqlite_master WHERE sql IS NOT NULL "
+	                       "AND name NOT LIKE 'sqlite_%' "
+	                       "ORDER BY CASE type WHEN 'table' THEN 0 WHEN 'index' THEN 1 ELSE 2 END, name", -1, &st, NULL);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		const char *sql = (const char *)sqlite3_column_text(st, 0);
+
+		out = realloc(out, len + strlen(sql) + 4);
+		len += (size_t)sprintf(out + len, "%s;\n", sql);
+	}
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return out;
+}
+
+static void
+test_schema_matches_file(void)
+{
+	struct store *s = fresh();
+	char file[512], *want = NULL, *got;
+	const char *src = getenv("HERALD_SRC");
+	FILE *f;
+	long n;
+
+	T_CHECK(s != NULL);
+	T_EQ_INT(store_version(s), 1);
+	store_close(s);
+	got = dump_schema(path);
+	snprintf(file, sizeof file, "%s/schema/schema.sql", src ? src : ".");
+	if (getenv("HERALD_UPDATE_SCHEMA") && (f = fopen(file, "w"))) {
+		fputs("-- The full schema after every migration, for readers. Generated: do not edit;\n"
+		      "-- HERALD_UPDATE_SCHEMA=1 ctest -R test_store rewrites it.\n", f);
+		fputs(got, f);
+		fclose(f);
+	}
+	if ((f = fopen(file, "r"))) {
+		fseek(f, 0, SEEK_END);
+		n = ftell(f);
+		rewind(f);
+		want = calloc(1, (size_t)n + 1);
+		if (fread(want, 1, (size_t)n, f) != (size_t)n)
+			n = 0;
+		fclose(f);
+	}
+	T_CHECK(want != NULL);
+	/* Skip the two comment lines at the top of the file. */
+	if (want) {
+		const char *body = strstr(want, "rewrites it.\n");
+
+		T_CHECK(body != NULL);
+		if (body)
+			T_EQ_STR(body + strlen("rewrites it.\n"), got);
+	}
+	free(want);
+	free(got);
+}
+
+/* One campaign, n recipients, one step due at due_ms. */
+static int64_t
+seed(struct store *s, int n, int64_t due_ms, const char *provider)
+{
+	struct store_campaign c = {0};
+	char rid[32], *err = NULL;
+	int64_t rec;
+	int changed, i;
+
+	snprintf(c.key, sizeof c.key, "k");
+	snprintf(c.name, sizeof c.name, "n");
+	snprintf(c.channel, sizeof c.channel, "ch");
+	snprintf(c.provider, sizeof c.provider, "%s", provider);
+	snprintf(c.timezone, sizeof c.timezone, "UTC");
+	snprintf(c.start_date, sizeof c.start_date, "2026-01-01");
+	snprintf(c.anchor, sizeof c.anchor, "start_date");
+	c.expire_after_ms = 86400000;
+	T_EQ_INT(store_begin(s, &err), 0);
+	T_EQ_INT(store_campaign_put(s, &c, 0, &changed, &err), 0);
+	T_EQ_INT(store_step_put(s, c.id, 1, 1, "10:00", "{\"type\":\"text\",\"text\":\"hi\"}", &changed,
+	                        &err), 0);
+	T_EQ_INT(store_import_begin(s, &err), 0);
+	for (i = 0; i < n; i++) {
+		snprintf(rid, sizeof rid, "r%d", i);
+		T_EQ_INT(store_recipient_put(s, c.id, rid, "{}", &rec, &err), STORE_PUT_NEW);
+		T_EQ_INT(store_delivery_put(s, c.id, rec, 1, due_ms, due_ms, due_ms + 86400000,
+		                            (uint32_t)i, &changed, &err), 0);
+	}
+	T_EQ_INT(store_import_finish(s, c.id, &err), 0);
+	T_EQ_INT(store_commit(s, &err), 0);
+	free(err);
+	return c.id;
+}
+
+static int64_t
+cap_all(void *arg, const struct store_campaign *c)
+{
+	(void)c;
+	return *(int64_t *)arg;
+}
+
+static const char *
+no_account(void *arg, const struct store_job *j)
+{
+	(void)arg;
+	return strcmp(j->campaign.provider, "sainiu") == 0 ? j->rid : NULL;
+}
+
+static enum store_admit
+admit_all(void *arg, const struct store_job *j, const struct store_limit *l, int64_t now,
+          int64_t *send_at, int64_t *defer)
+{
+	(void)arg;
+	(void)j;
+	*send_at = now + 1;
+	*defer = now + 1000;
+	return l->reserved ? STORE_WAIT : l->last_call_ms ? STORE_DEFER : STORE_ADMIT;
+}
+
+static void
+test_claim_is_exclusive(void)
+{
+	struct store *a = fresh(), *b;
+	char *err = NULL;
+	int64_t cap = 100, next;
+	struct store_claim_cb cb = {&cap, cap_all, no_account, admit_all};
+	struct store_job *ja, *jb;
+	size_t na, nb;
+
+	seed(a, 150, 1000, "feihe");
+	b = store_open(path, &err);
+	T_CHECK(b != NULL);
+	T_EQ_INT(store_claim(a, 1, 5000, &cb, &ja, &na, &err), 0);
+	T_EQ_INT(store_claim(b, 2, 5000, &cb, &jb, &nb, &err), 0);
+	/* The first takes its capacity, the second only what is left: 150 in all, no overlap. */
+	T_EQ_INT(na, 100);
+	T_EQ_INT(nb, 50);
+	for (size_t i = 0; i < na; i++)
+		for (size_t k = 0; k < nb; k++)
+			T_CHECK(ja[i].delivery_id != jb[k].delivery_id);
+	T_EQ_INT(ja[0].attempts, 1);
+	T_EQ_INT(store_next_due(a, &next, &err), 0);
+	T_EQ_INT(next, INT64_MAX);
+	store_jobs_free(ja, na);
+	store_jobs_free(jb, nb);
+	store_close(a);
+	store_close(b);
+	free(err);
+}
+
+static int
+grab_status(void *arg, const struct store_status *st)
+{
+	*(struct store_status *)arg = *st;
+	return 0;
+}
+
+static void
+test_not_due_and_expired(void)
+{
+	struct store *s = fresh();
+	char *err = NULL;
+	int64_t cap = 100;
+	struct store_claim_cb cb = {&cap, cap_all, no_account, admit_all};
+	struct store_job *j;
+	size_t n;
+	struct store_status st;
+
+	seed(s, 3, 10000, "feihe");
+	T_EQ_INT(store_claim(s, 1, 9999, &cb, &j, &n, &err), 0);
+	T_EQ_INT(n, 0);  /* not due yet */
+	store_jobs_free(j, n);
+	/* Past expiry (due + 24h): expired, not claimed. */
+	T_EQ_INT(store_claim(s, 1, 10000 + 86400000, &cb, &j, &n, &err), 0);
+	T_EQ_INT(n, 0);
+	store_jobs_free(j, n);
+	T_EQ_INT(store_status(s, "k", grab_status, &st, &err), 1);
+	T_EQ_INT(st.counts[store_state_index("expired")], 3);
+	store_close(s);
+	free(err);
+}
+
+static int
+never_dedups(const char *provider)
+{
+	(void)provider;
+	return 0;
+}
+
+static int
+always_dedups(const char *provider)
+{
+	(void)provider;
+	return 1;
+}
+
+/* A de-duplicating provider's in-flight rows go back to pending, to be resent. */
+static void
+test_reap_requeues_when_provider_dedups(void)
+{
+	struct store *s = fresh();
+	char *err = NULL;
+	int64_t cap = 10, next;
+	struct store_claim_cb cb = {&cap, cap_all, no_account, admit_all};
+	struct store_job *j;
+	struct store_status st;
+	size_t n;
+
+	seed(s, 3, 1000, "tencent_desk");
+	T_EQ_INT(store_claim(s, 5, 2000, &cb, &j, &n, &err), 0);
+	T_EQ_INT(n, 3);
+	store_jobs_free(j, n);
+	T_EQ_INT(store_runner_reap(s, 5, always_dedups, 3000, &err), 3);
+	T_EQ_INT(store_status(s, "k", grab_status, &st, &err), 1);
+	T_EQ_INT(st.counts[store_state_index("pending")], 3);
+	T_EQ_INT(store_next_due(s, &next, &err), 0);
+	T_EQ_INT(next, 3000);
+	/* The MsgRandom a resend carries is the one the first send carried. */
+	T_EQ_INT(store_claim(s, 6, 3000, &cb, &j, &n, &err), 0);
+	T_EQ_INT(n, 3);
+	T_EQ_INT(j[0].attempts, 2);
+	T_CHECK(j[0].msg_random <= 2);
+	store_jobs_free(j, n);
+	store_close(s);
+	free(err);
+}
+
+/* The per-account reservation: a second delivery of a reserved account waits. */
+static void
+test_limit_reservation(void)
+{
+	struct store *s = fresh();
+	char *err = NULL;
+	int64_t cap = 10;
+	struct store_claim_cb cb = {&cap, cap_all, no_account, admit_all};
+	struct store_job *j;
+	struct store_result r = {0};
+	size_t n;
+
+	seed(s, 2, 1000, "sainiu");
+	T_EQ_INT(store_claim(s, 1, 2000, &cb, &j, &n, &err), 0);
+	T_EQ_INT(n, 2);  /* two accounts, one call each */
+	r.delivery_id = j[0].delivery_id;
+	r.state = "sent";
+	r.started_at_ms = 2000;
+	r.send_at_ms = 2001;
+	r.limit_provider = "sainiu";
+	r.limit_account = j[0].rid;
+	T_EQ_INT(store_record(s, 1, &r, 1, &err), 0);
+	store_jobs_free(j, n);
+	store_close(s);
+	{
+		sqlite3 *db;
+		sqlite3_stmt *st;
+
+		sqlite3_open(path, &db);
+		sqlite3_prepare_v2(db, "SELECT account, last_call_ms, last_send_at_ms, reserved_by IS NULL "
+		                       "FROM account_limits ORDER BY account", -1, &st, NULL);
+		T_EQ_INT(sqlite3_step(st), SQLITE_ROW);
+		T_EQ_STR((const char *)sqlite3_column_text(st, 0), "r0");
+		T_EQ_INT(sqlite3_column_int64(st, 1), 2000);
+		T_EQ_INT(sqlite3_column_int64(st, 2), 2001);
+		T_EQ_INT(sqlite3_column_int(st, 3), 1);
+		T_EQ_INT(sqlite3_step(st), SQLITE_ROW);
+		T_EQ_STR((const char *)sqlite3_column_text(st, 0), "r1");
+		T_EQ_INT(sqlite3_column_int(st, 3), 0);  /* still in flight */
+		sqlite3_finalize(st);
+		sqlite3_close(db);
+	}
+	free(err);
+}
+
+static void
+test_record_and_reap(void)
+{
+	struct store *s = fresh();
+	char *err = NULL;
+	int64_t cap = 10;
+	struct store_claim_cb cb = {&cap, cap_all, no_account, admit_all};
+	struct store_job *j;
+	struct store_status st;
+	struct store_result r[2] = {{0}};
+	size_t n;
+
+	seed(s, 4, 1000, "feihe");
+	T_EQ_INT(store_claim(s, 7, 2000, &cb, &j, &n, &err), 0);
+	T_EQ_INT(n, 4);
+	r[0].delivery_id = j[0].delivery_id;
+	r[0].state = "sent";
+	r[0].started_at_ms = 2000;
+	r[0].http_status = 200;
+	r[1].delivery_id = j[1].delivery_id;
+	r[1].state = "failed";
+	r[1].code = "40003";
+	r[1].message = "invalid openid";
+	r[1].http_status = 200;
+	T_EQ_INT(store_record(s, 7, r, 2, &err), 0);
+	/* A result from a runner that does not own the row changes nothing. */
+	r[0].delivery_id = j[2].delivery_id;
+	T_EQ_INT(store_record(s, 8, r, 1, &err), 0);
+	T_EQ_INT(store_status(s, "k", grab_status, &st, &err), 1);
+	T_EQ_INT(st.counts[store_state_index("sent")], 1);
+	T_EQ_INT(st.counts[store_state_index("failed")], 1);
+	T_EQ_INT(st.counts[store_state_index("sending")], 2);
+	T_EQ_STR(st.last_error, "40003: invalid openid");
+	/* Runner 7 dies: its two in-flight rows become unknown (Feihe does not de-duplicate). */
+	T_EQ_INT(store_runner_reap(s, 7, never_dedups, 3000, &err), 2);
+	T_EQ_INT(store_status(s, "k", grab_status, &st, &err), 1);
+	T_EQ_INT(st.counts[store_state_index("unknown")], 2);
+	T_EQ_INT(st.counts[store_state_index("sending")], 0);
+	store_jobs_free(j, n);
+	store_close(s);
+	free(err);
+}
+
+int
+main(void)
+{
+	if (!mkdtemp(dir))
+		return 1;
+	T_RUN(test_schema_matches_file);
+	T_RUN(test_claim_is_exclusive);
+	T_RUN(test_not_due_and_expired);
+	T_RUN(test_record_and_reap);
+	T_RUN(test_reap_requeues_when_provider_dedups);
+	T_RUN(test_limit_reservation);
+	{
+		char cmd[300];
+
+		snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+		if (system(cmd) != 0)
+			return 1;
+	}
+	return t_report();
+}
