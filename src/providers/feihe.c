@@ -1,0 +1,323 @@
+/*
+ * feihe: Feihe's wisdom-api wrapper around the WeChat official-account customer-service
+ * message (seed 004, providers.md §5). One openId per call, sent at once; no de-duplication
+ * key exists, so a resend after a crash is never safe (dedups = 0) and Feihe returns no
+ * message id.
+ *
+ * Verdicts: success only when the outer code is 200 AND data.errcode is 0 (an answer with
+ * code 200 can still carry a WeChat error). A code given as a string of decimal digits is
+ * read as that number, because the document types data.errcode as "string"; any other
+ * shape is a malformed answer and is retried, never taken as sent.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "provider.h"
+#include "utf8.h"
+#include "util.h"
+
+#define FEIHE_PATH "/wisdom-api/weixin/v1/sendCustomerMessage"
+#define FEIHE_SYSTEM_DEFAULT "NEW_MEMBER"
+
+/* WeChat answers 45002 above this (providers.md §5.2); refusing earlier gives a clear reason. */
+#define FEIHE_TEXT_MAX 2048
+
+/* A hostile or broken answer must not flood the attempt log: provider text is cut to this. */
+#define FEIHE_TEXT_COLS 512
+
+#define MINUTE_MS ((int64_t)60 * 1000)
+#define DAY_MS ((int64_t)24 * 60 * MINUTE_MS)
+/* WeChat's daily quota resets at midnight China time; Asia/Shanghai has no DST. */
+#define SHANGHAI_OFFSET_MS ((int64_t)8 * 60 * MINUTE_MS)
+
+/* The verdict read from one answer; text points into the parsed answer or a literal. */
+struct feihe_answer {
+	enum provider_outcome outcome;
+	char code[32];
+	const char *text;
+	int64_t defer_until_ms;       /* PROVIDER_DEFERRED only */
+};
+
+static const struct config_key feihe_keys[] = {
+	{"system", CONFIG_STRING, 0},
+	{NULL, CONFIG_STRING, 0},
+};
+
+/* The member `name` of obj when it is a non-empty string, else NULL. */
+static const char *
+nonempty_str(const cJSON *obj, const char *name)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
+
+	if (!cJSON_IsString(v) || v->valuestring == NULL || v->valuestring[0] == '\0')
+		return NULL;
+	return v->valuestring;
+}
+
+/*
+ * Reads a code: a JSON integer, or a string of decimal digits with an optional '-'.
+ * 0 / -1 when it is neither (absent, null, bool, "abc", 1.5).
+ */
+static int
+json_code(const cJSON *v, int64_t *out)
+{
+	if (cJSON_IsString(v))
+		return util_parse_i64(v->valuestring, out);
+	return util_json_i64(v, out);
+}
+
+static void
+set_verdict(struct provider_item *item, const struct feihe_answer *a)
+{
+	char *text = a->text != NULL ? utf8_truncate(a->text, FEIHE_TEXT_COLS) : NULL;
+
+	provider_verdict(item, a->outcome, a->code, text);
+	free(text);
+	item->defer_until_ms = a->outcome == PROVIDER_DEFERRED ? a->defer_until_ms : 0;
+}
+
+static const char *
+feihe_system(const struct channel *ch)
+{
+	const char *s = config_str(ch, "system");
+
+	return s != NULL ? s : FEIHE_SYSTEM_DEFAULT;
+}
+
+static int
+feihe_check_channel(const struct channel *ch, char **err)
+{
+	const char *s = config_str(ch, "system");
+	size_t i;
+
+	if (s == NULL)
+		return 0;
+	if (s[0] == '\0')
+		return util_err(err, "system: must not be empty");
+	/* It becomes a header line: a control character could split or forge headers. */
+	for (i = 0; s[i] != '\0'; i++) {
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			return util_err(err, "system: must not contain control characters");
+	}
+	return 0;
+}
+
+static int
+feihe_check_recipient(const cJSON *recipient, char **err)
+{
+	if (!cJSON_IsObject(recipient) || nonempty_str(recipient, "id") == NULL)
+		return util_err(err, "a feihe recipient needs a non-empty string \"id\" (the WeChat "
+		                "openId)");
+	return 0;
+}
+
+/* Sets *text to the message's text; with rendered, enforces WeChat's size limit too. */
+static int
+message_text(const cJSON *message, int rendered, const char **text, char **err)
+{
+	const cJSON *type;
+	size_t len;
+
+	type = cJSON_GetObjectItemCaseSensitive(message, "type");
+	if (!cJSON_IsObject(message) || !cJSON_IsString(type) ||
+	    strcmp(type->valuestring, "text") != 0)
+		return util_err(err, "a feihe message must be {\"type\": \"text\", \"text\": ...}");
+	if ((*text = nonempty_str(message, "text")) == NULL)
+		return util_err(err, "\"text\" must be a non-empty string");
+	if (rendered && (len = strlen(*text)) > FEIHE_TEXT_MAX)
+		return util_err(err, "text is %zu bytes after rendering; WeChat customer-service "
+		                "text is limited to %d bytes (errcode 45002)", len, FEIHE_TEXT_MAX);
+	return 0;
+}
+
+static int
+feihe_check_message(const cJSON *message, int rendered, char **err)
+{
+	const char *text;
+
+	return message_text(message, rendered, &text, err);
+}
+
+static int
+feihe_build(void *state, const struct channel *ch, struct provider_item *items, size_t n,
+            int64_t now_ms, struct provider_request *req, char **err)
+{
+	struct buf url = {0};
+	cJSON *body = NULL;
+	char *json = NULL;
+	const char *text, *open_id;
+	int rc = -1;
+
+	(void)state;
+	(void)now_ms;
+	if (n != 1) {
+		util_err(err, "feihe sends one message per request");
+		goto out;
+	}
+	if (message_text(items[0].message, 1, &text, err) == -1)
+		goto out;
+	open_id = items[0].recipient_id;
+	if (open_id == NULL || open_id[0] == '\0') {
+		util_err(err, "recipient has no id (openId)");
+		goto out;
+	}
+	if ((body = cJSON_CreateObject()) == NULL ||
+	    cJSON_AddStringToObject(body, "openId", open_id) == NULL ||
+	    cJSON_AddStringToObject(body, "msg", text) == NULL ||
+	    (json = cJSON_PrintUnformatted(body)) == NULL ||
+	    (req->body = strdup(json)) == NULL ||
+	    buf_printf(&url, "%s%s", ch->base_url, FEIHE_PATH) != 0 ||
+	    provider_request_header(req, "system: %s", feihe_system(ch)) == -1 ||
+	    provider_request_header(req, "Content-Type: application/json") == -1) {
+		util_err(err, "out of memory");
+		goto out;
+	}
+	req->body_len = strlen(req->body);
+	req->url = url.data;
+	url.data = NULL;
+	rc = 0;
+out:
+	if (rc == -1)
+		provider_request_clear(req);
+	buf_free(&url);
+	cJSON_free(json);
+	cJSON_Delete(body);
+	return rc;
+}
+
+/* The next 00:00 Asia/Shanghai strictly after now_ms. */
+static int64_t
+next_shanghai_midnight(int64_t now_ms)
+{
+	int64_t local = now_ms + SHANGHAI_OFFSET_MS;
+	int64_t day = local / DAY_MS;
+
+	if (local % DAY_MS < 0)
+		day--;
+	return (day + 1) * DAY_MS - SHANGHAI_OFFSET_MS;
+}
+
+/*
+ * Parses the whole body as one JSON value; NULL for anything else, trailing bytes
+ * included, so a truncated or concatenated answer is never read as a success.
+ */
+static cJSON *
+parse_body(const char *body, size_t len)
+{
+	const char *end = NULL;
+	cJSON *root;
+
+	if (body == NULL || len == 0 ||
+	    (root = cJSON_ParseWithLengthOpts(body, len, &end, 0)) == NULL)
+		return NULL;
+	while (end < body + len && (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n'))
+		end++;
+	if (end != body + len) {
+		cJSON_Delete(root);
+		return NULL;
+	}
+	return root;
+}
+
+/* Classifies a WeChat errcode (providers.md "Implications → Feihe / WeChat"). */
+static void
+classify_errcode(int64_t errcode, int64_t now_ms, struct feihe_answer *a)
+{
+	switch (errcode) {
+	case 0:
+		a->outcome = PROVIDER_SENT;
+		break;
+	case -1:        /* system busy, try again */
+	case 40001:     /* the wrapper's own access_token: nothing we can refresh, so retry later */
+	case 40014:
+	case 42001:
+		a->outcome = PROVIDER_TRANSIENT;
+		break;
+	case 45011:     /* per-minute quota */
+		a->outcome = PROVIDER_DEFERRED;
+		a->defer_until_ms = now_ms + MINUTE_MS;
+		break;
+	case 45009:     /* daily quota */
+		a->outcome = PROVIDER_DEFERRED;
+		a->defer_until_ms = next_shanghai_midnight(now_ms);
+		break;
+	default:
+		/*
+		 * 40003 bad openId, 43004 not following, 45002 too long, 45015/45047 the 48-hour
+		 * window is closed or used up (only the user can reopen it, so no timer helps),
+		 * 48001 unauthorized, and anything not classified yet.
+		 */
+		a->outcome = PROVIDER_PERMANENT;
+		break;
+	}
+}
+
+static void
+read_answer(const cJSON *root, int64_t now_ms, struct feihe_answer *a)
+{
+	const cJSON *data;
+	const char *msg, *errmsg;
+	int64_t code, errcode;
+
+	a->outcome = PROVIDER_TRANSIENT;
+	if (!cJSON_IsObject(root)) {
+		a->text = "malformed answer: not a JSON object";
+		return;
+	}
+	if (json_code(cJSON_GetObjectItemCaseSensitive(root, "code"), &code) == -1) {
+		a->text = "malformed answer: no integer \"code\"";
+		return;
+	}
+	msg = nonempty_str(root, "msg");
+	if (code != 200) {
+		snprintf(a->code, sizeof a->code, "%lld", (long long)code);
+		a->outcome = code >= 500 ? PROVIDER_TRANSIENT : PROVIDER_PERMANENT;
+		a->text = msg;
+		return;
+	}
+	data = cJSON_GetObjectItemCaseSensitive(root, "data");
+	if (!cJSON_IsObject(data) ||
+	    json_code(cJSON_GetObjectItemCaseSensitive(data, "errcode"), &errcode) == -1) {
+		a->text = "malformed answer: no integer \"data.errcode\"";
+		return;
+	}
+	snprintf(a->code, sizeof a->code, "%lld", (long long)errcode);
+	errmsg = nonempty_str(data, "errmsg");
+	a->text = errmsg != NULL ? errmsg : msg;
+	classify_errcode(errcode, now_ms, a);
+}
+
+static void
+feihe_judge(void *state, const struct channel *ch, long http_status, const char *body,
+            size_t body_len, struct provider_item *items, size_t n, int64_t now_ms)
+{
+	struct feihe_answer a;
+	cJSON *root = NULL;
+	size_t i;
+
+	(void)state;
+	(void)ch;
+	if (provider_judge_http(http_status, items, n))
+		return;
+	memset(&a, 0, sizeof a);
+	root = parse_body(body, body_len);
+	read_answer(root, now_ms, &a);
+	for (i = 0; i < n; i++)
+		set_verdict(&items[i], &a);
+	cJSON_Delete(root);
+}
+
+const struct provider_ops provider_feihe = {
+	.name = "feihe",
+	.batching = PROVIDER_SINGLE,
+	.dedups = 0,
+	.keys = feihe_keys,
+	.check_channel = feihe_check_channel,
+	.check_recipient = feihe_check_recipient,
+	.check_message = feihe_check_message,
+	.build = feihe_build,
+	.judge = feihe_judge,
+};
