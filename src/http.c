@@ -176,6 +176,9 @@ http_wait(struct http *h, int timeout_ms)
 
 	if (curl_multi_perform(h->multi, &running) != CURLM_OK)
 		return -1;
+	/* Transfers that finished in that perform are ready now: do not sleep on them. */
+	if (running < h->in_flight)
+		return 0;
 	if (curl_multi_poll(h->multi, NULL, 0, timeout_ms < 0 ? 0 : timeout_ms, NULL) != CURLM_OK)
 		return -1;
 	return curl_multi_perform(h->multi, &running) == CURLM_OK ? 0 : -1;
