@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sop.h"
 #include "store_int.h"
 #include "util.h"
 
@@ -32,8 +33,11 @@ static const char q_claim_select[] =
 static const char q_claim_mark[] =
 	"UPDATE deliveries SET state = 'sending', claimed_by = ?2, attempts = attempts + 1, "
 	"send_at_ms = nullif(?3, 0) WHERE id = ?1";
+/* A rule's deferral is never a reason to drop a delivery (SPEC 5.3): its expiry moves with
+   its send time, keeping the same slack. */
 static const char q_defer_mark[] =
 	"UPDATE deliveries SET state = 'deferred', next_at_ms = ?2, send_at_ms = ?3, "
+	"expires_at_ms = max(expires_at_ms, ?3 + expires_at_ms - due_at_ms), "
 	"last_error = ?4 WHERE id = ?1";
 static const char q_wait_mark[] = "UPDATE deliveries SET next_at_ms = ?2 WHERE id = ?1";
 static const char q_limit_get[] =
@@ -171,7 +175,7 @@ claim_limited(struct store *s, const struct store_claim_cb *cb, struct store_job
 	struct store_limit lim = {0};
 	int64_t send_at = 0, defer_until = 0;
 	sqlite3_stmt *st = store_stmt(s, SQL_LIMIT_GET, q_limit_get);
-	char why[256], when[32];
+	char why[320], when[40];
 	int rc;
 
 	if (!st)
@@ -196,8 +200,8 @@ claim_limited(struct store *s, const struct store_claim_cb *cb, struct store_job
 		sqlite3_bind_int64(st, 3, j->delivery_id);
 		return sqlite3_step(st) == SQLITE_DONE ? 1 : -1;
 	case STORE_DEFER:
-		snprintf(when, sizeof when, "%lld", (long long)send_at);
-		snprintf(why, sizeof why, "deferred by %s's per-account limit for %s: goes at %s ms",
+		sop_format_instant(send_at, 0, when);
+		snprintf(why, sizeof why, "deferred by %s's per-account limit for %s: goes at %s",
 		         j->campaign.provider, account, when);
 		return run_update(s, SQL_DEFER_MARK, q_defer_mark, j->delivery_id, defer_until, send_at,
 		                  why) == 0 ? 0 : -1;
@@ -218,6 +222,7 @@ claim_mark(struct store *s, int64_t runner_id, const struct store_claim_cb *cb,
 
 	for (i = first; i < *n; i++) {
 		struct store_job *j = &jobs[i];
+		/* Asked of every selected job: dispatch counts the claim's jobs per channel by it. */
 		const char *account = cb->account ? cb->account(cb->arg, j) : NULL;
 		int take = account ? claim_limited(s, cb, j, account, now_ms) : 1;
 
