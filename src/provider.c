@@ -8,6 +8,8 @@
 #include <string.h>
 
 #include "provider.h"
+#include "utf8.h"
+#include "util.h"
 
 static const struct provider_ops *const registry[] = {
 	&provider_sainiu, &provider_tencent_desk, &provider_apiusb, &provider_tanmarket, &provider_feihe,
@@ -134,4 +136,51 @@ provider_hex(const unsigned char *bytes, size_t len, char *out)
 		out[2 * i + 1] = hex[bytes[i] & 15];
 	}
 	out[2 * len] = '\0';
+}
+
+cJSON *
+provider_parse_answer(const char *body, size_t len)
+{
+	const char *end = NULL;
+	cJSON *root;
+
+	if (!body || len == 0 || !(root = cJSON_ParseWithLengthOpts(body, len, &end, 0)))
+		return NULL;
+	while (end && end < body + len && (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n'))
+		end++;
+	if (end != body + len) {
+		cJSON_Delete(root);
+		return NULL;
+	}
+	return root;
+}
+
+int
+provider_json_code(const cJSON *v, int64_t *out)
+{
+	if (cJSON_IsString(v))
+		return util_parse_i64(v->valuestring, out);
+	return util_json_i64(v, out);
+}
+
+const char *
+provider_json_str(const cJSON *obj, const char *name)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
+
+	return cJSON_IsString(v) && v->valuestring && v->valuestring[0] ? v->valuestring : NULL;
+}
+
+char *
+provider_text(const char *s)
+{
+	char *t = s ? utf8_truncate(s, 512) : NULL;
+	size_t k = 2048;
+
+	if (t && strlen(t) > k) {
+		while (k > 0 && ((unsigned char)t[k] & 0xC0) == 0x80)
+			k--;
+		t[k] = '\0';
+	}
+	return t;
 }

@@ -145,6 +145,17 @@ void provider_verdict_all(struct provider_item *items, size_t n, enum provider_o
    Returns 1 if it judged (the status was not 2xx), 0 if the body is the provider's to judge. */
 int provider_judge_http(long http_status, struct provider_item *items, size_t n);
 
+/* Parses a whole answer body as exactly one JSON value (whitespace around it allowed), so a
+   truncated or concatenated answer is never read as a success. NULL when it is not. */
+cJSON *provider_parse_answer(const char *body, size_t len);
+/* A provider code written as a JSON integer or as a decimal string (providers differ). 0 / -1. */
+int provider_json_code(const cJSON *v, int64_t *out);
+/* Member `name` of obj when it is a non-empty string, else NULL. */
+const char *provider_json_str(const cJSON *obj, const char *name);
+/* A provider's message text, cut to 512 columns and 2048 bytes on a character boundary so a
+   huge answer cannot flood the attempt log. New string (caller frees), NULL for NULL. */
+char *provider_text(const char *s);
+
 /* Percent-encodes s for a URL query or form body (RFC 3986 unreserved kept). Caller frees. */
 char *provider_urlencode(const char *s);
 /* Lowercase hex of a byte string into out (2*len+1 bytes). */

@@ -14,13 +14,10 @@
 #include <cjson/cJSON.h>
 
 #include "provider.h"
-#include "utf8.h"
 #include "util.h"
 
 #define APIUSB_BATCH_DEFAULT 100
 #define APIUSB_BATCH_MAX 1000
-/* A hostile or broken answer must not flood the attempt log: provider text is cut to this. */
-#define APIUSB_TEXT_COLS 512
 #define APIUSB_TEXT_BYTES 2048 /* zero-width characters make columns alone no bound */
 
 #define APIUSB_NOT_LISTED "not in data.item of an accepted BulkSend"
@@ -48,21 +45,6 @@ struct apiusb_entry {
 	char num[32];                 /* a numeric chat_message_id as text */
 };
 
-/* s cut to APIUSB_TEXT_COLS columns and APIUSB_TEXT_BYTES bytes, on a character boundary. */
-static char *
-apiusb_bounded(const char *s)
-{
-	char *t = utf8_truncate(s, APIUSB_TEXT_COLS);
-	size_t k = APIUSB_TEXT_BYTES;
-
-	if (t && strlen(t) > k) {
-		while (k > 0 && ((unsigned char)t[k] & 0xC0) == 0x80)
-			k--;
-		t[k] = '\0';
-	}
-	return t;
-}
-
 /* The provider's "msg", bounded, and dropped entirely if it would echo the access token. */
 static char *
 apiusb_answer_text(const cJSON *root, const struct channel *ch)
@@ -74,7 +56,7 @@ apiusb_answer_text(const cJSON *root, const struct channel *ch)
 		return NULL;
 	if (token && token[0] && strstr(msg->valuestring, token))
 		return NULL;
-	return apiusb_bounded(msg->valuestring);
+	return provider_text(msg->valuestring);
 }
 
 static int
@@ -262,26 +244,6 @@ out:
 	return rc;
 }
 
-/* Parses a whole answer: bytes after the JSON value (other than whitespace) make it garbage. */
-static cJSON *
-apiusb_parse(const char *body, size_t len)
-{
-	const char *end = NULL;
-	cJSON *root;
-
-	if (body == NULL || len == 0)
-		return NULL;
-	if ((root = cJSON_ParseWithLengthOpts(body, len, &end, 0)) == NULL)
-		return NULL;
-	while (end && end < body + len && (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n'))
-		end++;
-	if (end != body + len) {
-		cJSON_Delete(root);
-		return NULL;
-	}
-	return root;
-}
-
 static int
 apiusb_entry_cmp(const void *pa, const void *pb)
 {
@@ -407,7 +369,7 @@ static void
 apiusb_judge(void *state, const struct channel *ch, long http_status, const char *body,
              size_t body_len, struct provider_item *items, size_t n, int64_t now_ms)
 {
-	cJSON *root = apiusb_parse(body, body_len);
+	cJSON *root = provider_parse_answer(body, body_len);
 	char *text = NULL;
 	int64_t ret;
 

@@ -16,7 +16,6 @@
 #include <cjson/cJSON.h>
 
 #include "provider.h"
-#include "utf8.h"
 #include "util.h"
 
 #define FEIHE_PATH "/wisdom-api/weixin/v1/sendCustomerMessage"
@@ -25,8 +24,6 @@
 /* WeChat answers 45002 above this (providers.md §5.2); refusing earlier gives a clear reason. */
 #define FEIHE_TEXT_MAX 2048
 
-/* A hostile or broken answer must not flood the attempt log: provider text is cut to this. */
-#define FEIHE_TEXT_COLS 512
 
 #define MINUTE_MS ((int64_t)60 * 1000)
 #define DAY_MS ((int64_t)24 * 60 * MINUTE_MS)
@@ -46,33 +43,10 @@ static const struct config_key feihe_keys[] = {
 	{NULL, CONFIG_STRING, 0},
 };
 
-/* The member `name` of obj when it is a non-empty string, else NULL. */
-static const char *
-nonempty_str(const cJSON *obj, const char *name)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
-
-	if (!cJSON_IsString(v) || v->valuestring == NULL || v->valuestring[0] == '\0')
-		return NULL;
-	return v->valuestring;
-}
-
-/*
- * Reads a code: a JSON integer, or a string of decimal digits with an optional '-'.
- * 0 / -1 when it is neither (absent, null, bool, "abc", 1.5).
- */
-static int
-json_code(const cJSON *v, int64_t *out)
-{
-	if (cJSON_IsString(v))
-		return util_parse_i64(v->valuestring, out);
-	return util_json_i64(v, out);
-}
-
 static void
 set_verdict(struct provider_item *item, const struct feihe_answer *a)
 {
-	char *text = a->text != NULL ? utf8_truncate(a->text, FEIHE_TEXT_COLS) : NULL;
+	char *text = provider_text(a->text);
 
 	provider_verdict(item, a->outcome, a->code, text);
 	free(text);
@@ -108,7 +82,7 @@ feihe_check_channel(const struct channel *ch, char **err)
 static int
 feihe_check_recipient(const cJSON *recipient, char **err)
 {
-	if (!cJSON_IsObject(recipient) || nonempty_str(recipient, "id") == NULL)
+	if (!cJSON_IsObject(recipient) || provider_json_str(recipient, "id") == NULL)
 		return util_err(err, "a feihe recipient needs a non-empty string \"id\" (the WeChat "
 		                "openId)");
 	return 0;
@@ -125,7 +99,7 @@ message_text(const cJSON *message, int rendered, const char **text, char **err)
 	if (!cJSON_IsObject(message) || !cJSON_IsString(type) ||
 	    strcmp(type->valuestring, "text") != 0)
 		return util_err(err, "a feihe message must be {\"type\": \"text\", \"text\": ...}");
-	if ((*text = nonempty_str(message, "text")) == NULL)
+	if ((*text = provider_json_str(message, "text")) == NULL)
 		return util_err(err, "\"text\" must be a non-empty string");
 	if (rendered && (len = strlen(*text)) > FEIHE_TEXT_MAX)
 		return util_err(err, "text is %zu bytes after rendering; WeChat customer-service "
@@ -200,28 +174,6 @@ next_shanghai_midnight(int64_t now_ms)
 	return (day + 1) * DAY_MS - SHANGHAI_OFFSET_MS;
 }
 
-/*
- * Parses the whole body as one JSON value; NULL for anything else, trailing bytes
- * included, so a truncated or concatenated answer is never read as a success.
- */
-static cJSON *
-parse_body(const char *body, size_t len)
-{
-	const char *end = NULL;
-	cJSON *root;
-
-	if (body == NULL || len == 0 ||
-	    (root = cJSON_ParseWithLengthOpts(body, len, &end, 0)) == NULL)
-		return NULL;
-	while (end < body + len && (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n'))
-		end++;
-	if (end != body + len) {
-		cJSON_Delete(root);
-		return NULL;
-	}
-	return root;
-}
-
 /* Classifies a WeChat errcode (providers.md "Implications → Feihe / WeChat"). */
 static void
 classify_errcode(int64_t errcode, int64_t now_ms, struct feihe_answer *a)
@@ -267,11 +219,11 @@ read_answer(const cJSON *root, int64_t now_ms, struct feihe_answer *a)
 		a->text = "malformed answer: not a JSON object";
 		return;
 	}
-	if (json_code(cJSON_GetObjectItemCaseSensitive(root, "code"), &code) == -1) {
+	if (provider_json_code(cJSON_GetObjectItemCaseSensitive(root, "code"), &code) == -1) {
 		a->text = "malformed answer: no integer \"code\"";
 		return;
 	}
-	msg = nonempty_str(root, "msg");
+	msg = provider_json_str(root, "msg");
 	if (code != 200) {
 		snprintf(a->code, sizeof a->code, "%lld", (long long)code);
 		a->outcome = code >= 500 ? PROVIDER_TRANSIENT : PROVIDER_PERMANENT;
@@ -280,12 +232,12 @@ read_answer(const cJSON *root, int64_t now_ms, struct feihe_answer *a)
 	}
 	data = cJSON_GetObjectItemCaseSensitive(root, "data");
 	if (!cJSON_IsObject(data) ||
-	    json_code(cJSON_GetObjectItemCaseSensitive(data, "errcode"), &errcode) == -1) {
+	    provider_json_code(cJSON_GetObjectItemCaseSensitive(data, "errcode"), &errcode) == -1) {
 		a->text = "malformed answer: no integer \"data.errcode\"";
 		return;
 	}
 	snprintf(a->code, sizeof a->code, "%lld", (long long)errcode);
-	errmsg = nonempty_str(data, "errmsg");
+	errmsg = provider_json_str(data, "errmsg");
 	a->text = errmsg != NULL ? errmsg : msg;
 	classify_errcode(errcode, now_ms, a);
 }
@@ -303,7 +255,7 @@ feihe_judge(void *state, const struct channel *ch, long http_status, const char 
 	if (provider_judge_http(http_status, items, n))
 		return;
 	memset(&a, 0, sizeof a);
-	root = parse_body(body, body_len);
+	root = provider_parse_answer(body, body_len);
 	read_answer(root, now_ms, &a);
 	for (i = 0; i < n; i++)
 		set_verdict(&items[i], &a);

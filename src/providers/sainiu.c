@@ -19,13 +19,10 @@
 #include <openssl/evp.h>
 
 #include "provider.h"
-#include "utf8.h"
 #include "util.h"
 
 #define SAINIU_PATH "/SaiNiuApi/Api"
 #define SAINIU_POST "SendCustomerServiceUserGroup"
-/* A hostile or broken answer must not flood the attempt log: provider text is cut to this. */
-#define SAINIU_TEXT_COLS 512
 /* Longer `data` is a text, not an id worth keeping. */
 #define SAINIU_ID_MAX 256
 
@@ -54,28 +51,6 @@ static const struct config_key sainiu_keys[] = {
 	{"lead", CONFIG_DURATION, 0},
 	{NULL, CONFIG_STRING, 0},
 };
-
-static const char *
-nonempty_str(const cJSON *obj, const char *name)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
-
-	if (!cJSON_IsString(v) || v->valuestring == NULL || v->valuestring[0] == '\0')
-		return NULL;
-	return v->valuestring;
-}
-
-/*
- * Reads a code: a JSON integer, or a string of decimal digits with an optional '-'.
- * 0 / -1 when it is neither (absent, null, bool, "abc", 1.5).
- */
-static int
-json_code(const cJSON *v, int64_t *out)
-{
-	if (cJSON_IsString(v))
-		return util_parse_i64(v->valuestring, out);
-	return util_json_i64(v, out);
-}
 
 static int64_t
 max64(int64_t a, int64_t b)
@@ -106,7 +81,7 @@ sainiu_check_channel(const struct channel *ch, char **err)
 static int
 sainiu_check_recipient(const cJSON *recipient, char **err)
 {
-	if (!cJSON_IsObject(recipient) || nonempty_str(recipient, "id") == NULL)
+	if (!cJSON_IsObject(recipient) || provider_json_str(recipient, "id") == NULL)
 		return util_err(err, "a sainiu recipient needs a non-empty string \"id\" (the "
 		                "seller's userNick)");
 	return 0;
@@ -121,7 +96,7 @@ message_text(const cJSON *message, const char **text, char **err)
 	if (!cJSON_IsObject(message) || !cJSON_IsString(type) ||
 	    strcmp(type->valuestring, "text") != 0)
 		return util_err(err, "a sainiu message must be {\"type\": \"text\", \"text\": ...}");
-	if ((*text = nonempty_str(message, "text")) == NULL)
+	if ((*text = provider_json_str(message, "text")) == NULL)
 		return util_err(err, "\"text\" must be a non-empty string");
 	return 0;
 }
@@ -148,7 +123,7 @@ sainiu_schedule(const struct channel *ch, int64_t due_at_ms, int64_t day1_start_
 static const char *
 sainiu_limit_account(const struct provider_item *item)
 {
-	const char *id = nonempty_str(item->recipient, "id");
+	const char *id = provider_json_str(item->recipient, "id");
 
 	return id != NULL ? id : item->recipient_id;
 }
@@ -304,28 +279,6 @@ out:
 	return rc;
 }
 
-/*
- * Parses the whole body as one JSON value; NULL for anything else, trailing bytes
- * included, so a truncated or concatenated answer is never read as a success.
- */
-static cJSON *
-parse_body(const char *body, size_t len)
-{
-	const char *end = NULL;
-	cJSON *root;
-
-	if (body == NULL || len == 0 ||
-	    (root = cJSON_ParseWithLengthOpts(body, len, &end, 0)) == NULL)
-		return NULL;
-	while (end < body + len && (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n'))
-		end++;
-	if (end != body + len) {
-		cJSON_Delete(root);
-		return NULL;
-	}
-	return root;
-}
-
 /* data as the message id when it is a short string or a number. */
 static void
 read_message_id(const cJSON *data, struct sainiu_answer *a)
@@ -355,14 +308,14 @@ read_answer(const cJSON *root, struct sainiu_answer *a)
 		a->text = "malformed answer: not a JSON object";
 		return;
 	}
-	if (json_code(cJSON_GetObjectItemCaseSensitive(root, "code"), &code) == -1) {
+	if (provider_json_code(cJSON_GetObjectItemCaseSensitive(root, "code"), &code) == -1) {
 		a->text = "malformed answer: no integer \"code\"";
 		return;
 	}
 	snprintf(a->code, sizeof a->code, "%" PRId64, code);
 	/* The live pages say "msg", the seed says "reg". */
-	msg = nonempty_str(root, "msg");
-	a->text = msg != NULL ? msg : nonempty_str(root, "reg");
+	msg = provider_json_str(root, "msg");
+	a->text = msg != NULL ? msg : provider_json_str(root, "reg");
 	if (code == 200) {
 		a->outcome = PROVIDER_SENT;
 		read_message_id(cJSON_GetObjectItemCaseSensitive(root, "data"), a);
@@ -390,9 +343,9 @@ sainiu_judge(void *state, const struct channel *ch, long http_status, const char
 	if (provider_judge_http(http_status, items, n))
 		return;
 	memset(&a, 0, sizeof a);
-	root = parse_body(body, body_len);
+	root = provider_parse_answer(body, body_len);
 	read_answer(root, &a);
-	text = a.text != NULL ? utf8_truncate(a.text, SAINIU_TEXT_COLS) : NULL;
+	text = provider_text(a.text);
 	for (i = 0; i < n; i++) {
 		provider_verdict(&items[i], a.outcome, a.code, text);
 		free(items[i].message_id);

@@ -16,12 +16,8 @@
 
 #include "provider.h"
 #include "tanmarket.h"
-#include "utf8.h"
 #include "util.h"
 
-/* A hostile or broken answer must not flood the attempt log: provider text is cut to this. */
-#define TANMARKET_TEXT_COLS 512
-#define TANMARKET_TEXT_BYTES 2048 /* zero-width characters make columns alone no bound */
 
 #define TANMARKET_CODE_BAD_SIGN 1002
 #define TANMARKET_CODE_CLOCK_SKEW 1003
@@ -40,21 +36,6 @@ struct tanmarket_ref {
 	const char *chat_owner;
 	size_t pos;
 };
-
-/* s cut to TANMARKET_TEXT_COLS columns and TANMARKET_TEXT_BYTES bytes, on a char boundary. */
-static char *
-tanmarket_bounded(const char *s)
-{
-	char *t = utf8_truncate(s, TANMARKET_TEXT_COLS);
-	size_t k = TANMARKET_TEXT_BYTES;
-
-	if (t && strlen(t) > k) {
-		while (k > 0 && ((unsigned char)t[k] & 0xC0) == 0x80)
-			k--;
-		t[k] = '\0';
-	}
-	return t;
-}
 
 /*
  * The provider's page names the sign header but not how to compute it. The algorithm comes
@@ -433,35 +414,6 @@ out:
 	return rc;
 }
 
-/* Parses a whole answer: bytes after the JSON value (other than whitespace) make it garbage. */
-static cJSON *
-tanmarket_parse(const char *body, size_t len)
-{
-	const char *end = NULL;
-	cJSON *root;
-
-	if (body == NULL || len == 0)
-		return NULL;
-	if ((root = cJSON_ParseWithLengthOpts(body, len, &end, 0)) == NULL)
-		return NULL;
-	while (end && end < body + len && (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n'))
-		end++;
-	if (end != body + len) {
-		cJSON_Delete(root);
-		return NULL;
-	}
-	return root;
-}
-
-/* An integer as a JSON number or a string of digits (clients differ); 0 / -1. */
-static int
-tanmarket_json_int(const cJSON *v, int64_t *out)
-{
-	if (cJSON_IsString(v))
-		return util_parse_i64(v->valuestring, out);
-	return util_json_i64(v, out);
-}
-
 /* The SOP's id from data.sopId or data.id, as new text; NULL when none. */
 static char *
 tanmarket_answer_id(const cJSON *root)
@@ -476,7 +428,7 @@ tanmarket_answer_id(const cJSON *root)
 	for (i = 0; cJSON_IsObject(data) && i < sizeof names / sizeof names[0]; i++) {
 		v = cJSON_GetObjectItemCaseSensitive(data, names[i]);
 		if (cJSON_IsString(v) && v->valuestring[0])
-			return tanmarket_bounded(v->valuestring);
+			return provider_text(v->valuestring);
 		if (cJSON_IsNumber(v) && util_json_i64(v, &num) == 0)
 			return buf_printf(&b, "%" PRId64, num) == 0 ? b.data : NULL;
 	}
@@ -496,7 +448,7 @@ tanmarket_answer_text(const cJSON *root, const struct channel *ch)
 		return NULL;
 	if (key && key[0] && strstr(msg->valuestring, key))
 		return NULL;
-	return tanmarket_bounded(msg->valuestring);
+	return provider_text(msg->valuestring);
 }
 
 /* A non-zero code: the call was refused, and the SOP was not created. */
@@ -525,7 +477,7 @@ static void
 tanmarket_judge(void *state, const struct channel *ch, long http_status, const char *body,
                 size_t body_len, struct provider_item *items, size_t n, int64_t now_ms)
 {
-	cJSON *root = tanmarket_parse(body, body_len);
+	cJSON *root = provider_parse_answer(body, body_len);
 	const cJSON *code_v = cJSON_GetObjectItemCaseSensitive(root, "code");
 	char *text = NULL, *id = NULL, buf[64];
 	int64_t code = 0;
@@ -533,7 +485,7 @@ tanmarket_judge(void *state, const struct channel *ch, long http_status, const c
 
 	(void)state;
 	(void)now_ms;
-	if (!cJSON_IsObject(root) || (code_v && tanmarket_json_int(code_v, &code) == -1)) {
+	if (!cJSON_IsObject(root) || (code_v && provider_json_code(code_v, &code) == -1)) {
 		if (!provider_judge_http(http_status, items, n))
 			provider_verdict_all(items, n, PROVIDER_PERMANENT, NULL, "malformed answer");
 		goto out;

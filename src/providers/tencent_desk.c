@@ -26,15 +26,12 @@
 
 #include "clock.h"
 #include "provider.h"
-#include "utf8.h"
 #include "util.h"
 #include "usersig.h"
 
 #define DESK_PATH "/v4/desk_http_svc/send_msg"
 /* Tencent rejects larger bodies with 93000 ("消息包体请不要超过12K"). */
 #define DESK_BODY_MAX 12288
-/* A hostile or broken answer must not flood the attempt log: provider text is cut to this. */
-#define DESK_TEXT_COLS 512
 
 #define DAY_MS ((int64_t)24 * 3600 * 1000)
 #define DESK_TTL_DEFAULT_MS (180 * DAY_MS)
@@ -99,32 +96,10 @@ static const struct config_key desk_keys[] = {
 	{NULL, CONFIG_STRING, 0},
 };
 
-static const char *
-nonempty_str(const cJSON *obj, const char *name)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
-
-	if (!cJSON_IsString(v) || v->valuestring == NULL || v->valuestring[0] == '\0')
-		return NULL;
-	return v->valuestring;
-}
-
-/*
- * Reads a code: a JSON integer, or a string of decimal digits with an optional '-'.
- * 0 / -1 when it is neither (absent, null, bool, "abc", 1.5).
- */
-static int
-json_code(const cJSON *v, int64_t *out)
-{
-	if (cJSON_IsString(v))
-		return util_parse_i64(v->valuestring, out);
-	return util_json_i64(v, out);
-}
-
 static void
 set_verdict(struct provider_item *item, const struct desk_answer *a)
 {
-	char *text = a->text != NULL ? utf8_truncate(a->text, DESK_TEXT_COLS) : NULL;
+	char *text = provider_text(a->text);
 
 	provider_verdict(item, a->outcome, a->code, text);
 	free(text);
@@ -174,8 +149,8 @@ desk_check_channel(const struct channel *ch, char **err)
 static int
 desk_check_recipient(const cJSON *recipient, char **err)
 {
-	const char *id = nonempty_str(recipient, "id");
-	const char *session = nonempty_str(recipient, "session_id");
+	const char *id = provider_json_str(recipient, "id");
+	const char *session = provider_json_str(recipient, "session_id");
 
 	if (!cJSON_IsObject(recipient) || (id == NULL) == (session == NULL))
 		return util_err(err, "a tencent_desk recipient needs exactly one of a non-empty "
@@ -500,10 +475,10 @@ static int
 recipient_addr(const struct channel *ch, const struct provider_item *item,
                struct desk_addr *addr, char **err)
 {
-	const char *id = nonempty_str(item->recipient, "id");
+	const char *id = provider_json_str(item->recipient, "id");
 
 	memset(addr, 0, sizeof *addr);
-	if ((addr->session_id = nonempty_str(item->recipient, "session_id")) != NULL)
+	if ((addr->session_id = provider_json_str(item->recipient, "session_id")) != NULL)
 		return 0;
 	addr->to = id != NULL ? id : item->recipient_id;
 	if (addr->to == NULL || addr->to[0] == '\0')
@@ -581,28 +556,6 @@ out:
 
 /* Judging */
 
-/*
- * Parses the whole body as one JSON value; NULL for anything else, trailing bytes
- * included, so a truncated or concatenated answer is never read as a success.
- */
-static cJSON *
-parse_body(const char *body, size_t len)
-{
-	const char *end = NULL;
-	cJSON *root;
-
-	if (body == NULL || len == 0 ||
-	    (root = cJSON_ParseWithLengthOpts(body, len, &end, 0)) == NULL)
-		return NULL;
-	while (end < body + len && (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n'))
-		end++;
-	if (end != body + len) {
-		cJSON_Delete(root);
-		return NULL;
-	}
-	return root;
-}
-
 /* Classifies a non-zero ErrorCode (providers.md "Implications → Tencent desk"). */
 static void
 classify(int64_t code, int64_t now_ms, struct desk_answer *a)
@@ -647,12 +600,12 @@ read_answer(const cJSON *root, int64_t now_ms, struct desk_answer *a)
 		a->text = "malformed answer: not a JSON object";
 		return;
 	}
-	if (json_code(cJSON_GetObjectItemCaseSensitive(root, "ErrorCode"), &code) == -1) {
+	if (provider_json_code(cJSON_GetObjectItemCaseSensitive(root, "ErrorCode"), &code) == -1) {
 		a->text = "malformed answer: no integer \"ErrorCode\"";
 		return;
 	}
 	snprintf(a->code, sizeof a->code, "%lld", (long long)code);
-	a->text = nonempty_str(root, "ErrorInfo");
+	a->text = provider_json_str(root, "ErrorInfo");
 	if (code == 0 && cJSON_IsString(status) && strcmp(status->valuestring, "OK") == 0)
 		a->outcome = PROVIDER_SENT;
 	else if (code == 0)
@@ -674,7 +627,7 @@ desk_judge(void *state, const struct channel *ch, long http_status, const char *
 	if (provider_judge_http(http_status, items, n))
 		return;
 	memset(&a, 0, sizeof a);
-	root = parse_body(body, body_len);
+	root = provider_parse_answer(body, body_len);
 	read_answer(root, now_ms, &a);
 	if (a.usersig_expired && st != NULL && st->generated) {
 		free(st->usersig);
