@@ -353,7 +353,9 @@ cli_attempts(const struct cli_env *env)
 	set_zone(&sh, c.timezone);
 	if (show_begin(&sh, "attempts", 8, headers) == 0) {
 		if (!sh.json) {
+			table_align_right(sh.table, 1);
 			table_align_right(sh.table, 3);
+			table_align_right(sh.table, 4);
 			table_max_width(sh.table, 7, 80);
 		}
 		if (store_attempts(s, c.id, vals[0], attempt_row, &sh, &err) != 0) {

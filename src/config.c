@@ -12,6 +12,7 @@
 #include "config.h"
 #include "provider.h"
 #include "sop.h"
+#include "utf8.h"
 #include "util.h"
 
 /* Keys every channel takes, whatever its provider. */
@@ -238,12 +239,17 @@ config_load(const char *path, int *missing, char **err)
 	struct config *c = NULL;
 	cJSON *root = NULL;
 	char *text = NULL;
-	size_t len;
+	size_t len, bad;
 
 	*missing = 0;
 	if (util_read_file(path, 1 << 24, &text, &len) != 0) {
 		*missing = errno == ENOENT;
 		util_err(err, "%s: %s", path, strerror(errno));
+		goto fail;
+	}
+	/* Names and values end up in messages; raw bytes would garble the terminal. */
+	if (!utf8_valid(text, len, &bad)) {
+		util_err(err, "%s: invalid UTF-8 at byte %zu", path, bad);
 		goto fail;
 	}
 	if (!(root = cJSON_ParseWithLength(text, len))) {

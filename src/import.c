@@ -191,6 +191,11 @@ write_header(struct run *r, struct campaign_def *d, int64_t now_ms)
 	char *err = NULL;
 	int i, changed, found = store_campaign_get(r->s, d->row.key, &old, &err);
 
+	if (found > 0 && strcmp(old.state, "cancelled") == 0) {
+		say(r, "%s: campaign \"%s\" was cancelled; a cancelled campaign stays cancelled (give "
+		    "the new one a new key)", d->path, d->row.key);
+		return -1;
+	}
 	if (found > 0 && strcmp(old.provider, d->row.provider) != 0) {
 		say(r, "%s: $.channel: campaign \"%s\" was imported for provider %s; it cannot move to "
 		    "%s (give it a new key)", d->path, d->row.key, old.provider, d->row.provider);
@@ -205,9 +210,10 @@ write_header(struct run *r, struct campaign_def *d, int64_t now_ms)
 			goto fail;
 		r->sum->changed |= changed;
 	}
-	if (store_steps_trim(r->s, d->row.id, d->n_steps, &err) != 0 ||
+	if (store_steps_trim(r->s, d->row.id, d->n_steps, &changed, &err) != 0 ||
 	    store_import_begin(r->s, &err) != 0)
 		goto fail;
+	r->sum->changed |= changed;
 	return 0;
 fail:
 	say(r, "%s", err ? err : "database error");

@@ -113,7 +113,9 @@ format_number(double d, char *s, size_t size)
 
 /*
  * Appends the value of v to b. Returns 1 if appended, 0 if v has no value,
- * -1 when out of memory.
+ * -1 when out of memory. An empty string counts as no value: a CSV cell left
+ * blank is how a spreadsheet says "unknown", and {{name|friend}} should then
+ * fall back to its default.
  */
 static int
 append_value(struct buf *b, const cJSON *v)
@@ -124,7 +126,7 @@ append_value(struct buf *b, const cJSON *v)
 	if (v == NULL || cJSON_IsNull(v) || cJSON_IsInvalid(v))
 		return 0;
 	if (cJSON_IsString(v) || cJSON_IsRaw(v)) {
-		if (v->valuestring == NULL)
+		if (v->valuestring == NULL || v->valuestring[0] == '\0')
 			return 0;
 		return buf_append(b, v->valuestring, strlen(v->valuestring)) == 0 ? 1 : -1;
 	}

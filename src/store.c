@@ -16,6 +16,8 @@ const char *const store_states[STORE_N_STATES] = {
 
 /* Why a delivery was cancelled by a re-import; a recipient listed again brings these back. */
 #define REMOVED_REASON "recipient removed from the campaign"
+/* Likewise for a step: a definition that has the step again brings its deliveries back. */
+#define STEP_REMOVED_REASON "step removed from the campaign"
 
 static const char q_campaign_get[] =
 	"SELECT " STORE_CAMPAIGN_COLS " FROM campaigns c WHERE c.key = ?1";
@@ -43,14 +45,17 @@ static const char q_recipient_revive[] =
 		"WHERE recipient_id = ?1 AND state = 'cancelled' AND last_error = '" REMOVED_REASON "'";
 static const char q_seen_insert[] =
 	"INSERT INTO temp.import_seen (id) VALUES (?1)";
+/* A step the definition has again brings back the deliveries its removal cancelled. */
 static const char q_delivery_put[] =
 	"INSERT INTO deliveries (campaign_id, recipient_id, step, due_at_ms, next_at_ms, "
 		"expires_at_ms, msg_random) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) "
 		"ON CONFLICT (recipient_id, step) DO UPDATE SET due_at_ms = excluded.due_at_ms, "
 		"next_at_ms = excluded.next_at_ms, expires_at_ms = excluded.expires_at_ms, "
+		"last_error = CASE state WHEN 'cancelled' THEN NULL ELSE last_error END, "
 		"state = 'pending', send_at_ms = NULL "
-		"WHERE state IN " STORE_WAITING " AND (due_at_ms, next_at_ms, expires_at_ms) IS NOT "
-		"(excluded.due_at_ms, excluded.next_at_ms, excluded.expires_at_ms)";
+		"WHERE (state IN " STORE_WAITING " AND (due_at_ms, next_at_ms, expires_at_ms) IS NOT "
+		"(excluded.due_at_ms, excluded.next_at_ms, excluded.expires_at_ms)) "
+		"OR (state = 'cancelled' AND last_error = '" STEP_REMOVED_REASON "')";
 
 sqlite3_stmt *
 store_stmt(struct store *s, enum store_sql id, const char *sql)
@@ -409,16 +414,17 @@ store_step_put(struct store *s, int64_t campaign_id, int position, int day, cons
 }
 
 int
-store_steps_trim(struct store *s, int64_t campaign_id, int n_steps, char **err)
+store_steps_trim(struct store *s, int64_t campaign_id, int n_steps, int *changed, char **err)
 {
 	sqlite3_stmt *st = NULL;
 	static const char *const sql[] = {
-		"UPDATE deliveries SET state = 'cancelled', last_error = 'step removed from the campaign' "
+		"UPDATE deliveries SET state = 'cancelled', last_error = '" STEP_REMOVED_REASON "' "
 		"WHERE campaign_id = ?1 AND step > ?2 AND state IN " STORE_WAITING,
 		"DELETE FROM steps WHERE campaign_id = ?1 AND position > ?2",
 	};
 	size_t i;
 
+	*changed = 0;
 	for (i = 0; i < sizeof sql / sizeof sql[0]; i++) {
 		if (sqlite3_prepare_v2(s->db, sql[i], -1, &st, NULL) != SQLITE_OK)
 			return store_fail(s, err, "step trim");
@@ -429,6 +435,7 @@ store_steps_trim(struct store *s, int64_t campaign_id, int n_steps, char **err)
 			sqlite3_finalize(st);
 			return -1;
 		}
+		*changed |= sqlite3_changes(s->db) > 0;
 		sqlite3_finalize(st);
 	}
 	return 0;

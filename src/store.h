@@ -71,8 +71,9 @@ int64_t store_campaign_set_state(struct store *s, int64_t campaign_id, const cha
 /* Replaces step `position` if different; *changed set to 1 if it was written. */
 int store_step_put(struct store *s, int64_t campaign_id, int position, int day, const char *time,
                    const char *message_json, int *changed, char **err);
-/* Steps past n_steps are dropped; their unsent deliveries are cancelled. */
-int store_steps_trim(struct store *s, int64_t campaign_id, int n_steps, char **err);
+/* Steps past n_steps are dropped; their waiting deliveries are cancelled (and come back
+   should a later definition have the step again). *changed set to 1 if anything was. */
+int store_steps_trim(struct store *s, int64_t campaign_id, int n_steps, int *changed, char **err);
 
 /* Starts an import's recipient pass (a temp table of the ids seen). */
 int store_import_begin(struct store *s, char **err);
@@ -86,7 +87,8 @@ enum store_put {
 int store_recipient_put(struct store *s, int64_t campaign_id, const char *rid, const char *data_json,
                         int64_t *out_id, char **err);
 /* Inserts the (recipient, step) delivery, or reschedules it if it is still waiting (pending,
-   retrying, deferred) and its times changed. *changed set to 1 if written. */
+   retrying, deferred) and its times changed, or brings it back if a step removal cancelled
+   it. *changed set to 1 if written. */
 int store_delivery_put(struct store *s, int64_t campaign_id, int64_t recipient_id, int step,
                        int64_t due_at_ms, int64_t next_at_ms, int64_t expires_at_ms,
                        uint32_t msg_random, int *changed, char **err);

@@ -77,6 +77,7 @@ util_read_file(const char *path, size_t max, char **out, size_t *len)
 
 	if (!f)
 		return -1;
+	errno = 0;
 	while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
 		if (b.len + n > max) {
 			errno = EFBIG;
@@ -86,7 +87,9 @@ util_read_file(const char *path, size_t max, char **out, size_t *len)
 			goto fail;
 	}
 	if (ferror(f)) {
-		errno = EIO;
+		/* Keep fread's errno (EISDIR says more than EIO). */
+		if (!errno)
+			errno = EIO;
 		goto fail;
 	}
 	if (f != stdin)

@@ -139,6 +139,11 @@ class HeraldTest(unittest.TestCase):
         p = subprocess.run([HERALD, "--db", self.db, "--config", self.config_path] + list(args),
                            input=stdin, capture_output=True, env=full_env, cwd=self.dir,
                            timeout=timeout * SLOW)
+        err = p.stderr.decode(errors="replace")
+        # A sanitizer report is a bug whatever the exit status the test expects.
+        for mark in ("runtime error", "AddressSanitizer", "LeakSanitizer"):
+            if mark in err:
+                raise AssertionError("sanitizer report from herald %s:\n%s" % (" ".join(args), err))
         return p.returncode, p.stdout.decode(), p.stderr.decode()
 
     def ok(self, *args, **kw):

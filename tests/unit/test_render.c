@@ -89,7 +89,7 @@ test_value_types(void)
 	check_ok("{{sum}}", "0.30000000000000004");
 	check_ok("{{huge}}", "1e+300");
 	check_ok("{{yes}}/{{no}}", "true/false");
-	check_ok("{{empty|d}}", "");		/* "" is a value, not a missing one */
+	check_ok("{{empty|d}}", "d");		/* "" is no value: the default applies */
 	check_ok("{{obj}}", "{\"k\":\"v\"}");
 	check_ok("{{arr}}", "[1,\"二\"]");
 }
