@@ -21,7 +21,8 @@ struct chan_state {
 	const struct channel *ch;
 	void *pstate;                 /* the provider's open() state */
 	int in_flight;                /* requests on the wire */
-	int claiming;                 /* items granted in the claim under way */
+	int queued;                   /* requests waiting in the queue */
+	int claiming;                 /* requests' worth taken by the claim under way */
 	double tokens;                /* rate_per_sec bucket */
 	int64_t tokens_mono;
 };
@@ -51,6 +52,7 @@ struct dispatch {
 	struct zone zones[16];        /* time zones of the campaigns seen, loaded once */
 	int n_zones;
 	uint64_t rng;
+	int64_t warned_mono;          /* last "channel not in the configuration" warning */
 	int64_t sent, failed, retried;
 };
 
@@ -204,25 +206,74 @@ zone_for(struct dispatch *d, const char *name)
 
 /* ---- claim callbacks ------------------------------------------------------------------- */
 
+/* Items one request of this channel carries. */
+static int64_t
+per_request(const struct chan_state *cs)
+{
+	switch (cs->ch->ops->batching) {
+	case PROVIDER_BY_MESSAGE:
+		return config_int(cs->ch, "batch_size", 100);
+	case PROVIDER_BY_CAMPAIGN:
+		return 100000;
+	case PROVIDER_SINGLE:
+		break;
+	}
+	return 1;
+}
+
+/* Refills a channel's rate bucket to now. */
+static void
+refill(struct chan_state *cs, int64_t mono)
+{
+	double rate = cs->ch->rate_per_sec, burst = rate < 1 ? 1 : rate;
+
+	cs->tokens += (double)(mono - cs->tokens_mono) * rate / 1000.0;
+	cs->tokens_mono = mono;
+	if (cs->tokens > burst)
+		cs->tokens = burst;
+}
+
+/*
+ * Campaigns sharing a channel share its slots, and requests still queued hold theirs: a claim
+ * takes no more than the wire can carry now, so nothing sits 'sending' that has not left
+ * (after a crash it would count as unknown). Under a rate limit the slots are the tokens in
+ * the bucket, but at least one, so the queue always has the next request ready.
+ */
 static int64_t
 cb_capacity(void *arg, const struct store_campaign *c)
 {
 	struct dispatch *d = arg;
 	struct chan_state *cs = chan_for(d, c);
-	int64_t slots, per;
+	int64_t slots, now = clock_mono_ms();
 
 	if (!cs) {
-		log_warn("campaign %s: channel \"%s\" (%s) is not in the configuration; holding its "
-		         "deliveries", c->key, c->channel, c->provider);
+		if (now - d->warned_mono > 60000) {
+			d->warned_mono = now;
+			log_warn("campaign %s: channel \"%s\" (%s) is not in the configuration; holding "
+			         "its deliveries", c->key, c->channel, c->provider);
+		}
 		return 0;
 	}
-	slots = cs->ch->max_in_flight - cs->in_flight - cs->claiming;
-	if (slots <= 0)
-		return 0;
-	per = cs->ch->ops->batching == PROVIDER_BY_MESSAGE ? config_int(cs->ch, "batch_size", 100)
-	    : cs->ch->ops->batching == PROVIDER_BY_CAMPAIGN ? 100000 : 1;
-	cs->claiming += (int)slots;
-	return slots * per;
+	slots = cs->ch->max_in_flight - cs->in_flight;
+	if (cs->ch->rate_per_sec > 0) {
+		refill(cs, now);
+		if ((int64_t)cs->tokens < slots)
+			slots = cs->tokens < 1 ? 1 : (int64_t)cs->tokens;
+	}
+	slots -= cs->queued + cs->claiming;
+	return slots > 0 ? slots * per_request(cs) : 0;
+}
+
+static void
+cb_claimed(void *arg, const struct store_campaign *c, size_t n)
+{
+	struct chan_state *cs = chan_for(arg, c);
+	int64_t per;
+
+	if (cs && n) {
+		per = per_request(cs);
+		cs->claiming += (int)(((int64_t)n + per - 1) / per);
+	}
 }
 
 /* The provider_item view of a job, enough for limit_account() and admit(). */
@@ -279,7 +330,7 @@ cb_admit(void *arg, const struct store_job *j, const struct store_limit *l, int6
 struct store_claim_cb
 dispatch_claim_cb(struct dispatch *d)
 {
-	struct store_claim_cb cb = {d, cb_capacity, cb_account, cb_admit};
+	struct store_claim_cb cb = {d, cb_capacity, cb_claimed, cb_account, cb_admit};
 
 	return cb;
 }
@@ -404,21 +455,7 @@ enqueue(struct dispatch *d, struct flight *f)
 		d->queue_head = f;
 	d->queue_tail = f;
 	d->queued++;
-}
-
-/* The most items one request of this channel carries. */
-static size_t
-batch_max(const struct chan_state *cs)
-{
-	switch (cs->ch->ops->batching) {
-	case PROVIDER_BY_MESSAGE:
-		return (size_t)config_int(cs->ch, "batch_size", 100);
-	case PROVIDER_BY_CAMPAIGN:
-		return 100000;
-	case PROVIDER_SINGLE:
-		break;
-	}
-	return 1;
+	f->cs->queued++;
 }
 
 /* An open batch job j may join: same channel and campaign, and for batching by message the
@@ -450,7 +487,7 @@ place(struct dispatch *d, struct store_job *j, struct flight ***open, size_t *n_
 	struct flight *f = NULL, *single, **grown;
 	char *err = NULL, *key = NULL;
 
-	if (!cs || !(single = flight_new(cs, batch_max(cs)))) {
+	if (!cs || !(single = flight_new(cs, (size_t)per_request(cs)))) {
 		fail_job(d, out, j, cs ? "out of memory" : "channel not in the configuration", now_ms);
 		return -1;
 	}
@@ -521,24 +558,19 @@ dispatch_add(struct dispatch *d, struct store_job *jobs, size_t n, int64_t now_m
 static int
 may_start(struct chan_state *cs, int64_t mono, int64_t *wait_ms)
 {
-	double rate = cs->ch->rate_per_sec, burst = rate < 1 ? 1 : rate;
+	double rate = cs->ch->rate_per_sec;
+	int64_t w;
 
 	if (cs->in_flight >= cs->ch->max_in_flight)
 		return 0;
 	if (rate <= 0)
 		return 1;
-	cs->tokens += (double)(mono - cs->tokens_mono) * rate / 1000.0;
-	cs->tokens_mono = mono;
-	if (cs->tokens > burst)
-		cs->tokens = burst;
+	refill(cs, mono);
 	if (cs->tokens >= 1)
 		return 1;
-	{
-		int64_t w = (int64_t)ceil((1 - cs->tokens) * 1000.0 / rate);
-
-		if (*wait_ms < 0 || w < *wait_ms)
-			*wait_ms = w;
-	}
+	w = (int64_t)ceil((1 - cs->tokens) * 1000.0 / rate);
+	if (*wait_ms < 0 || w < *wait_ms)
+		*wait_ms = w;
 	return 0;
 }
 
@@ -596,6 +628,7 @@ dispatch_pump(struct dispatch *d, struct http *h, int64_t now_ms, struct results
 		if (d->queue_tail == f)
 			d->queue_tail = prev;
 		d->queued--;
+		f->cs->queued--;
 		start(d, h, f, now_ms, out);
 	}
 	return wait_ms;

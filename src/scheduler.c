@@ -61,12 +61,18 @@ flush(struct sched *sc)
 {
 	char *err = NULL;
 	int rc = store_record(sc->s, runner_id(sc->runner), sc->res.r, sc->res.n, &err);
+	size_t i;
 
 	if (rc != 0) {
 		log_error("cannot record %zu results: %s", sc->res.n, err ? err : "?");
 		free(err);
 		sc->exit_code = 1;
 	}
+	/* A retry or deferral is due again later: wake for it (our own writes do not change
+	   data_version, so nothing else would). */
+	for (i = 0; rc == 0 && i < sc->res.n; i++)
+		if (sc->res.r[i].next_at_ms && sc->res.r[i].next_at_ms < sc->next_due_ms)
+			sc->next_due_ms = sc->res.r[i].next_at_ms;
 	results_clear(&sc->res);
 	return rc;
 }
@@ -182,9 +188,9 @@ summary(struct sched *sc, int64_t *last, int64_t mono, int final)
 
 /* How long to sleep: until the next due time, a rate token, or the next data check. */
 static int
-sleep_ms(struct sched *sc, int64_t now, int64_t rate_wait, int starved)
+sleep_ms(struct sched *sc, int64_t now, int64_t rate_wait, int starved, int64_t last_data)
 {
-	int64_t t = DATA_CHECK_MS;
+	int64_t t = DATA_CHECK_MS - (clock_mono_ms() - last_data);
 
 	if (!atomic_load(&sc->stop) && !starved && sc->next_due_ms != INT64_MAX)
 		t = sc->next_due_ms - now < t ? sc->next_due_ms - now : t;
@@ -231,7 +237,7 @@ loop(struct sched *sc)
 			log_warn("gave up waiting for %zu requests in flight", dispatch_busy(sc->d));
 			break;
 		}
-		http_wait(sc->h, sleep_ms(sc, now, rate_wait, starved));
+		http_wait(sc->h, sleep_ms(sc, now, rate_wait, starved, last_data));
 		while (http_next(sc->h, &hr)) {
 			dispatch_finish(sc->d, &hr, sched_now(sc), &sc->res);
 			free(hr.body);
@@ -270,7 +276,7 @@ wait_signals(struct sched *sc, const sigset_t *set)
 		if (sig == SIGHUP) {
 			atomic_store(&sc->reload, 1);
 		} else if (atomic_load(&sc->stop)) {
-			log_warn("second signal: stopping now; what is in flight is settled at next start");
+			log_warn("second signal: stopping now; what is in flight is settled as after a crash");
 			atomic_store(&sc->stop, 2);
 		} else {
 			log_info("signal %d: no new claims; finishing what is in flight", sig);

@@ -149,6 +149,11 @@ store_migrate(struct store *s, char **err)
 			continue;
 		if (store_exec(s, "BEGIN IMMEDIATE", err) != 0)
 			return -1;
+		/* Another process may have migrated while we waited for the write lock. */
+		if ((version = store_version(s)) >= migrations[i].version) {
+			store_rollback(s);
+			continue;
+		}
 		snprintf(sql, sizeof sql, "PRAGMA user_version = %d", migrations[i].version);
 		if (store_exec(s, migrations[i].sql, err) != 0 || store_exec(s, sql, err) != 0) {
 			store_rollback(s);

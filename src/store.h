@@ -180,6 +180,8 @@ struct store_claim_cb {
 	void *arg;
 	/* How many deliveries of campaign c may be claimed now (0 = none). */
 	int64_t (*capacity)(void *arg, const struct store_campaign *c);
+	/* How many of campaign c's deliveries this claim took (called after capacity). */
+	void (*claimed)(void *arg, const struct store_campaign *c, size_t n);
 	/* The limit account a job counts against (e.g. SaiNiu userNick), or NULL. The string must
 	   stay valid until the next call. */
 	const char *(*account)(void *arg, const struct store_job *job);

@@ -222,7 +222,6 @@ claim_mark(struct store *s, int64_t runner_id, const struct store_claim_cb *cb,
 
 	for (i = first; i < *n; i++) {
 		struct store_job *j = &jobs[i];
-		/* Asked of every selected job: dispatch counts the claim's jobs per channel by it. */
 		const char *account = cb->account ? cb->account(cb->arg, j) : NULL;
 		int take = account ? claim_limited(s, cb, j, account, now_ms) : 1;
 
@@ -288,6 +287,8 @@ store_claim(struct store *s, int64_t runner_id, int64_t now_ms, const struct sto
 		if (claim_select(s, &camps[i], now_ms, cap, jobs, n_jobs, &alloc) != 0 ||
 		    claim_mark(s, runner_id, cb, *jobs, first, n_jobs, now_ms) != 0)
 			goto fail;
+		if (cb->claimed)
+			cb->claimed(cb->arg, &camps[i], *n_jobs - first);
 	}
 	free(camps);
 	camps = NULL;

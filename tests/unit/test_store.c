@@ -161,7 +161,7 @@ test_claim_is_exclusive(void)
 	struct store *a = fresh(), *b;
 	char *err = NULL;
 	int64_t cap = 100, next;
-	struct store_claim_cb cb = {&cap, cap_all, no_account, admit_all};
+	struct store_claim_cb cb = {&cap, cap_all, NULL, no_account, admit_all};
 	struct store_job *ja, *jb;
 	size_t na, nb;
 
@@ -199,7 +199,7 @@ test_not_due_and_expired(void)
 	struct store *s = fresh();
 	char *err = NULL;
 	int64_t cap = 100;
-	struct store_claim_cb cb = {&cap, cap_all, no_account, admit_all};
+	struct store_claim_cb cb = {&cap, cap_all, NULL, no_account, admit_all};
 	struct store_job *j;
 	size_t n;
 	struct store_status st;
@@ -239,7 +239,7 @@ test_reap_requeues_when_provider_dedups(void)
 	struct store *s = fresh();
 	char *err = NULL;
 	int64_t cap = 10, next;
-	struct store_claim_cb cb = {&cap, cap_all, no_account, admit_all};
+	struct store_claim_cb cb = {&cap, cap_all, NULL, no_account, admit_all};
 	struct store_job *j;
 	struct store_status st;
 	size_t n;
@@ -270,7 +270,7 @@ test_limit_reservation(void)
 	struct store *s = fresh();
 	char *err = NULL;
 	int64_t cap = 10;
-	struct store_claim_cb cb = {&cap, cap_all, no_account, admit_all};
+	struct store_claim_cb cb = {&cap, cap_all, NULL, no_account, admit_all};
 	struct store_job *j;
 	struct store_result r = {0};
 	size_t n;
@@ -314,7 +314,7 @@ test_record_and_reap(void)
 	struct store *s = fresh();
 	char *err = NULL;
 	int64_t cap = 10;
-	struct store_claim_cb cb = {&cap, cap_all, no_account, admit_all};
+	struct store_claim_cb cb = {&cap, cap_all, NULL, no_account, admit_all};
 	struct store_job *j;
 	struct store_status st;
 	struct store_result r[2] = {{0}};
