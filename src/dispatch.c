@@ -650,7 +650,8 @@ backoff_ms(struct dispatch *d, int attempts)
 	return (int64_t)(delay * (0.5 + 0.5 * (double)(d->rng >> 11) / 9007199254740992.0));
 }
 
-static void
+/* Appends item i's result; returns it (valid until out grows), NULL on out of memory. */
+static const struct store_result *
 item_result(struct dispatch *d, struct flight *f, size_t i, const struct http_result *hr,
             int64_t now_ms, struct results *out)
 {
@@ -661,7 +662,7 @@ item_result(struct dispatch *d, struct flight *f, size_t i, const struct http_re
 	char text[600];
 
 	if (!r)
-		return;
+		return NULL;
 	r->delivery_id = j->delivery_id;
 	r->started_at_ms = f->started_at_ms;
 	r->duration_ms = hr->duration_ms;
@@ -699,6 +700,7 @@ item_result(struct dispatch *d, struct flight *f, size_t i, const struct http_re
 		d->failed++;
 		break;
 	}
+	return r;
 }
 
 void
@@ -718,12 +720,16 @@ dispatch_finish(struct dispatch *d, struct http_result *hr, int64_t now_ms, stru
 		cs->ch->ops->judge(cs->pstate, cs->ch, hr->status, hr->body ? hr->body : "",
 		                   hr->body_len, f->items, f->n, now_ms);
 	for (i = 0; i < f->n; i++) {
-		item_result(d, f, i, hr, now_ms, out);
-		if (f->items[i].outcome != PROVIDER_SENT)
-			log_warn("%s: %s step %d: %s%s%s", f->jobs[i].campaign.key, f->jobs[i].rid,
-			         f->jobs[i].step, f->items[i].code,
-			         f->items[i].code[0] ? " " : "",
-			         f->items[i].message_text ? f->items[i].message_text : "failed");
+		const struct store_result *r = item_result(d, f, i, hr, now_ms, out);
+
+		if (r && strcmp(r->state, "sent") != 0)
+			/* Failures are worth a line; a retry is routine until it becomes one. */
+			log_msg(strcmp(r->state, "failed") == 0     ? LOG_WARN
+			        : strcmp(r->state, "deferred") == 0 ? LOG_INFO
+			                                            : LOG_DEBUG,
+			        "%s: %s step %d %s: %s%s%s", f->jobs[i].campaign.key, f->jobs[i].rid,
+			        f->jobs[i].step, r->state, f->items[i].code, f->items[i].code[0] ? " " : "",
+			        r->message ? r->message : "");
 	}
 	flight_free(f);
 }

@@ -17,6 +17,9 @@
 #include "sop.h"
 #include "util.h"
 
+/* Files smaller than this import too fast to need a progress line. */
+#define PROGRESS_MIN_BYTES (8 << 20)
+
 struct run {
 	struct store *s;
 	const struct campaign_def *def;
@@ -143,6 +146,9 @@ show_progress(struct run *r, struct recipients_reader *rd, int done)
 		return;
 	r->progress_at = now;
 	recipients_progress(rd, &at, &total);
+	/* Only a file that takes a while is worth a progress line. */
+	if (total < PROGRESS_MIN_BYTES)
+		return;
 	fprintf(stderr, "\rimporting %s: %3d%%  %lld recipients%s", r->def->recipients_file,
 	        total ? (int)(at * 100 / total) : 0, (long long)r->sum->recipients, done ? "\n" : "");
 }

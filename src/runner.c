@@ -49,7 +49,7 @@ runner_start(struct store *s, char **err)
 	/* Lock inside the transaction that creates the row, so nobody sees the row unlocked. */
 	if (store_begin(s, err) != 0)
 		goto fail;
-	if (store_runner_add(s, (int)getpid(), 0, &r->id, err) != 0) {
+	if (store_runner_add(s, (int)getpid(), clock_now_ms(), &r->id, err) != 0) {
 		store_rollback(s);
 		goto fail;
 	}

@@ -155,6 +155,12 @@ chores(struct sched *sc, int64_t mono, int64_t *last_data, int64_t *last_reap)
 	}
 	if (mono - *last_reap >= REAP_EVERY_MS) {
 		*last_reap = mono;
+		/* The heartbeat is for people reading the runners table; liveness is the lock. */
+		if (store_runner_heartbeat(sc->s, runner_id(sc->runner), clock_now_ms(), &err) != 0) {
+			log_warn("heartbeat: %s", err ? err : "?");
+			free(err);
+			err = NULL;
+		}
 		if (runner_reap_dead(sc->runner, sc->s, sched_now(sc), &err) < 0) {
 			log_warn("reaping stopped runners: %s", err ? err : "?");
 			free(err);

@@ -539,10 +539,15 @@ store_runner_reap(struct store *s, int64_t id, int (*dedups)(const char *provide
 	sqlite3_bind_int64(st, 1, id);
 	while (sqlite3_step(st) == SQLITE_ROW) {
 		if (cnt == alloc) {
-			alloc = alloc ? alloc * 2 : 64;
-			if (!(ids = realloc(ids, alloc * sizeof *ids)) ||
-			    !(resend = realloc(resend, alloc * sizeof *resend)))
+			int64_t *ni = realloc(ids, (alloc ? alloc * 2 : 64) * sizeof *ni);
+			int *nr = ni ? realloc(resend, (alloc ? alloc * 2 : 64) * sizeof *nr) : NULL;
+
+			if (ni)
+				ids = ni;
+			if (!nr)
 				goto fail;
+			resend = nr;
+			alloc = alloc ? alloc * 2 : 64;
 		}
 		ids[cnt] = sqlite3_column_int64(st, 0);
 		resend[cnt++] = dedups((const char *)sqlite3_column_text(st, 1));
