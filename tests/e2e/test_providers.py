@@ -145,6 +145,10 @@ class ProviderTest(HeraldTest):
         doc = json.loads(json.dumps(self.channels))
         for ch in doc["channels"].values():
             ch["base_url"] = mock.url
+        # A retry comes due 30-60 s later: never inside the same --once pass, however slow
+        # the build (sanitizers), and always by the next pass, minutes later.
+        doc.setdefault("scheduler", {})["backoff_base_ms"] = 60000
+        doc["scheduler"]["backoff_max_ms"] = 60000
         self.write("herald.json", doc)
 
     def example(self, name, start_day=1):
