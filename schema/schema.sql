@@ -92,10 +92,6 @@ CREATE INDEX deliveries_sending ON deliveries (claimed_by) WHERE state = 'sendin
 CREATE TRIGGER deliveries_count_delete AFTER DELETE ON deliveries BEGIN
 	UPDATE delivery_counts SET n = n - 1 WHERE campaign_id = OLD.campaign_id AND state = OLD.state;
 END;
-CREATE TRIGGER deliveries_count_insert AFTER INSERT ON deliveries BEGIN
-	INSERT INTO delivery_counts (campaign_id, state, n) VALUES (NEW.campaign_id, NEW.state, 1)
-		ON CONFLICT (campaign_id, state) DO UPDATE SET n = n + 1;
-END;
 CREATE TRIGGER deliveries_count_update AFTER UPDATE OF state ON deliveries
 	WHEN OLD.state <> NEW.state BEGIN
 	UPDATE delivery_counts SET n = n - 1 WHERE campaign_id = OLD.campaign_id AND state = OLD.state;

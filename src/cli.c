@@ -3,7 +3,6 @@
  * cancel, retry, run, migrate). The ones that print campaign data are in cli_show.c.
  */
 #include <errno.h>
-#include <malloc.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -162,15 +161,6 @@ cmd_import(const struct cli_env *env)
 		return rc;
 	io.dry_run = vals[0] != NULL;
 	io.progress = isatty(STDERR_FILENO);
-#ifdef M_TRIM_THRESHOLD
-	/*
-	 * Every delivery insert fires the count triggers, so SQLite opens a statement journal
-	 * with a 64 KiB buffer and frees it at the statement's end. At glibc's default trim
-	 * threshold that memory went back to the kernel and was faulted in again for every row,
-	 * which made a million-row import three times slower. Memory stays bounded either way.
-	 */
-	mallopt(M_TRIM_THRESHOLD, 1 << 20);
-#endif
 	if (!(cfg = load_config(env, &rc)))
 		return rc;
 	/* A dry run writes nothing, not even a new database file: it works on a scratch copy. */

@@ -98,8 +98,8 @@ write_recipient(struct run *r, const cJSON *rec, const struct campaign_recipient
 		if (d->channel->ops->schedule)
 			d->channel->ops->schedule(d->channel, due, day1, d->row.expire_after_ms, &next,
 			                          &expires);
-		if (store_delivery_put(r->s, d->row.id, rid_row, i + 1, due, next, expires,
-		                       next_random(r), &changed, &err) != 0)
+		if (store_delivery_put(r->s, d->row.id, rid_row, put == STORE_PUT_NEW, i + 1, due, next,
+		                       expires, next_random(r), &changed, &err) != 0)
 			goto fail;
 		r->sum->deliveries++;
 		r->sum->deliveries_written += changed;

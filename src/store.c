@@ -45,6 +45,10 @@ static const char q_recipient_revive[] =
 		"WHERE recipient_id = ?1 AND state = 'cancelled' AND last_error = '" REMOVED_REASON "'";
 static const char q_seen_insert[] =
 	"INSERT INTO temp.import_seen (id) VALUES (?1)";
+/* A new recipient's deliveries: nothing to conflict with. */
+static const char q_delivery_insert[] =
+	"INSERT INTO deliveries (campaign_id, recipient_id, step, due_at_ms, next_at_ms, "
+	"expires_at_ms, msg_random) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
 /* A step the definition has again brings back the deliveries its removal cancelled. */
 static const char q_delivery_put[] =
 	"INSERT INTO deliveries (campaign_id, recipient_id, step, due_at_ms, next_at_ms, "
@@ -176,8 +180,10 @@ store_open(const char *path, char **err)
 		util_err(err, "out of memory");
 		goto fail;
 	}
-	if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
-	    SQLITE_OK) {
+	/* NOMUTEX: a handle belongs to one thread at a time, so SQLite's own locking is waste. */
+	if (sqlite3_open_v2(path, &s->db,
+	                    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+	                    NULL) != SQLITE_OK) {
 		util_err(err, "%s: cannot open database: %s", path,
 		         s->db ? sqlite3_errmsg(s->db) : "out of memory");
 		goto fail;
@@ -511,11 +517,12 @@ store_recipient_put(struct store *s, int64_t campaign_id, const char *rid, const
 }
 
 int
-store_delivery_put(struct store *s, int64_t campaign_id, int64_t recipient_id, int step,
+store_delivery_put(struct store *s, int64_t campaign_id, int64_t recipient_id, int fresh, int step,
                    int64_t due_at_ms, int64_t next_at_ms, int64_t expires_at_ms,
                    uint32_t msg_random, int *changed, char **err)
 {
-	sqlite3_stmt *st = store_stmt(s, SQL_DELIVERY_PUT, q_delivery_put);
+	sqlite3_stmt *st = fresh ? store_stmt(s, SQL_DELIVERY_INSERT, q_delivery_insert)
+	                         : store_stmt(s, SQL_DELIVERY_PUT, q_delivery_put);
 
 	if (!st)
 		return store_fail(s, err, "delivery write");
@@ -542,6 +549,10 @@ store_import_finish(struct store *s, int64_t campaign_id, char **err)
 		"AND id NOT IN (SELECT id FROM temp.import_seen))",
 		"UPDATE recipients SET active = 0 WHERE campaign_id = ?1 AND active = 1 "
 		"AND id NOT IN (SELECT id FROM temp.import_seen)",
+		/* Inserts do not count themselves (see the migration): recount from the index. */
+		"DELETE FROM delivery_counts WHERE campaign_id = ?1",
+		"INSERT INTO delivery_counts (campaign_id, state, n) SELECT campaign_id, state, count(*) "
+		"FROM deliveries WHERE campaign_id = ?1 GROUP BY state",
 	};
 	sqlite3_stmt *st;
 	int64_t removed = 0;
@@ -556,7 +567,8 @@ store_import_finish(struct store *s, int64_t campaign_id, char **err)
 			sqlite3_finalize(st);
 			return -1;
 		}
-		removed = sqlite3_changes(s->db);
+		if (i == 1)
+			removed = sqlite3_changes(s->db);
 		sqlite3_finalize(st);
 	}
 	if (store_exec(s, "DELETE FROM temp.import_seen", err) != 0)

@@ -88,12 +88,14 @@ int store_recipient_put(struct store *s, int64_t campaign_id, const char *rid, c
                         int64_t *out_id, char **err);
 /* Inserts the (recipient, step) delivery, or reschedules it if it is still waiting (pending,
    retrying, deferred) and its times changed, or brings it back if a step removal cancelled
-   it. *changed set to 1 if written. */
-int store_delivery_put(struct store *s, int64_t campaign_id, int64_t recipient_id, int step,
-                       int64_t due_at_ms, int64_t next_at_ms, int64_t expires_at_ms,
+   it. fresh: the recipient was just inserted, so there is nothing to reschedule. *changed set
+   to 1 if written. Counts are settled by store_import_finish. */
+int store_delivery_put(struct store *s, int64_t campaign_id, int64_t recipient_id, int fresh,
+                       int step, int64_t due_at_ms, int64_t next_at_ms, int64_t expires_at_ms,
                        uint32_t msg_random, int *changed, char **err);
 /* Ends the recipient pass: recipients not seen become inactive and their unsent deliveries
-   cancelled. Returns how many recipients were removed, or -1. */
+   cancelled; the campaign's delivery counts are recounted. Returns how many recipients were
+   removed, or -1. */
 int64_t store_import_finish(struct store *s, int64_t campaign_id, char **err);
 
 /* ---- queries -------------------------------------------------------------------------- */

@@ -121,7 +121,7 @@ seed(struct store *s, int n, int64_t due_ms, const char *provider)
 	for (i = 0; i < n; i++) {
 		snprintf(rid, sizeof rid, "r%d", i);
 		T_EQ_INT(store_recipient_put(s, c.id, rid, "{}", &rec, &err), STORE_PUT_NEW);
-		T_EQ_INT(store_delivery_put(s, c.id, rec, 1, due_ms, due_ms, due_ms + 86400000,
+		T_EQ_INT(store_delivery_put(s, c.id, rec, 1, 1, due_ms, due_ms, due_ms + 86400000,
 		                            (uint32_t)i, &changed, &err), 0);
 	}
 	T_EQ_INT(store_import_finish(s, c.id, &err), 0);
