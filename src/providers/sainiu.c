@@ -19,6 +19,7 @@
 #include <openssl/evp.h>
 
 #include "provider.h"
+#include "sainiu.h"
 #include "util.h"
 
 #define SAINIU_PATH "/SaiNiuApi/Api"
@@ -158,11 +159,7 @@ sainiu_admit(const struct channel *ch, const struct provider_item *item,
 	return PROVIDER_ADMIT;
 }
 
-/*
- * The framework's HttpSign (providers.md §1.3): lowercase hex MD5 of key + post + data +
- * time, concatenated as they are. out holds 33 bytes. 0 / -1.
- */
-static int
+int
 sainiu_sign(const char *key, const char *post, const char *data, const char *stamp,
             char out[33])
 {

@@ -1,12 +1,8 @@
 /*
  * test_sainiu.c: the SaiNiu provider module: the 7-day admission rule with exact times,
- * the HttpSign known answer, the exact form body, and every verdict.
- *
- * The module is included rather than linked so the test reaches sainiu_sign, the very
- * function build signs with; the linker then never pulls sainiu.o from the library, since
- * this file already defines everything it exports.
+ * the HttpSign known answer (through sainiu_sign, the very function build signs with), the
+ * exact form body, and every verdict.
  */
-#include "providers/sainiu.c"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -18,6 +14,7 @@
 
 #include "config.h"
 #include "provider.h"
+#include "providers/sainiu.h"
 #include "t.h"
 
 /* 2026-11-23T10:00:00+08:00 */
