@@ -9,92 +9,10 @@
 #include <limits.h>
 #include <string.h>
 
+#include "civil.h"
 #include "sop.h"
 
 #define DAY_MS	((int64_t)86400000)
-
-static int64_t
-floor_div(int64_t a, int64_t b)
-{
-	int64_t q = a / b;
-
-	if ((a % b != 0) && ((a < 0) != (b < 0)))
-		q--;
-	return q;
-}
-
-static int64_t
-floor_mod(int64_t a, int64_t b)
-{
-	int64_t r = a % b;
-
-	if (r != 0 && ((r < 0) != (b < 0)))
-		r += b;
-	return r;
-}
-
-/* Cumulative days before each month of a year that starts on March 1. */
-static const int march_month_start[12] = {
-	0, 31, 61, 92, 122, 153, 184, 214, 245, 275, 306, 337
-};
-
-static int
-is_leap(int64_t y)
-{
-	return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-}
-
-static int
-month_days(int64_t y, int m)
-{
-	static const int len[12] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
-
-	return m == 2 && is_leap(y) ? 29 : len[m - 1];
-}
-
-/*
- * Days from 1970-01-01 to y-m-d, m in 1..12. Counting years from March puts the
- * leap day last, so a 400-year era is a fixed 146097 days.
- */
-static int64_t
-civil_to_days(int64_t y, int m, int64_t d)
-{
-	int64_t ym = m > 2 ? y : y - 1;
-	int mi = m > 2 ? m - 3 : m + 9;
-	int64_t era = floor_div(ym, 400);
-	int64_t r = ym - era * 400;
-
-	/* 719468 days from 0000-03-01 to 1970-01-01. */
-	return era * 146097 + r * 365 + r / 4 - r / 100 + march_month_start[mi] + d - 1 -
-	    719468;
-}
-
-static void
-days_to_civil(int64_t days, int64_t *y, int *m, int *d)
-{
-	int64_t z = days + 719468;
-	int64_t era = floor_div(z, 146097);
-	int64_t doe = z - era * 146097;
-	int64_t c, f, yr;
-	int mi;
-
-	/* Centuries, then 4-year blocks, then years; the last of each is one day longer. */
-	c = doe / 36524;
-	if (c == 4)
-		c = 3;
-	doe -= c * 36524;
-	f = doe / 1461;
-	doe -= f * 1461;
-	yr = doe / 365;
-	if (yr == 4)
-		yr = 3;
-	doe -= yr * 365;
-	for (mi = 11; march_month_start[mi] > doe; mi--)
-		;
-	*d = (int)(doe - march_month_start[mi]) + 1;
-	*m = mi < 10 ? mi + 3 : mi - 9;
-	*y = era * 400 + c * 100 + f * 4 + yr + (*m <= 2 ? 1 : 0);
-}
 
 int32_t
 sop_days_from_civil(int y, unsigned m, unsigned d)
@@ -102,8 +20,8 @@ sop_days_from_civil(int y, unsigned m, unsigned d)
 	int64_t months = (int64_t)m - 1;
 	int64_t days;
 
-	days = civil_to_days((int64_t)y + floor_div(months, 12), (int)floor_mod(months, 12) + 1,
-	    (int64_t)d);
+	days = civil_days_from_ymd((int64_t)y + civil_floor_div(months, 12),
+	    (int)civil_floor_mod(months, 12) + 1, (int64_t)d);
 	if (days > INT32_MAX)
 		return INT32_MAX;
 	if (days < INT32_MIN)
@@ -117,7 +35,7 @@ sop_civil_from_days(int32_t day, int *y, unsigned *m, unsigned *d)
 	int64_t yy;
 	int mm, dd;
 
-	days_to_civil(day, &yy, &mm, &dd);
+	civil_ymd_from_days(day, &yy, &mm, &dd);
 	*y = (int)yy;
 	*m = (unsigned)mm;
 	*d = (unsigned)dd;
@@ -164,9 +82,9 @@ sop_parse_date(const char *s, int32_t *out_day)
 	if (s == NULL || strlen(s) != 10 || s[4] != '-' || s[7] != '-' ||
 	    digits(s, 4, &y) == -1 || digits(s + 5, 2, &m) == -1 || digits(s + 8, 2, &d) == -1)
 		return -1;
-	if (m < 1 || m > 12 || d < 1 || d > month_days(y, m))
+	if (m < 1 || m > 12 || d < 1 || d > civil_month_days(y, m))
 		return -1;
-	*out_day = (int32_t)civil_to_days(y, m, d);
+	*out_day = (int32_t)civil_days_from_ymd(y, m, d);
 	return 0;
 }
 
@@ -182,7 +100,7 @@ sop_format_date(int32_t day, char out[11])
 		day = -719528;
 	if (day > 2932896)
 		day = 2932896;
-	days_to_civil(day, &y, &m, &d);
+	civil_ymd_from_days(day, &y, &m, &d);
 	p = put_num(out, y, 4);
 	*p++ = '-';
 	p = put_num(p, m, 2);
@@ -275,10 +193,10 @@ sop_day_start_ms(const struct tz *z, int32_t day)
 int32_t
 sop_local_day(const struct tz *z, int64_t utc_ms)
 {
-	int64_t day = floor_div(utc_ms, DAY_MS);
-	int64_t rem = floor_mod(utc_ms, DAY_MS) + (int64_t)tz_offset_at(z, utc_ms) * 1000;
+	int64_t day = civil_floor_div(utc_ms, DAY_MS);
+	int64_t rem = civil_floor_mod(utc_ms, DAY_MS) + (int64_t)tz_offset_at(z, utc_ms) * 1000;
 
-	day += floor_div(rem, DAY_MS);
+	day += civil_floor_div(rem, DAY_MS);
 	if (day > INT32_MAX)
 		return INT32_MAX;
 	if (day < INT32_MIN)
@@ -417,11 +335,11 @@ sop_format_instant(int64_t utc_ms, int32_t offset_s, char out[40])
 		offset_s = 359999;
 	if (offset_s < -359999)
 		offset_s = -359999;
-	day = floor_div(utc_ms, DAY_MS);
-	rem = floor_mod(utc_ms, DAY_MS) + (int64_t)offset_s * 1000;
-	day += floor_div(rem, DAY_MS);
-	rem = floor_mod(rem, DAY_MS);
-	days_to_civil(day, &y, &m, &d);
+	day = civil_floor_div(utc_ms, DAY_MS);
+	rem = civil_floor_mod(utc_ms, DAY_MS) + (int64_t)offset_s * 1000;
+	day += civil_floor_div(rem, DAY_MS);
+	rem = civil_floor_mod(rem, DAY_MS);
+	civil_ymd_from_days(day, &y, &m, &d);
 	if (y < 0)
 		*p++ = '-';
 	p = put_num(p, y < 0 ? -y : y, 4);

@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "civil.h"
 #include "tz.h"
 
 #define TZ_DEFAULT_DIR	"/usr/share/zoneinfo"
@@ -70,85 +71,6 @@ struct tz_reader {
 struct tz_counts {
 	uint32_t	isut, isstd, leap, time, type, chars;
 };
-
-static int64_t
-floor_div(int64_t a, int64_t b)
-{
-	int64_t q = a / b;
-
-	if ((a % b != 0) && ((a < 0) != (b < 0)))
-		q--;
-	return q;
-}
-
-static int64_t
-floor_mod(int64_t a, int64_t b)
-{
-	int64_t r = a % b;
-
-	if (r != 0 && ((r < 0) != (b < 0)))
-		r += b;
-	return r;
-}
-
-/* Cumulative days before each month of a year that starts on March 1. */
-static const int march_month_start[12] = {
-	0, 31, 61, 92, 122, 153, 184, 214, 245, 275, 306, 337
-};
-
-/*
- * Days from 1970-01-01 to y-m-d (proleptic Gregorian). Counting years from
- * March puts the leap day last, so a 400-year era is 146097 regular days.
- */
-static int64_t
-civil_to_days(int64_t y, int m, int d)
-{
-	int64_t ym = m > 2 ? y : y - 1;
-	int mi = m > 2 ? m - 3 : m + 9;
-	int64_t era = floor_div(ym, 400);
-	int64_t r = ym - era * 400;
-
-	/* 719468 days from 0000-03-01 to 1970-01-01. */
-	return era * 146097 + r * 365 + r / 4 - r / 100 + march_month_start[mi] + d - 1 -
-	    719468;
-}
-
-static int
-is_leap(int64_t y)
-{
-	return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-}
-
-static int
-month_days(int64_t y, int m)
-{
-	static const int len[12] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
-
-	return m == 2 && is_leap(y) ? 29 : len[m - 1];
-}
-
-static int64_t
-days_to_year(int64_t days)
-{
-	int64_t z = days + 719468;
-	int64_t era = floor_div(z, 146097);
-	int64_t doe = z - era * 146097;
-	int64_t c, f, yr;
-
-	/* Centuries, then 4-year blocks, then years; the last of each is one day longer. */
-	c = doe / 36524;
-	if (c == 4)
-		c = 3;
-	doe -= c * 36524;
-	f = doe / 1461;
-	doe -= f * 1461;
-	yr = doe / 365;
-	if (yr == 4)
-		yr = 3;
-	doe -= yr * 365;
-	/* doe is now the day of a March-based year; Jan and Feb belong to the next. */
-	return era * 400 + c * 100 + f * 4 + yr + (doe >= 306 ? 1 : 0);
-}
 
 /* ---- POSIX TZ footer ---- */
 
@@ -299,18 +221,18 @@ posix_parse(const char *s, struct tz_posix *p)
 static int64_t
 rule_day(const struct tz_rule *r, int64_t y)
 {
-	int64_t jan1 = civil_to_days(y, 1, 1);
+	int64_t jan1 = civil_days_from_ymd(y, 1, 1);
 	int64_t first, d;
 	int wd, mlen;
 
 	if (r->kind == 'J')
-		return jan1 + r->day - 1 + (is_leap(y) && r->day >= 60 ? 1 : 0);
+		return jan1 + r->day - 1 + (civil_is_leap(y) && r->day >= 60 ? 1 : 0);
 	if (r->kind == 'D')
 		return jan1 + r->day;
-	first = civil_to_days(y, r->month, 1);
-	wd = (int)floor_mod(first + 4, 7);	/* 1970-01-01 was a Thursday */
+	first = civil_days_from_ymd(y, r->month, 1);
+	wd = (int)civil_floor_mod(first + 4, 7);	/* 1970-01-01 was a Thursday */
 	d = (r->day - wd + 7) % 7 + (int64_t)(r->week - 1) * 7;
-	mlen = month_days(y, r->month);
+	mlen = civil_month_days(y, r->month);
 	while (d >= mlen)
 		d -= 7;
 	return first + d;
@@ -341,7 +263,7 @@ posix_offset_near(const struct tz_posix *p, int64_t t)
 
 	if (!p->has_dst)
 		return p->std_off;
-	posix_events(p, days_to_year(floor_div(t + p->std_off, DAY_S)), ev);
+	posix_events(p, civil_year_from_days(civil_floor_div(t + p->std_off, DAY_S)), ev);
 	for (i = 0; i < 10; i++) {
 		/* On a tie the start wins: "DST all year" is written as start == end. */
 		if (ev[i] <= t && (ev[i] > best || (ev[i] == best && i % 2 == 0))) {
@@ -369,7 +291,7 @@ posix_next(const struct tz_posix *p, int64_t t, int64_t *when)
 
 	if (!p->has_dst)
 		return -1;
-	posix_events(p, days_to_year(floor_div(near + p->std_off, DAY_S)), ev);
+	posix_events(p, civil_year_from_days(civil_floor_div(near + p->std_off, DAY_S)), ev);
 	for (i = 0; i < 10; i++)
 		if (ev[i] > near && ev[i] < best)
 			best = ev[i];
@@ -429,7 +351,7 @@ next_change(const struct tz *z, int64_t t, int64_t *when)
 int32_t
 tz_offset_at(const struct tz *z, int64_t utc_ms)
 {
-	return offset_s(z, floor_div(utc_ms, 1000));
+	return offset_s(z, civil_floor_div(utc_ms, 1000));
 }
 
 /*
@@ -448,17 +370,18 @@ tz_local_to_utc(const struct tz *z, int64_t local_ms)
 	if (local_ms > LOCAL_LIMIT_MS || local_ms < -LOCAL_LIMIT_MS) {
 		/* Saturates instead of overflowing at the int64 ends. */
 		if (__builtin_sub_overflow(local_ms,
-		    (int64_t)offset_s(z, floor_div(local_ms, 1000)) * 1000, &u))
+		    (int64_t)offset_s(z, civil_floor_div(local_ms, 1000)) * 1000, &u))
 			return local_ms < 0 ? INT64_MIN : INT64_MAX;
 		return u;
 	}
-	ls = floor_div(local_ms, 1000);
+	ls = civil_floor_div(local_ms, 1000);
 	seg = ls - 2 * DAY_S;
 	off = offset_s(z, seg);
 	for (;;) {
 		have_next = next_change(z, seg, &seg_end) == 0 && seg_end <= ls + 2 * DAY_S;
 		u = local_ms - (int64_t)off * 1000;
-		if (floor_div(u, 1000) >= seg && (!have_next || floor_div(u, 1000) < seg_end))
+		if (civil_floor_div(u, 1000) >= seg &&
+		    (!have_next || civil_floor_div(u, 1000) < seg_end))
 			return u;
 		if (!have_next)
 			break;
