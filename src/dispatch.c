@@ -350,6 +350,21 @@ dispatch_drop(void *flight)
 	flight_free(flight);
 }
 
+int
+dispatch_hungry(const struct dispatch *d)
+{
+	int i;
+
+	for (i = 0; i < d->cfg->n_channels; i++) {
+		const struct chan_state *cs = &d->chans[i];
+		int used = cs->in_flight + cs->queued;
+
+		if (used == 0 || 2 * (cs->ch->max_in_flight - used) >= cs->ch->max_in_flight)
+			return 1;
+	}
+	return 0;
+}
+
 size_t
 dispatch_busy(const struct dispatch *d)
 {

@@ -50,6 +50,9 @@ void dispatch_finish(struct dispatch *d, struct http_result *hr, int64_t now_ms,
                      struct results *out);
 /* Frees a request abandoned in flight (the ctx http_free hands back). */
 void dispatch_drop(void *flight);
+/* 1 when a claim is worth its transaction: some channel has half its slots free (or is idle).
+   Claiming for every freed slot would cost a synchronous commit per delivery. */
+int dispatch_hungry(const struct dispatch *d);
 /* Requests queued or in flight. */
 size_t dispatch_busy(const struct dispatch *d);
 /* Sent / failed / retried counters since start, for the periodic summary. */

@@ -216,15 +216,18 @@ loop(struct sched *sc)
 	refresh_next_due(sc);
 	for (;;) {
 		now = sched_now(sc);
+		/* Due rows that wait for capacity sleep on the wire, not the clock. */
 		starved = 0;
 		if (!atomic_load(&sc->stop) && !atomic_load(&sc->reload) && sc->next_due_ms <= now) {
-			if ((got = claim(sc, now)) < 0)
-				break;
-			refresh_next_due(sc);
-			/* Due rows left unclaimed wait for capacity: sleep on the wire, not the clock. */
-			starved = sc->next_due_ms <= now;
-			if (sc->opts->once && got == 0 && dispatch_busy(sc->d) == 0)
-				break;
+			starved = 1;
+			if (dispatch_hungry(sc->d)) {
+				if ((got = claim(sc, now)) < 0)
+					break;
+				refresh_next_due(sc);
+				starved = sc->next_due_ms <= now;
+				if (sc->opts->once && got == 0 && dispatch_busy(sc->d) == 0)
+					break;
+			}
 		}
 		rate_wait = dispatch_pump(sc->d, sc->h, now, &sc->res);
 		if (sc->res.n && flush(sc) != 0)

@@ -18,11 +18,9 @@ static const char q_active_campaigns[] =
 static const char q_next_due[] =
 	"SELECT min((SELECT min(d.next_at_ms) FROM deliveries d WHERE d.campaign_id = c.id "
 	"AND d.state IN " STORE_WAITING ")) FROM campaigns c WHERE c.state = 'active'";
-static const char q_expire_due[] =
+static const char q_expire_one[] =
 	"UPDATE deliveries SET state = 'expired', "
-	"last_error = 'expired: not sent within expire_after of its due time' "
-	"WHERE campaign_id = ?1 AND state IN " STORE_WAITING " AND next_at_ms <= ?2 "
-	"AND expires_at_ms <= ?2";
+	"last_error = 'expired: not sent within expire_after of its due time' WHERE id = ?1";
 static const char q_claim_select[] =
 	"SELECT d.id, d.step, s.day, s.time, d.attempts, d.due_at_ms, d.expires_at_ms, "
 	"coalesce(d.send_at_ms, 0), d.msg_random, r.rid, r.data, s.message FROM deliveries d "
@@ -35,6 +33,10 @@ static const char q_claim_mark[] =
 	"send_at_ms = nullif(?3, 0) WHERE id = ?1";
 /* A rule's deferral is never a reason to drop a delivery (SPEC 5.3): its expiry moves with
    its send time, keeping the same slack. */
+/* The common case in one statement: ?1 is a JSON array of delivery ids. */
+static const char q_claim_mark_many[] =
+	"UPDATE deliveries SET state = 'sending', claimed_by = ?2, attempts = attempts + 1, "
+	"send_at_ms = NULL WHERE id IN (SELECT value FROM json_each(?1))";
 static const char q_defer_mark[] =
 	"UPDATE deliveries SET state = 'deferred', next_at_ms = ?2, send_at_ms = ?3, "
 	"expires_at_ms = max(expires_at_ms, ?3 + expires_at_ms - due_at_ms), "
@@ -218,31 +220,56 @@ static int
 claim_mark(struct store *s, int64_t runner_id, const struct store_claim_cb *cb,
            struct store_job *jobs, size_t first, size_t *n, int64_t now_ms)
 {
+	struct buf ids = {0};
+	sqlite3_stmt *st;
 	size_t i, kept = first;
+	int rc = -1;
 
 	for (i = first; i < *n; i++) {
 		struct store_job *j = &jobs[i];
-		const char *account = cb->account ? cb->account(cb->arg, j) : NULL;
-		int take = account ? claim_limited(s, cb, j, account, now_ms) : 1;
+		const char *account = NULL;
+		int take;
 
-		if (take < 0)
-			return -1;
-		if (take && run_update(s, SQL_CLAIM_MARK, q_claim_mark, j->delivery_id, runner_id,
-		                       j->send_at_ms, NULL) != 0)
-			return -1;
-		if (take) {
-			if (kept != i) {
-				struct store_job tmp = jobs[kept];
-
-				jobs[kept] = *j;
-				*j = tmp;
-			}
-			kept++;
+		/* Expired rows are settled as the claim meets them, so no claim walks them all. */
+		if (j->expires_at_ms <= now_ms) {
+			if (run_update(s, SQL_EXPIRE_DUE, q_expire_one, j->delivery_id, 0, 0, NULL) != 0)
+				goto out;
+			continue;
 		}
+		account = cb->account ? cb->account(cb->arg, j) : NULL;
+		if ((take = account ? claim_limited(s, cb, j, account, now_ms) : 1) < 0)
+			goto out;
+		if (!take)
+			continue;
+		/* A limited job carries its admitted send time; the rest are marked together. */
+		if (account ? run_update(s, SQL_CLAIM_MARK, q_claim_mark, j->delivery_id, runner_id,
+		                         j->send_at_ms, NULL) != 0
+		            : buf_printf(&ids, "%c%lld", ids.len ? ',' : '[',
+		                         (long long)j->delivery_id) != 0)
+			goto out;
+		if (kept != i) {
+			struct store_job tmp = jobs[kept];
+
+			jobs[kept] = *j;
+			*j = tmp;
+		}
+		kept++;
+	}
+	if (ids.len) {
+		if (buf_append(&ids, "]", 1) != 0 ||
+		    !(st = store_stmt(s, SQL_CLAIM_MARK_MANY, q_claim_mark_many)))
+			goto out;
+		sqlite3_bind_text(st, 1, ids.data, (int)ids.len, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, runner_id);
+		if (sqlite3_step(st) != SQLITE_DONE)
+			goto out;
 	}
 	jobs_clear(jobs, kept, *n);
 	*n = kept;
-	return 0;
+	rc = 0;
+out:
+	buf_free(&ids);
+	return rc;
 }
 
 int
@@ -279,8 +306,6 @@ store_claim(struct store *s, int64_t runner_id, int64_t now_ms, const struct sto
 		int64_t cap = cb->capacity(cb->arg, &camps[i]);
 		size_t first = *n_jobs;
 
-		if (run_update(s, SQL_EXPIRE_DUE, q_expire_due, camps[i].id, now_ms, 0, NULL) != 0)
-			goto fail;
 		if (cap <= 0)
 			continue;
 		/* Read first, write after: updating rows a SELECT is walking is undefined in SQLite. */
@@ -386,19 +411,32 @@ store_record(struct store *s, int64_t runner_id, const struct store_result *r, s
              char **err)
 {
 	size_t i;
+	int rc;
 
 	if (n == 0)
 		return 0;
-	if (store_begin(s, err) != 0)
+	/*
+	 * Results need not reach the disk before we go on: if a power loss takes the last of
+	 * them, their rows are 'sending' again and the next start settles them as after a crash
+	 * (resent where the provider de-duplicates, else unknown), never sent twice. So no fsync
+	 * here; the next claim's commit (synchronous=FULL) carries them to the disk anyway.
+	 */
+	if (store_exec(s, "PRAGMA synchronous = NORMAL", err) != 0)
 		return -1;
-	for (i = 0; i < n; i++) {
+	rc = store_begin(s, err);
+	for (i = 0; rc == 0 && i < n; i++) {
 		if (record_one(s, runner_id, &r[i]) != 0) {
 			store_fail(s, err, "recording results");
 			store_rollback(s);
-			return -1;
+			rc = -1;
 		}
 	}
-	return store_commit(s, err);
+	if (rc == 0)
+		rc = store_commit(s, err);
+	/* Claims must reach the disk: back to FULL whatever happened. */
+	if (store_exec(s, "PRAGMA synchronous = FULL", rc ? NULL : err) != 0)
+		rc = -1;
+	return rc;
 }
 
 /* ---- runners ------------------------------------------------------------------------- */
