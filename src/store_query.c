@@ -93,12 +93,15 @@ int
 store_deliveries(struct store *s, int64_t campaign_id, const char *state, int64_t limit,
                  int (*fn)(void *arg, const struct store_delivery_row *r), void *arg, char **err)
 {
-	const char *sql =
-		"SELECT r.rid, d.step, d.due_at_ms, d.state, d.attempts, d.last_error, "
-		"d.provider_message_id, coalesce(d.send_at_ms, -1) FROM deliveries d "
-		"JOIN recipients r ON r.id = d.recipient_id "
-		"WHERE d.campaign_id = ?1 AND (?2 IS NULL OR d.state = ?2) "
-		"ORDER BY d.due_at_ms, d.id LIMIT ?3";
+	/* Two texts, not "(?2 IS NULL OR state = ?2)": that form keeps SQLite off the
+	   (campaign_id, state, due_at_ms) index, and a filtered page of 3M rows took half a second. */
+#define DELIVERIES_SQL(where)                                                                 \
+	"SELECT r.rid, d.step, d.due_at_ms, d.state, d.attempts, d.last_error, "                  \
+	"d.provider_message_id, coalesce(d.send_at_ms, -1) FROM deliveries d "                    \
+	"JOIN recipients r ON r.id = d.recipient_id WHERE d.campaign_id = ?1" where               \
+	" ORDER BY d.due_at_ms, d.id LIMIT ?3"
+	const char *sql = state ? DELIVERIES_SQL(" AND d.state = ?2") : DELIVERIES_SQL("");
+#undef DELIVERIES_SQL
 	struct store_delivery_row r;
 	sqlite3_stmt *q;
 	int rc;
