@@ -1,0 +1,959 @@
+#!/usr/bin/env python3
+"""Herald's benchmark: import, dispatch, on-time sending, queries and memory, each figure
+measured in the same run as the limit it is judged against, and reported as a ratio.
+
+Run it with bench/run (which builds first); this file is the driver, standard library only:
+
+    python3 bench/bench.py --build build [--quick] [--runs N] [--cap SECONDS] ...
+
+It prints a table and, last, one JSON line of figures. The limits are measured here too:
+  import    bench-raw-insert: the same rows, same SQLite, same pragmas, one transaction,
+            prepared statements reused, nothing else
+  dispatch  bench-raw-http: the same request bodies to the same mock server at the same
+            concurrency through libcurl multi, recording nothing
+  on time   bench-raw-http firing the same 1,000 requests at once: how fast the mock and this
+            machine can take them at all
+  queries   the targets are absolute (50 ms); the floor (`herald --version`, process start)
+            is shown for scale
+Peak RSS and CPU time come from wait4() of each child. Targets are those of the issue; a MISS
+is a finding, not an error: the exit status is 0 unless the benchmark itself broke.
+
+test_bench_short.py (tests/e2e) drives the same functions with 2,000 deliveries as a test.
+"""
+import argparse
+import itertools
+import datetime
+import json
+import math
+import os
+import random
+import re
+import shutil
+import signal
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+import urllib.request
+
+SRC = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DAY_MS = 86400 * 1000
+SHANGHAI = datetime.timezone(datetime.timedelta(hours=8))
+# Every generated campaign starts here, far in the future, and `run --once --now` jumps to it.
+START_DATE = "2030-01-01"
+STEP_TIME = "10:00"
+DAY1_MS = int(datetime.datetime(2030, 1, 1, 10, 0, tzinfo=SHANGHAI).timestamp() * 1000)
+DAY1_ISO = "2030-01-01T10:00:00+08:00"
+EXPIRE_AFTER = "7d"
+EXPIRE_AFTER_MS = 7 * DAY_MS
+TEXTS = ["{{nickname|朋友}}，欢迎加入！", "{{nickname|朋友}}，您的优惠券明天到期",
+         "{{nickname|朋友}}，最后一天啦"]
+
+# The mock's Tencent account; a fixed usersig lets the raw client send exactly what Herald sends.
+TIM_SDKAPPID = 1400000000
+TIM_IDENTIFIER = "admin"
+TIM_USERSIG = "bench-usersig"
+TIM_FROM = "bench_cs"
+FEIHE_PATH = "/wisdom-api/weixin/v1/sendCustomerMessage"
+TIM_PATH = "/v4/desk_http_svc/send_msg"
+
+FULL = dict(import_n=1_000_000, import_small=100_000, import_runs=3, dispatch_n=200_000,
+            mem_small=100_000, runs=3, cap=60.0, mem_cap=90.0, ontime_n=1000, ontime_runs=2,
+            query_runs=7, campaigns=100)
+QUICK = dict(import_n=100_000, import_small=10_000, import_runs=1, dispatch_n=20_000,
+             mem_small=10_000, runs=1, cap=30.0, mem_cap=30.0, ontime_n=1000, ontime_runs=1,
+             query_runs=3, campaigns=100)
+
+
+def log(msg):
+    print(time.strftime("[%H:%M:%S] ") + msg, file=sys.stderr, flush=True)
+
+
+# ---- processes ---------------------------------------------------------------------------------
+
+class Child:
+    """What one finished child cost: wall seconds, CPU seconds, peak RSS (KiB), exit code,
+    whether the cap stopped it, and its output."""
+
+    def __init__(self, wall, cpu, rss_kb, rc, capped, out, err):
+        self.wall = wall
+        self.cpu = cpu
+        self.rss_kb = rss_kb
+        self.rc = rc
+        self.capped = capped
+        self.out = out
+        self.err = err
+
+
+def run_child(argv, cap=None, cwd=None, env=None, log_to=None, measure=None):
+    """Runs argv to completion and measures it. With cap, SIGTERM after cap seconds (Herald's
+    graceful stop: it drains and records before exiting). stdout and stderr go to files (a
+    chatty child must never block on a pipe) and are read back.
+
+    With measure (bench-measure), that small program forks the child and reports its wait4
+    figures, so the peak RSS is the child's own; without it, this process's wait4 is used,
+    whose peak RSS includes the Python image the child was forked from (fine for tests)."""
+    fd, out_path = tempfile.mkstemp(prefix="bench-out-")
+    os.close(fd)
+    err_path = log_to or out_path + ".err"
+    figures_path = out_path + ".cost"
+    full_env = dict(os.environ)
+    for k in ("HERALD_DB", "HERALD_CONFIG"):
+        full_env.pop(k, None)
+    full_env.update(env or {})
+    capped = []
+    if measure:
+        argv = [measure, figures_path, str(int((cap or 0) * 1000))] + list(argv)
+    with open(out_path, "wb") as out, open(err_path, "wb") as err:
+        t0 = time.monotonic()
+        p = subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL, cwd=cwd,
+                             env=full_env)
+        timer = None
+        if cap and not measure:
+            def stop():
+                capped.append(True)
+                try:
+                    os.kill(p.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+            timer = threading.Timer(cap, stop)
+            timer.start()
+        _, status, rusage = os.wait4(p.pid, 0)
+        wall = time.monotonic() - t0
+        if timer:
+            timer.cancel()
+        p.returncode = rc = os.waitstatus_to_exitcode(status)
+    with open(out_path, encoding="utf-8", errors="replace") as f:
+        out_text = f.read()
+    with open(err_path, encoding="utf-8", errors="replace") as f:
+        err_text = f.read()
+    os.unlink(out_path)
+    if not log_to:
+        os.unlink(err_path)
+    if measure:
+        try:
+            with open(figures_path) as f:
+                w, cpu, rss, cap_hit = f.read().split()
+            os.unlink(figures_path)
+        except (FileNotFoundError, ValueError):
+            raise RuntimeError("bench-measure failed for %s: %s" % (argv[3], err_text[-500:]))
+        return Child(float(w), float(cpu), int(rss), rc, cap_hit == "1", out_text, err_text)
+    return Child(wall, rusage.ru_utime + rusage.ru_stime, rusage.ru_maxrss, rc, bool(capped),
+                 out_text, err_text)
+
+
+def proc_cpu_s(pid):
+    """CPU seconds a running process has used so far (utime + stime)."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class Mock:
+    """herald-mock on 127.0.0.1 with the benchmark's Tencent account."""
+    serial = itertools.count()
+
+    def __init__(self, binary, workdir, record=False, threads=2, log_file=None):
+        n = next(Mock.serial)
+        self.port_file = os.path.join(workdir, "mock-%d-%d.port" % (os.getpid(), n))
+        try:
+            os.unlink(self.port_file)
+        except FileNotFoundError:
+            pass
+        args = [binary, "--port", "0", "--port-file", self.port_file, "--threads", str(threads),
+                "--tim-sdkappid", str(TIM_SDKAPPID), "--tim-identifier", TIM_IDENTIFIER,
+                "--tim-usersig", TIM_USERSIG]
+        if not record:
+            args.append("--no-record")
+        if log_file:
+            args += ["--log", log_file]
+        self.err = open(os.path.join(workdir, "mock-%d-%d.err" % (os.getpid(), n)), "wb")
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=self.err,
+                                     stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + 20
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError("herald-mock exited with %d" % self.proc.returncode)
+            try:
+                with open(self.port_file) as f:
+                    text = f.read()
+                if text.endswith("\n"):
+                    break
+            except FileNotFoundError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("herald-mock wrote no port file")
+            time.sleep(0.01)
+        self.url = "http://127.0.0.1:%d" % int(text)
+
+    def call(self, method, path, body=None):
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.url + path, data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return json.loads(r.read())
+
+    def reset(self):
+        self.call("POST", "/_mock/reset", {})
+
+    def stats(self):
+        return self.call("GET", "/_mock/stats")
+
+    def requests(self, provider=None):
+        return self.call("GET", "/_mock/requests" + ("?provider=" + provider if provider else ""))[
+            "requests"]
+
+    def cpu_s(self):
+        return proc_cpu_s(self.proc.pid)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(timeout=60)
+        self.err.close()
+
+
+# ---- inputs ------------------------------------------------------------------------------------
+
+def gen_csv(path, n, prefix, seed=5):
+    """n recipients with a fixed seed: id (openId-like, 28 chars), nickname, city."""
+    rnd = random.Random(seed)
+    width = 28 - len(prefix)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("id,nickname,city\n")
+        for i in range(n):
+            f.write("%s%0*d,会员%d,城市%d\n" % (prefix, width, i, rnd.randrange(100000),
+                                              rnd.randrange(300)))
+
+
+def read_csv(path):
+    """[(id, nickname)] of a gen_csv file."""
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        next(f)
+        for line in f:
+            rid, nick, _ = line.rstrip("\n").split(",")
+            rows.append((rid, nick))
+    return rows
+
+
+def campaign(key, channel, steps=1, recipients_file=None, recipients=None, timezone="Asia/Shanghai",
+             start_date=START_DATE, time_hhmm=STEP_TIME):
+    doc = {"key": key, "name": key, "channel": channel, "timezone": timezone,
+           "start_date": start_date, "expire_after": EXPIRE_AFTER,
+           "steps": [{"day": i + 1, "time": time_hhmm,
+                      "message": {"type": "text", "text": TEXTS[i % len(TEXTS)]}}
+                     for i in range(steps)]}
+    if recipients_file:
+        doc["recipients_file"] = recipients_file
+    if recipients:
+        doc["recipients"] = recipients
+    return doc
+
+
+def channels(mock_url, concurrency):
+    url = mock_url or "http://127.0.0.1:9"
+    return {"channels": {
+        "fh": {"provider": "feihe", "base_url": url, "system": "NEW_MEMBER",
+               "max_in_flight": concurrency},
+        "tim": {"provider": "tencent_desk", "base_url": url, "sdkappid": TIM_SDKAPPID,
+                "identifier": TIM_IDENTIFIER, "usersig": TIM_USERSIG, "from_account": TIM_FROM,
+                "max_in_flight": concurrency}}}
+
+
+def write_json(path, doc):
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(doc, f, ensure_ascii=False)
+    return path
+
+
+def render(text, nick):
+    """The benchmark's messages have one placeholder, {{nickname|default}}."""
+    head, rest = text.split("{{", 1)
+    _, tail = rest.split("}}", 1)
+    return head + nick + tail
+
+
+def feihe_line(base, rid, text):
+    body = json.dumps({"openId": rid, "msg": text}, ensure_ascii=False, separators=(",", ":"))
+    return "%s%s\tsystem: NEW_MEMBER\tContent-Type: application/json\t%s\n" % (base, FEIHE_PATH, body)
+
+
+def tim_line(base, rid, text, msg_random, url_random):
+    body = json.dumps({"FromAccount": TIM_FROM, "ToAccount": rid, "MsgRandom": msg_random,
+                       "MsgBody": [{"MsgType": "TIMTextElem", "MsgContent": {"Text": text}}]},
+                      ensure_ascii=False, separators=(",", ":"))
+    url = "%s%s?sdkappid=%d&identifier=%s&usersig=%s&random=%d&contenttype=json" % (
+        base, TIM_PATH, TIM_SDKAPPID, TIM_IDENTIFIER, TIM_USERSIG, url_random)
+    return "%s\tContent-Type: application/json\t%s\n" % (url, body)
+
+
+def request_file(path, base, feihe_rows, tim_rows, seed=7):
+    """The requests Herald makes for the dispatch campaigns, one per line for bench-raw-http,
+    Feihe and Tencent interleaved as Herald's two channels run side by side."""
+    rnd = random.Random(seed)
+    text = TEXTS[0]
+    with open(path, "w", encoding="utf-8") as f:
+        for i in range(max(len(feihe_rows), len(tim_rows))):
+            if i < len(feihe_rows):
+                rid, nick = feihe_rows[i]
+                f.write(feihe_line(base, rid, render(text, nick)))
+            if i < len(tim_rows):
+                rid, nick = tim_rows[i]
+                f.write(tim_line(base, rid, render(text, nick), rnd.getrandbits(32),
+                                 rnd.getrandbits(32)))
+
+
+# ---- the environment ---------------------------------------------------------------------------
+
+class Env:
+    """Binaries and a work directory; helpers that run herald there."""
+
+    def __init__(self, herald, mock, raw_insert, raw_http, work, concurrency=32, mock_threads=2,
+                 measure=None):
+        self.herald = os.path.abspath(herald)
+        self.mock_bin = os.path.abspath(mock)
+        self.raw_insert = os.path.abspath(raw_insert)
+        self.raw_http = os.path.abspath(raw_http)
+        self.measure = os.path.abspath(measure) if measure else None
+        self.work = work
+        self.concurrency = concurrency
+        self.mock_threads = mock_threads
+
+    def path(self, name):
+        return os.path.join(self.work, name)
+
+    def run(self, argv, **kw):
+        """run_child in the work directory, measured by bench-measure when there is one."""
+        kw.setdefault("cwd", self.work)
+        return run_child(argv, measure=self.measure, **kw)
+
+    def herald_cmd(self, db, config, *args):
+        return [self.herald, "--db", db, "--config", config] + list(args)
+
+    def herald_ok(self, db, config, *args):
+        c = self.run(self.herald_cmd(db, config, *args))
+        if c.rc != 0:
+            raise RuntimeError("herald %s exited %d: %s" % (" ".join(args), c.rc, c.err[-2000:]))
+        return c
+
+    def migrated_db(self, name, config):
+        db = self.path(name)
+        remove_db(db)
+        self.herald_ok(db, config, "migrate")
+        return db
+
+    def counts(self, db, config, key):
+        c = self.herald_ok(db, config, "status", key, "--json")
+        return json.loads(c.out)["campaigns"][0]["counts"]
+
+
+def herald_pragmas():
+    """The pragmas src/store.c sets on every connection, for the raw insert to use too."""
+    with open(os.path.join(SRC, "src", "store.c"), encoding="utf-8") as f:
+        found = re.findall(r"PRAGMA (\w+) = (\w+)", f.read())
+    seen = {}
+    for k, v in found:
+        seen.setdefault(k, v)
+    return " ".join("PRAGMA %s = %s;" % kv for kv in seen.items())
+
+
+def remove_db(db):
+    for suffix in ("", "-wal", "-shm", "-runners.lock"):
+        try:
+            os.unlink(db + suffix)
+        except FileNotFoundError:
+            pass
+
+
+def checkpoint(db):
+    """Folds the WAL into the file so a plain copy of it is the whole database."""
+    con = sqlite3.connect(db)
+    try:
+        con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        con.close()
+
+
+def copy_db(src, dst):
+    remove_db(dst)
+    shutil.copyfile(src, dst)
+
+
+def median(xs):
+    return statistics.median(xs) if xs else None
+
+
+# ---- 1. import ---------------------------------------------------------------------------------
+
+def import_once(env, csv_name, n, steps, herald_side, keep_as=None):
+    """One import of csv_name (n rows) into a fresh migrated database, by herald or by the raw
+    limit. Returns the Child; checks every row arrived."""
+    config = env.path("import.json")
+    db = env.migrated_db("import-%s.db" % ("herald" if herald_side else "raw"), config)
+    if herald_side:
+        c = env.run(env.herald_cmd(db, config, "import", env.path("import-%s.def.json" % csv_name)))
+        if c.rc != 0:
+            raise RuntimeError("herald import exited %d: %s" % (c.rc, c.err[-2000:]))
+    else:
+        due = [str(DAY1_MS + i * DAY_MS) for i in range(steps)]
+        c = env.run([env.raw_insert, db, env.path(csv_name), str(EXPIRE_AFTER_MS)] + due,
+                    env={"BENCH_PRAGMAS": herald_pragmas()})
+        if c.rc != 0:
+            raise RuntimeError("bench-raw-insert exited %d: %s" % (c.rc, c.err[-2000:]))
+    con = sqlite3.connect(db)
+    try:
+        got = con.execute("SELECT coalesce(sum(n), 0) FROM delivery_counts").fetchone()[0]
+    finally:
+        con.close()
+    if got != n * steps:
+        raise RuntimeError("import wrote %d deliveries, not %d" % (got, n * steps))
+    if keep_as:
+        checkpoint(db)
+        copy_db(db, env.path(keep_as))
+    remove_db(db)
+    return c
+
+
+def prepare_import(env, n, name, steps=3):
+    """The CSV and its 3-step campaign definition."""
+    csv_name = "%s.csv" % name
+    if not os.path.exists(env.path(csv_name)):
+        gen_csv(env.path(csv_name), n, "oBench")
+    write_json(env.path("import-%s.def.json" % csv_name),
+               campaign("bench-" + name, "fh", steps=steps, recipients_file=csv_name))
+    write_json(env.path("import.json"), channels(None, env.concurrency))
+    return csv_name
+
+
+def bench_import(env, n, runs, name, keep_as=None):
+    """Herald and the raw limit, alternating, runs times each."""
+    csv_name = prepare_import(env, n, name)
+    herald, raw = [], []
+    for r in range(runs):
+        c = import_once(env, csv_name, n, 3, True, keep_as=keep_as if r == runs - 1 else None)
+        log("import %d recipients, run %d/%d: herald %.1f s, %.1f MB peak RSS" % (
+            n, r + 1, runs, c.wall, c.rss_kb / 1024))
+        herald.append(c)
+        c = import_once(env, csv_name, n, 3, False)
+        log("import %d recipients, run %d/%d: raw insert %.1f s" % (n, r + 1, runs, c.wall))
+        raw.append(c)
+    hw, rw = median([c.wall for c in herald]), median([c.wall for c in raw])
+    return {"recipients": n, "deliveries": 3 * n, "runs": runs,
+            "herald_s": hw, "raw_s": rw,
+            "herald_per_s": 3 * n / hw, "raw_per_s": 3 * n / rw, "ratio": rw / hw,
+            "herald_cpu_s": median([c.cpu for c in herald]),
+            "herald_rss_mb": max(c.rss_kb for c in herald) / 1024,
+            "raw_rss_mb": max(c.rss_kb for c in raw) / 1024}
+
+
+# ---- 2. dispatch -------------------------------------------------------------------------------
+
+def setup_dispatch(env, n_feihe, n_tim, mock_url, name="dispatch"):
+    """Two campaigns due at DAY1 (Feihe and Tencent, one step each) imported into a template
+    database, the config pointing at mock_url, and the raw client's request file.
+    Returns (template db, config, request file, feihe rows, tencent rows)."""
+    config = write_json(env.path("%s.json" % name), channels(mock_url, env.concurrency))
+    db = env.migrated_db("%s-template.db" % name, config)
+    gen_csv(env.path("%s-feihe.csv" % name), n_feihe, "oFeihe", seed=11)
+    gen_csv(env.path("%s-tim.csv" % name), n_tim, "uTim", seed=12)
+    for key, chan, csv_name in (("bench-feihe", "fh", "%s-feihe.csv" % name),
+                                ("bench-tim", "tim", "%s-tim.csv" % name)):
+        write_json(env.path("%s.def.json" % key), campaign(key, chan, recipients_file=csv_name))
+        env.herald_ok(db, config, "import", env.path("%s.def.json" % key))
+    checkpoint(db)
+    feihe_rows = read_csv(env.path("%s-feihe.csv" % name))
+    tim_rows = read_csv(env.path("%s-tim.csv" % name))
+    reqs = env.path("%s-requests.txt" % name)
+    request_file(reqs, mock_url, feihe_rows, tim_rows)
+    return db, config, reqs, feihe_rows, tim_rows
+
+
+def dispatch_herald_once(env, template, config, mock, keys, cap=None, db_name="dispatch-run.db",
+                         log_to=None):
+    """`herald run --once` at DAY1 on a fresh copy of template. Returns (Child, counts per key,
+    mock CPU seconds, mock feihe+tencent accepted)."""
+    db = env.path(db_name)
+    copy_db(template, db)
+    mock.reset()
+    cpu0 = mock.cpu_s()
+    c = env.run(env.herald_cmd(db, config, "run", "--once", "--now", DAY1_ISO), cap=cap,
+                log_to=log_to)
+    mock_cpu = mock.cpu_s() - cpu0
+    if c.rc != 0:
+        raise RuntimeError("herald run exited %d: %s" % (c.rc, c.err[-2000:]))
+    counts = {k: env.counts(db, config, k) for k in keys}
+    st = mock.stats()["providers"]
+    accepted = st["feihe"]["accepted"] + st["tencent_desk"]["accepted"]
+    return c, counts, mock_cpu, accepted, db
+
+
+def dispatch_raw_once(env, reqs, mock, concurrency):
+    mock.reset()
+    cpu0 = mock.cpu_s()
+    c = env.run([env.raw_http, str(concurrency), reqs])
+    mock_cpu = mock.cpu_s() - cpu0
+    if c.rc != 0:
+        raise RuntimeError("bench-raw-http exited %d: %s %s" % (c.rc, c.out, c.err[-2000:]))
+    st = mock.stats()["providers"]
+    return c, mock_cpu, st["feihe"]["accepted"] + st["tencent_desk"]["accepted"]
+
+
+def check_durable(counts, total, capped):
+    """Every delivery is sent, or (after a capped run) still pending; none left in flight."""
+    sent = sum(c["sent"] for c in counts.values())
+    pending = sum(c["pending"] for c in counts.values())
+    if any(c["sending"] for c in counts.values()):
+        raise RuntimeError("deliveries left 'sending' after herald exited: %r" % counts)
+    if sent + pending != total or (not capped and sent != total):
+        raise RuntimeError("dispatch ended with %r, expected %d sent" % (counts, total))
+    return sent
+
+
+def bench_dispatch(env, n, runs, cap):
+    half = n // 2
+    mock = Mock(env.mock_bin, env.work, record=False, threads=env.mock_threads)
+    try:
+        template, config, reqs, _, _ = setup_dispatch(env, half, n - half, mock.url)
+        herald, raw = [], []
+        for r in range(runs):
+            c, counts, mock_cpu, accepted, db = dispatch_herald_once(
+                env, template, config, mock, ("bench-feihe", "bench-tim"), cap=cap)
+            sent = check_durable(counts, n, c.capped)
+            if accepted != sent:
+                raise RuntimeError("mock accepted %d, herald recorded %d sent" % (accepted, sent))
+            remove_db(db)
+            herald.append(dict(wall=c.wall, sent=sent, rate=sent / c.wall, cpu=c.cpu,
+                               rss=c.rss_kb / 1024, capped=c.capped, mock_cpu=mock_cpu))
+            log("dispatch %d, run %d/%d: herald %d sent in %.1f s%s (%.0f/s, %.0f us CPU each)" % (
+                n, r + 1, runs, sent, c.wall, " (capped)" if c.capped else "", sent / c.wall,
+                1e6 * c.cpu / max(sent, 1)))
+            c, mock_cpu, accepted = dispatch_raw_once(env, reqs, mock, 2 * env.concurrency)
+            if accepted != n:
+                raise RuntimeError("mock accepted %d of the raw client's %d" % (accepted, n))
+            raw.append(dict(wall=c.wall, rate=n / c.wall, cpu=c.cpu, rss=c.rss_kb / 1024,
+                            mock_cpu=mock_cpu))
+            log("dispatch %d, run %d/%d: raw client %.1f s (%.0f/s)" % (
+                n, r + 1, runs, c.wall, n / c.wall))
+    finally:
+        mock.stop()
+    hr, rr = median([h["rate"] for h in herald]), median([x["rate"] for x in raw])
+    return {"deliveries": n, "runs": runs, "concurrency_per_channel": env.concurrency,
+            "capped_runs": sum(1 for h in herald if h["capped"]), "cap_s": cap,
+            "sent_median": median([h["sent"] for h in herald]),
+            "herald_per_s": hr, "raw_per_s": rr, "ratio": hr / rr,
+            "herald_cpu_us": median([1e6 * h["cpu"] / max(h["sent"], 1) for h in herald]),
+            "raw_cpu_us": median([1e6 * x["cpu"] / n for x in raw]),
+            "mock_cpu_us_herald": median([1e6 * h["mock_cpu"] / max(h["sent"], 1) for h in herald]),
+            "mock_cpu_us_raw": median([1e6 * x["mock_cpu"] / n for x in raw]),
+            "herald_rss_mb": max(h["rss"] for h in herald),
+            "raw_rss_mb": max(x["rss"] for x in raw)}
+
+
+# ---- 3. on time --------------------------------------------------------------------------------
+
+def percentiles(xs):
+    xs = sorted(xs)
+
+    def pct(p):  # nearest rank
+        return xs[max(0, math.ceil(p / 100.0 * len(xs)) - 1)]
+    return {"p50": pct(50), "p99": pct(99), "max": xs[-1], "n": len(xs)}
+
+
+def bench_ontime(env, n, runs):
+    """n deliveries due at the same minute, runs times a minute apart, in one long-running
+    `herald run`; then the raw client firing the same n requests at once."""
+    mock = Mock(env.mock_bin, env.work, record=True, threads=env.mock_threads)
+    proc = None
+    try:
+        config = write_json(env.path("ontime.json"), channels(mock.url, env.concurrency))
+        db = env.migrated_db("ontime.db", config)
+        first = (int(time.time()) // 60 + 1) * 60
+        if first - time.time() < 15:
+            first += 60
+        dues = []
+        for r in range(runs):
+            due = first + 60 * r
+            dues.append(due * 1000)
+            at = datetime.datetime.fromtimestamp(due, datetime.timezone.utc)
+            prefix = "oOnTime%d_" % r
+            gen_csv(env.path("ontime-%d.csv" % r), n, prefix, seed=20 + r)
+            write_json(env.path("ontime-%d.def.json" % r),
+                       campaign("bench-ontime-%d" % r, "fh", recipients_file="ontime-%d.csv" % r,
+                                timezone="UTC", start_date=at.strftime("%Y-%m-%d"),
+                                time_hhmm=at.strftime("%H:%M")))
+            env.herald_ok(db, config, "import", env.path("ontime-%d.def.json" % r))
+        mock.reset()
+        with open(env.path("ontime-herald.log"), "wb") as herald_log:
+            proc = subprocess.Popen(env.herald_cmd(db, config, "run"), cwd=env.work,
+                                    stdout=subprocess.DEVNULL, stderr=herald_log)
+        log("on time: %d runs of %d deliveries due at %s (UTC), a minute apart; waiting" % (
+            runs, n, time.strftime("%H:%M:%S", time.gmtime(first))))
+        deadline = time.time() + (first - time.time()) + 60 * (runs - 1) + 60
+        while mock.stats()["providers"]["feihe"]["accepted"] < n * runs:
+            if proc.poll() is not None:
+                raise RuntimeError("herald run exited %d" % proc.returncode)
+            if time.time() > deadline:
+                raise RuntimeError("on time: not every delivery arrived within a minute")
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+        proc = None
+        recs = [x for x in mock.requests("feihe") if x["verdict"] == "accepted"]
+        herald = []
+        for r in range(runs):
+            prefix = "oOnTime%d_" % r
+            lat = [x["received_at_ms"] - dues[r] for x in recs if x["key"].startswith(prefix)]
+            if len(lat) != n:
+                raise RuntimeError("on time run %d: %d of %d arrived" % (r, len(lat), n))
+            herald.append(percentiles(lat))
+            log("on time run %d/%d: herald p50 %d ms, p99 %d ms, max %d ms" % (
+                r + 1, runs, herald[-1]["p50"], herald[-1]["p99"], herald[-1]["max"]))
+        # The limit: the same requests fired at once, at the same concurrency, by the raw client.
+        rows = read_csv(env.path("ontime-0.csv"))
+        reqs = env.path("ontime-requests.txt")
+        with open(reqs, "w", encoding="utf-8") as f:
+            for rid, nick in rows:
+                f.write(feihe_line(mock.url, rid, render(TEXTS[0], nick)))
+        raw = []
+        for r in range(runs):
+            mock.reset()
+            t0 = time.time() * 1000
+            c = env.run([env.raw_http, str(env.concurrency), reqs])
+            if c.rc != 0:
+                raise RuntimeError("bench-raw-http exited %d" % c.rc)
+            lat = [x["received_at_ms"] - t0 for x in mock.requests("feihe")]
+            raw.append(percentiles(lat))
+            log("on time run %d/%d: raw client p50 %d ms, p99 %d ms, max %d ms" % (
+                r + 1, runs, raw[-1]["p50"], raw[-1]["p99"], raw[-1]["max"]))
+    finally:
+        if proc:
+            proc.kill()
+            proc.wait()
+        mock.stop()
+    out = {"deliveries": n, "runs": runs, "concurrency": env.concurrency}
+    for k in ("p50", "p99", "max"):
+        out["herald_" + k + "_ms"] = median([h[k] for h in herald])
+        out["raw_" + k + "_ms"] = median([x[k] for x in raw])
+    return out
+
+
+# ---- 4. queries --------------------------------------------------------------------------------
+
+def time_cmd(env, argv, runs):
+    """Median wall ms of argv over runs, after one warm-up run."""
+    env.run(argv)
+    walls = []
+    for _ in range(runs):
+        c = env.run(argv)
+        if c.rc != 0:
+            raise RuntimeError("%s exited %d: %s" % (" ".join(argv), c.rc, c.err[-500:]))
+        walls.append(c.wall * 1000)
+    return median(walls)
+
+
+def bench_queries(env, big_db, big_key, n_campaigns, runs):
+    """On the big import's database: 1 delivery in 1,000 marked failed, n_campaigns - 1 small
+    campaigns added, then the three commands of the issue."""
+    config = env.path("import.json")
+    con = sqlite3.connect(big_db)
+    try:
+        con.execute("UPDATE deliveries SET state = 'failed', last_error = 'bench: marked failed' "
+                    "WHERE id % 1000 = 0")
+        con.commit()
+        total = con.execute("SELECT sum(n) FROM delivery_counts").fetchone()[0]
+    finally:
+        con.close()
+    for i in range(n_campaigns - 1):
+        recips = [{"id": "oQuery%03d_%02d" % (i, j), "vars": {"nickname": "q%d" % j}}
+                  for j in range(10)]
+        path = write_json(env.path("query-%03d.def.json" % i),
+                          campaign("bench-q-%03d" % i, "fh", recipients=recips))
+        env.herald_ok(big_db, config, "import", path)
+    checkpoint(big_db)
+    out = {"deliveries": total, "campaigns": n_campaigns, "runs": runs}
+    out["floor_ms"] = time_cmd(env, [env.herald, "--version"], runs)
+    cmds = {"status_key_json": ("status", big_key, "--json"),
+            "deliveries_failed_100": ("deliveries", big_key, "--state", "failed", "--limit", "100"),
+            "status_all": ("status",)}
+    for name, args in cmds.items():
+        out[name + "_ms"] = time_cmd(env, env.herald_cmd(big_db, config, *args), runs)
+        log("query %s: %.1f ms" % (" ".join(args), out[name + "_ms"]))
+    return out
+
+
+# ---- 5. memory ---------------------------------------------------------------------------------
+
+def dispatch_rss(env, template, n, cap):
+    """Peak RSS of `herald run --once` sending step 1 (n deliveries) of a kept import database."""
+    mock = Mock(env.mock_bin, env.work, record=False, threads=env.mock_threads)
+    try:
+        config = write_json(env.path("mem.json"), channels(mock.url, env.concurrency))
+        c, counts, _, accepted, db = dispatch_herald_once(env, template, config, mock,
+                                                          [k for k in counts_keys(template)],
+                                                          cap=cap, db_name="mem-run.db")
+        sent = sum(x["sent"] for x in counts.values())
+        if any(x["sending"] for x in counts.values()) or accepted != sent:
+            raise RuntimeError("memory dispatch: %r, mock accepted %d" % (counts, accepted))
+        remove_db(db)
+    finally:
+        mock.stop()
+    log("dispatch of %d due: %d sent in %.1f s%s, %.1f MB peak RSS" % (
+        n, sent, c.wall, " (capped)" if c.capped else "", c.rss_kb / 1024))
+    return {"due": n, "sent": sent, "wall_s": c.wall, "capped": c.capped, "rss_mb": c.rss_kb / 1024}
+
+
+def counts_keys(db):
+    con = sqlite3.connect(db)
+    try:
+        return [r[0] for r in con.execute("SELECT key FROM campaigns WHERE key LIKE 'bench-%' "
+                                          "AND key NOT LIKE 'bench-q-%'")]
+    finally:
+        con.close()
+
+
+# ---- report ------------------------------------------------------------------------------------
+
+def machine():
+    model, cores = "?", 0
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                cores += 1
+    mem = "?"
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemTotal"):
+                mem = "%.1f GiB" % (int(line.split()[1]) / 1048576)
+    return {"cpu": model, "cores": cores or os.cpu_count(), "memory": mem,
+            "kernel": os.uname().release}
+
+
+def verdict(ok):
+    return "PASS" if ok else "MISS"
+
+
+def figures(res):
+    """Rows of the table: (figure, herald, limit, ratio, target, verdict)."""
+    rows = []
+    imp = res.get("import")
+    if imp:
+        rows.append(("1 import %d recipients -> %d deliveries" % (imp["recipients"], imp["deliveries"]),
+                     "%.1f s  %.0f/s" % (imp["herald_s"], imp["herald_per_s"]),
+                     "raw insert %.1f s  %.0f/s" % (imp["raw_s"], imp["raw_per_s"]),
+                     "%.2f" % imp["ratio"], ">= 0.50", verdict(imp["ratio"] >= 0.5)))
+        rows.append(("1 import peak RSS", "%.1f MB" % imp["herald_rss_mb"],
+                     "raw insert %.1f MB" % imp["raw_rss_mb"], "", "< 64 MB",
+                     verdict(imp["herald_rss_mb"] < 64)))
+    small = res.get("import_small")
+    if small:
+        rows.append(("  (import %d recipients)" % small["recipients"],
+                     "%.1f s  %.0f/s" % (small["herald_s"], small["herald_per_s"]),
+                     "raw insert %.1f s  %.0f/s" % (small["raw_s"], small["raw_per_s"]),
+                     "%.2f" % small["ratio"], "", ""))
+    d = res.get("dispatch")
+    if d:
+        rows.append(("2 dispatch %d (Feihe + Tencent), %d in flight/channel%s" % (
+            d["deliveries"], d["concurrency_per_channel"],
+            ", capped %.0f s" % d["cap_s"] if d["capped_runs"] else ""),
+            "%.0f/s" % d["herald_per_s"], "raw curl multi %.0f/s" % d["raw_per_s"],
+            "%.3f" % d["ratio"], ">= 0.50", verdict(d["ratio"] >= 0.5)))
+        rows.append(("2 dispatch CPU per delivery", "%.0f us" % d["herald_cpu_us"],
+                     "raw %.0f us" % d["raw_cpu_us"], "%.1fx" % (d["herald_cpu_us"] / d["raw_cpu_us"]),
+                     "", ""))
+        rows.append(("2 dispatch peak RSS", "%.1f MB" % d["herald_rss_mb"],
+                     "raw %.1f MB" % d["raw_rss_mb"], "", "", ""))
+    o = res.get("ontime")
+    if o:
+        rows.append(("3 on time p50 (%d due at once)" % o["deliveries"], "%d ms" % o["herald_p50_ms"],
+                     "raw %d ms" % o["raw_p50_ms"], "", "", ""))
+        rows.append(("3 on time p99", "%d ms" % o["herald_p99_ms"], "raw %d ms" % o["raw_p99_ms"],
+                     "%.2f of target" % (o["herald_p99_ms"] / 50.0), "< 50 ms",
+                     verdict(o["herald_p99_ms"] < 50)))
+        rows.append(("3 on time max", "%d ms" % o["herald_max_ms"], "raw %d ms" % o["raw_max_ms"],
+                     "%.2f of target" % (o["herald_max_ms"] / 200.0), "< 200 ms",
+                     verdict(o["herald_max_ms"] < 200)))
+    q = res.get("queries")
+    if q:
+        for name, label in (("status_key_json", "status KEY --json"),
+                            ("deliveries_failed_100", "deliveries KEY --state failed --limit 100"),
+                            ("status_all", "status (%d campaigns)" % q["campaigns"])):
+            ms = q[name + "_ms"]
+            rows.append(("4 %s, %d deliveries" % (label, q["deliveries"]), "%.1f ms" % ms,
+                         "floor %.1f ms" % q["floor_ms"], "%.2f of target" % (ms / 50.0),
+                         "< 50 ms", verdict(ms < 50)))
+    m = res.get("memory")
+    if m:
+        for what in ("import", "dispatch"):
+            a, b = m[what + "_small"], m[what + "_big"]
+            ratio = b["rss_mb"] / a["rss_mb"]
+            rows.append(("5 %s RSS %s vs %s" % (what, b["label"], a["label"]),
+                         "%.1f MB vs %.1f MB%s" % (b["rss_mb"], a["rss_mb"],
+                                                   " (capped)" if b.get("capped") or a.get("capped") else ""),
+                         "", "%.2f" % ratio, "<= 1.10", verdict(ratio <= 1.10)))
+    return rows
+
+
+def print_table(rows):
+    head = ("figure", "herald", "limit", "ratio", "target", "")
+    widths = [max(len(r[i]) for r in rows + [head]) for i in range(len(head))]
+    for r in [head] + rows:
+        print("  ".join(c.ljust(widths[i]) for i, c in enumerate(r)).rstrip())
+
+
+def summary_json(res, rows):
+    doc = {"bench": "herald", "mode": res["mode"], "machine": res["machine"],
+           "versions": res["versions"], "pragmas": res["pragmas"], "targets": {r[0].strip(): r[5] for r in rows if r[5]}}
+    for k in ("import", "import_small", "dispatch", "ontime", "queries", "memory", "errors"):
+        if k in res:
+            doc[k] = res[k]
+    return json.dumps(doc, ensure_ascii=False, sort_keys=True)
+
+
+def rounded(x):
+    if isinstance(x, float):
+        return round(x, 3)
+    if isinstance(x, dict):
+        return {k: rounded(v) for k, v in x.items()}
+    return x
+
+
+# ---- main --------------------------------------------------------------------------------------
+
+def find_binaries(build):
+    b = {"herald": os.path.join(build, "herald"), "mock": os.path.join(build, "herald-mock"),
+         "raw_insert": os.path.join(build, "bench", "bench-raw-insert"),
+         "raw_http": os.path.join(build, "bench", "bench-raw-http"),
+         "measure": os.path.join(build, "bench", "bench-measure")}
+    for k, p in b.items():
+        if not os.access(p, os.X_OK):
+            sys.exit("bench: %s not found (build with -DHERALD_BENCH=ON)" % p)
+    cache = os.path.join(build, "CMakeCache.txt")
+    if os.path.exists(cache):
+        with open(cache) as f:
+            for line in f:
+                if line.startswith("SANITIZE:") and line.strip().split("=", 1)[1]:
+                    sys.exit("bench: %s is a sanitizer build; benchmark a plain one" % build)
+    return b
+
+
+def versions(b):
+    out = {}
+    for k, arg in (("herald", "--version"), ("sqlite", "--version"), ("curl", "--version")):
+        binary = {"herald": b["herald"], "sqlite": b["raw_insert"], "curl": b["raw_http"]}[k]
+        p = subprocess.run([binary, arg], capture_output=True, text=True)
+        out[k] = p.stdout.strip()
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--build", required=True, help="the build directory (plain, not sanitized)")
+    ap.add_argument("--quick", action="store_true", help="small sizes, one run each")
+    ap.add_argument("--runs", type=int, help="runs per figure (default 3; --quick 1)")
+    ap.add_argument("--import-runs", type=int, help="runs of the big import (default 1)")
+    ap.add_argument("--cap", type=float, help="seconds a dispatch run may take before it is "
+                    "stopped (SIGTERM) and its rate taken from what it sent")
+    ap.add_argument("--concurrency", type=int, default=32, help="max_in_flight per channel")
+    ap.add_argument("--mock-threads", type=int, default=2)
+    ap.add_argument("--only", help="comma list of import,dispatch,ontime,queries,memory")
+    ap.add_argument("--work", help="work directory (default: a new temporary one)")
+    ap.add_argument("--keep", action="store_true", help="keep the work directory")
+    ap.add_argument("--json-out", help="also write the JSON line to this file")
+    a = ap.parse_args()
+    size = dict(QUICK if a.quick else FULL)
+    if a.runs:
+        size["runs"] = a.runs
+    if a.import_runs:
+        size["import_runs"] = a.import_runs
+    if a.cap:
+        size["cap"] = size["mem_cap"] = a.cap
+    only = set((a.only or "import,dispatch,ontime,queries,memory").split(","))
+    b = find_binaries(os.path.abspath(a.build))
+    work = a.work or tempfile.mkdtemp(prefix="herald-bench-")
+    os.makedirs(work, exist_ok=True)
+    env = Env(b["herald"], b["mock"], b["raw_insert"], b["raw_http"], work,
+              concurrency=a.concurrency, mock_threads=a.mock_threads, measure=b["measure"])
+    res = {"mode": "quick" if a.quick else "full", "machine": machine(), "versions": versions(b),
+           "pragmas": herald_pragmas()}
+    t0 = time.monotonic()
+    log("work directory %s" % work)
+    errors = []
+
+    def section(name, fn):
+        """Runs one part; a broken part is reported and the others still run."""
+        try:
+            return fn()
+        except Exception as e:  # noqa: BLE001 - any failure of a part is reported, not fatal
+            log("%s FAILED: %s" % (name, e))
+            traceback.print_exc(file=sys.stderr)
+            errors.append("%s: %s" % (name, e))
+            return None
+
+    def memory():
+        return {
+            "import_small": {"label": "%dk" % (size["import_small"] // 1000),
+                             "rss_mb": res["import_small"]["herald_rss_mb"]},
+            "import_big": {"label": "%dk" % (size["import_n"] // 1000),
+                           "rss_mb": res["import"]["herald_rss_mb"]},
+            "dispatch_small": dict(dispatch_rss(env, env.path("small.db"), size["import_small"],
+                                                size["mem_cap"]),
+                                   label="%dk" % (size["import_small"] // 1000)),
+            "dispatch_big": dict(dispatch_rss(env, env.path("big.db"), size["import_n"],
+                                              size["mem_cap"]),
+                                 label="%dk" % (size["import_n"] // 1000))}
+
+    parts = []
+    need_big = bool(only & {"queries", "memory"})
+    if "import" in only or need_big:
+        runs = size["import_runs"] if "import" in only else 1
+        parts.append(("import", lambda: bench_import(env, size["import_n"], runs, "big",
+                                                     keep_as="big.db")))
+    if "memory" in only or "import" in only:
+        parts.append(("import_small", lambda: bench_import(env, size["import_small"],
+                                                           size["runs"], "small",
+                                                           keep_as="small.db")))
+    if "dispatch" in only:
+        parts.append(("dispatch", lambda: bench_dispatch(env, size["dispatch_n"], size["runs"],
+                                                         size["cap"])))
+    if "ontime" in only:
+        parts.append(("ontime", lambda: bench_ontime(env, size["ontime_n"], size["ontime_runs"])))
+    if "queries" in only:
+        parts.append(("queries", lambda: bench_queries(env, env.path("big.db"), "bench-big",
+                                                       size["campaigns"], size["query_runs"])))
+    if "memory" in only:
+        parts.append(("memory", memory))
+    try:
+        for name, fn in parts:
+            got = section(name, fn)
+            if got is not None:
+                res[name] = got
+    finally:
+        if not a.keep and not a.work:
+            shutil.rmtree(work, ignore_errors=True)
+    res["elapsed_s"] = time.monotonic() - t0
+    res = rounded(res)
+    rows = figures(res)
+    print("Herald benchmark (%s) on %s, %d cores, %s; %s, %s" % (
+        res["mode"], res["machine"]["cpu"], res["machine"]["cores"], res["machine"]["memory"],
+        res["versions"]["sqlite"], res["versions"]["curl"].split()[0] if res["versions"]["curl"] else ""))
+    print_table(rows)
+    print("elapsed %.0f s" % res["elapsed_s"])
+    for e in errors:
+        print("FAILED %s" % e)
+    res["errors"] = errors
+    line = summary_json(res, rows)
+    print(line)
+    if a.json_out:
+        with open(a.json_out, "w") as f:
+            f.write(line + "\n")
+    sys.exit(1 if errors else 0)
+
+
+if __name__ == "__main__":
+    main()
