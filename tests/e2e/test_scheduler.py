@@ -557,6 +557,34 @@ class RunForever(SchedTest):
             self.assertEqual(d["attempts"], 0)
         self.assertEqual(self.stop(run), 0)
 
+    def test_sighup_reloads_the_channels_file(self):
+        m = self.feihe_mock()
+        # First the channel points at a closed port: every attempt fails and is retried.
+        self.config({"feihe": self.feihe_channel(m, base_url="http://127.0.0.1:9")},
+                    {"max_attempts": 1000, "backoff_base_ms": 50, "backoff_max_ms": 100})
+        self.due_now("reload", ["oReload1"])
+        run = self.spawn("run")
+        wait_until(lambda: len(self.attempts_of("reload", "oReload1")) >= 2,
+                   what="attempts against the closed port")
+        self.assertEqual(m.requests(), [])
+        # A broken file is refused and the old configuration kept: still retrying, still alive.
+        self.write("herald.json", "{ not json")
+        run.send_signal(signal.SIGHUP)
+        n = len(self.attempts_of("reload", "oReload1"))
+        wait_until(lambda: len(self.attempts_of("reload", "oReload1")) > n + 2,
+                   what="retries after a refused reload")
+        self.assertIsNone(run.poll())
+        # The mended file points at the mock: the next attempt goes there and succeeds.
+        self.config({"feihe": self.feihe_channel(m)},
+                    {"max_attempts": 1000, "backoff_base_ms": 50, "backoff_max_ms": 100})
+        run.send_signal(signal.SIGHUP)
+        self.assertEqual(self.settled("reload", 1)["sent"], 1)
+        self.assertEqual(len(m.accepted("feihe")), 1)
+        self.assertEqual(self.stop(run), 0)
+        err = self.stderr_of(run)
+        self.assertIn("keeping the old configuration", err)
+        self.assertIn("configuration reloaded", err)
+
 
 if __name__ == "__main__":
     harness.main()
