@@ -62,10 +62,10 @@ FEIHE_PATH = "/wisdom-api/weixin/v1/sendCustomerMessage"
 TIM_PATH = "/v4/desk_http_svc/send_msg"
 
 FULL = dict(import_n=1_000_000, import_small=100_000, import_runs=3, dispatch_n=200_000,
-            mem_small=100_000, runs=3, cap=60.0, mem_cap=90.0, ontime_n=1000, ontime_runs=2,
+            mem_small=100_000, runs=3, cap=120.0, mem_cap=300.0, ontime_n=1000, ontime_runs=2,
             query_runs=7, campaigns=100)
 QUICK = dict(import_n=100_000, import_small=10_000, import_runs=1, dispatch_n=20_000,
-             mem_small=10_000, runs=1, cap=30.0, mem_cap=30.0, ontime_n=1000, ontime_runs=1,
+             mem_small=10_000, runs=1, cap=60.0, mem_cap=60.0, ontime_n=1000, ontime_runs=1,
              query_runs=3, campaigns=100)
 
 
