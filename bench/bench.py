@@ -710,8 +710,8 @@ def dispatch_rss(env, template, n, cap):
 def counts_keys(db):
     con = sqlite3.connect(db)
     try:
-        return [r[0] for r in con.execute("SELECT key FROM campaigns WHERE key LIKE 'bench-%' "
-                                          "AND key NOT LIKE 'bench-q-%'")]
+        # Every campaign: the query benchmark's small ones are due at the same instant too.
+        return [r[0] for r in con.execute("SELECT key FROM campaigns")]
     finally:
         con.close()
 
