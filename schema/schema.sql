@@ -36,6 +36,14 @@ CREATE TABLE campaigns (
 	created_at_ms   INTEGER NOT NULL,
 	updated_at_ms   INTEGER NOT NULL
 );
+CREATE TABLE channels (
+	name              TEXT PRIMARY KEY,       -- the channel's key in the config file
+	state             TEXT NOT NULL CHECK (state IN ('active', 'paused', 'suspended')),
+	reason            TEXT,                   -- why it is paused or suspended
+	since_ms          INTEGER NOT NULL,       -- when it entered this state
+	next_probe_at_ms  INTEGER,                -- suspended: when the next probe may go
+	probe_interval_ms INTEGER                 -- suspended: the wait after the next probe
+) WITHOUT ROWID;
 CREATE TABLE deliveries (
 	id                  INTEGER PRIMARY KEY,
 	campaign_id         INTEGER NOT NULL REFERENCES campaigns(id) ON DELETE CASCADE,
@@ -52,7 +60,7 @@ CREATE TABLE deliveries (
 	provider_message_id TEXT,
 	msg_random          INTEGER NOT NULL,     -- fixed per delivery: Tencent's MsgRandom de-duplicates resends
 	claimed_by          INTEGER,              -- runners.id while state = 'sending'
-	send_at_ms          INTEGER,              -- provider-scheduled sends: the send time asked for
+	send_at_ms          INTEGER, batch_id INTEGER,              -- provider-scheduled sends: the send time asked for
 	UNIQUE (recipient_id, step)
 );
 CREATE TABLE delivery_counts (
@@ -74,7 +82,7 @@ CREATE TABLE runners (
 	pid           INTEGER NOT NULL,
 	started_at_ms INTEGER NOT NULL,
 	heartbeat_ms  INTEGER NOT NULL
-);
+, lease_ms INTEGER NOT NULL DEFAULT 60000);
 CREATE TABLE steps (
 	campaign_id INTEGER NOT NULL REFERENCES campaigns(id) ON DELETE CASCADE,
 	position    INTEGER NOT NULL,             -- 1-based
@@ -85,6 +93,7 @@ CREATE TABLE steps (
 ) WITHOUT ROWID;
 CREATE INDEX attempts_campaign ON attempts (campaign_id, id);
 CREATE INDEX attempts_delivery ON attempts (delivery_id);
+CREATE INDEX deliveries_batch ON deliveries (batch_id) WHERE batch_id IS NOT NULL;
 CREATE INDEX deliveries_campaign_state ON deliveries (campaign_id, state, due_at_ms);
 CREATE INDEX deliveries_ready ON deliveries (campaign_id, next_at_ms)
 	WHERE state IN ('pending', 'retrying', 'deferred');

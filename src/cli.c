@@ -100,9 +100,8 @@ cli_open_store(const struct cli_env *env)
 	return s;
 }
 
-/* Loads the channels file; prints the error and sets *rc (78) on failure. */
-static struct config *
-load_config(const struct cli_env *env, int *rc)
+struct config *
+cli_load_config(const struct cli_env *env, int *rc)
 {
 	char *err = NULL;
 	int missing;
@@ -161,7 +160,7 @@ cmd_import(const struct cli_env *env)
 		return rc;
 	io.dry_run = vals[0] != NULL;
 	io.progress = isatty(STDERR_FILENO);
-	if (!(cfg = load_config(env, &rc)))
+	if (!(cfg = cli_load_config(env, &rc)))
 		return rc;
 	/* A dry run writes nothing, not even a new database file: it works on a scratch copy. */
 	s = cli_open_store(&(struct cli_env){
@@ -200,20 +199,27 @@ find_campaign(struct store *s, const char *key, struct store_campaign *c)
 	return 0;
 }
 
-/* pause, resume, cancel. */
+/* pause, resume, cancel; pause and resume also take --channel NAME. */
 static int
 set_state(const struct cli_env *env, const char *state, const char *usage)
 {
-	static const char *const opts[] = {NULL};
-	const char *pos[1];
+	static const char *const opts[] = {"--channel=", NULL};
+	const char *pos[1] = {NULL}, *vals[1] = {NULL};
 	struct store_campaign c;
 	struct store *s;
 	char *err = NULL;
 	int64_t n;
 	int rc;
 
-	if ((rc = cli_parse(env, opts, NULL, pos, 1, 1, usage)) != 0)
+	if ((rc = cli_parse(env, opts, vals, pos, 0, 1, usage)) != 0)
 		return rc;
+	if (vals[0] && !pos[0] && strcmp(state, "cancelled") != 0)
+		return cli_channel_hold(env, vals[0], strcmp(state, "paused") == 0);
+	if (!pos[0] || vals[0]) {
+		cli_error("%s\nusage: herald %s", pos[0] ? "give KEY or --channel NAME, not both"
+		                                         : "missing argument", usage);
+		return EXIT_USAGE;
+	}
 	if (!(s = cli_open_store(env)))
 		return 1;
 	if ((rc = find_campaign(s, pos[0], &c)) != 0)
@@ -241,13 +247,13 @@ out:
 static int
 cmd_pause(const struct cli_env *env)
 {
-	return set_state(env, "paused", "pause KEY");
+	return set_state(env, "paused", "pause KEY | pause --channel NAME");
 }
 
 static int
 cmd_resume(const struct cli_env *env)
 {
-	return set_state(env, "active", "resume KEY");
+	return set_state(env, "active", "resume KEY | resume --channel NAME");
 }
 
 static int
@@ -329,7 +335,7 @@ cmd_run(const struct cli_env *env)
 	}
 	log_init(vals[2] && strcmp(vals[2], "json") == 0 ? LOG_JSON : LOG_TEXT,
 	         vals[3] ? LOG_DEBUG : LOG_INFO);
-	if (!(cfg = load_config(env, &rc)))
+	if (!(cfg = cli_load_config(env, &rc)))
 		return rc;
 	so.db_path = env->db_path;
 	so.config_path = env->config_path;
@@ -348,8 +354,10 @@ static const struct cmd_entry cmd_table[] = {
 	 "provider message id."},
 	{"attempts", cli_attempts, "attempts KEY [--recipient ID] [--json]",
 	 "The attempt log: when, how long, HTTP status, provider code and message, outcome."},
-	{"pause", cmd_pause, "pause KEY", "Stop dispatching the campaign; everything is kept."},
-	{"resume", cmd_resume, "resume KEY", "Continue a paused campaign."},
+	{"pause", cmd_pause, "pause KEY | pause --channel NAME",
+	 "Stop dispatching the campaign (or every campaign on channel NAME); everything is kept."},
+	{"resume", cmd_resume, "resume KEY | resume --channel NAME",
+	 "Continue a paused campaign, or a paused or suspended channel."},
 	{"cancel", cmd_cancel, "cancel KEY", "Cancel every delivery of the campaign not yet sent."},
 	{"retry", cmd_retry, "retry KEY [--state failed|unknown|expired]",
 	 "Put the campaign's deliveries in that state (default failed) back to pending."},
@@ -358,6 +366,9 @@ static const struct cmd_entry cmd_table[] = {
 	 "--once: dispatch everything due, wait for every result, exit.\n"
 	 "--now TIME (with --once): act as if the clock read TIME (ISO 8601 with offset, or epoch ms)."},
 	{"migrate", cmd_migrate, "migrate", "Bring the database to the current schema; print its version."},
+	{"channels", cli_channels, "channels [--json]",
+	 "Every configured channel: provider, state (active, paused, suspended), why and since\n"
+	 "when, the next probe of a suspended one, and how many deliveries wait on it."},
 };
 
 static void

@@ -25,10 +25,17 @@ int cli_main(int argc, char **argv);
 int cli_status(const struct cli_env *env);
 int cli_deliveries(const struct cli_env *env);
 int cli_attempts(const struct cli_env *env);
+/* The channels and their holds (cli_channels.c). */
+int cli_channels(const struct cli_env *env);
+/* pause|resume --channel NAME: pause 1 holds the channel, 0 releases it (and ends a
+   suspension). */
+int cli_channel_hold(const struct cli_env *env, const char *name, int pause);
 
 /* Helpers the command files share. */
 struct store;
 struct config;
+/* Loads the channels file, printing the error and setting *rc (78); NULL on failure. */
+struct config *cli_load_config(const struct cli_env *env, int *rc);
 /* Opens the database, printing the error; NULL on failure. */
 struct store *cli_open_store(const struct cli_env *env);
 /* Prints "herald: <msg>" to stderr. */

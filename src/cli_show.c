@@ -115,7 +115,7 @@ static int
 status_row(void *arg, const struct store_status *st)
 {
 	struct show *sh = arg;
-	char next[40], nums[STORE_N_STATES][24];
+	char next[40], nums[STORE_N_STATES][24], held[1024];
 	const char *cells[5 + STORE_N_STATES + 2];
 	int i;
 
@@ -133,6 +133,9 @@ status_row(void *arg, const struct store_status *st)
 			cJSON_AddNumberToObject(counts, store_states[i], (double)st->counts[i]);
 		add_time(sh, o, "next_due_at", st->next_due_at_ms);
 		add_str_or_null(o, "last_error", st->last_error);
+		/* What its deliveries wait on when the channel is held (SPEC 5.11). */
+		cJSON_AddStringToObject(o, "channel_state", st->channel_state);
+		add_str_or_null(o, "channel_reason", st->channel_reason);
 		cJSON_AddItemToArray(sh->array, o);
 		return 0;
 	}
@@ -148,6 +151,11 @@ status_row(void *arg, const struct store_status *st)
 	}
 	cells[5 + STORE_N_STATES] = next;
 	cells[6 + STORE_N_STATES] = st->last_error[0] ? st->last_error : NULL;
+	if (strcmp(st->channel_state, "active") != 0) {
+		snprintf(held, sizeof held, "waiting: channel %s %s%s%s", st->c.channel,
+		         st->channel_state, st->channel_reason[0] ? ": " : "", st->channel_reason);
+		cells[6 + STORE_N_STATES] = held;
+	}
 	return table_add(sh->table, cells);
 }
 

@@ -23,6 +23,9 @@ static const struct config_key common_keys[] = {
 	{"rate_per_sec", CONFIG_INT, 0},
 	{"timeout", CONFIG_DURATION, 0},
 	{"connect_timeout", CONFIG_DURATION, 0},
+	{"on_ambiguous", CONFIG_STRING, 0},
+	{"suspend_after", CONFIG_INT, 0},
+	{"probe_every", CONFIG_DURATION, 0},
 	{NULL, 0, 0},
 };
 
@@ -167,6 +170,19 @@ channel_load(const char *path, const cJSON *obj, struct channel *ch, char **err)
 	ch->rate_per_sec = (double)config_int(ch, "rate_per_sec", 0);
 	ch->timeout_ms = config_int(ch, "timeout", 30000);
 	ch->connect_timeout_ms = config_int(ch, "connect_timeout", 10000);
+	if ((url = config_str(ch, "on_ambiguous")) && strcmp(url, "retry") != 0 &&
+	    strcmp(url, "unknown") != 0)
+		return util_err(err, "%s: channel \"%s\": on_ambiguous must be \"unknown\" or \"retry\"",
+		                path, ch->name);
+	ch->on_ambiguous_retry = url && strcmp(url, "retry") == 0;
+	ch->suspend_after = (int)config_int(ch, "suspend_after", 20);
+	if (ch->suspend_after < 1 || ch->suspend_after > 1000000)
+		return util_err(err, "%s: channel \"%s\": suspend_after must be 1..1000000", path,
+		                ch->name);
+	ch->probe_every_ms = config_int(ch, "probe_every", 60000);
+	if (ch->probe_every_ms < 100 || ch->probe_every_ms > 86400000)
+		return util_err(err, "%s: channel \"%s\": probe_every must be 100ms..24h", path,
+		                ch->name);
 	if (ch->ops->check_channel && ch->ops->check_channel(ch, err) != 0) {
 		char *inner = *err;
 
@@ -190,6 +206,15 @@ scheduler_load(const char *path, const cJSON *obj, struct config *c, char **err)
 	if (!cJSON_IsObject(obj))
 		return util_err(err, "%s: scheduler must be an object", path);
 	cJSON_ArrayForEach(v, obj) {
+		if (strcmp(v->string, "lease") == 0) {
+			/* Long enough to ride out a busy store; short enough to hand claims on. */
+			if (!cJSON_IsString(v) || sop_parse_duration(v->valuestring, &n) != 0 ||
+			    n < 1000 || n > 86400000)
+				return util_err(err, "%s: scheduler.lease must be a duration from \"1s\" to "
+				                "\"24h\"", path);
+			c->lease_ms = n;
+			continue;
+		}
 		if (!cJSON_IsNumber(v) || util_json_i64(v, &n) != 0 || n < 1)
 			return util_err(err, "%s: scheduler.%s must be a positive integer", path, v->string);
 		if (strcmp(v->string, "max_attempts") == 0)
@@ -264,6 +289,7 @@ config_load(const char *path, int *missing, char **err)
 	c->max_attempts = 8;
 	c->backoff_base_ms = 1000;
 	c->backoff_max_ms = 3600000;
+	c->lease_ms = 60000;
 	if (config_parse(path, root, c, err) != 0)
 		goto fail;
 	cJSON_Delete(root);

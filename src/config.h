@@ -34,6 +34,9 @@ struct channel {
 	double rate_per_sec;              /* request rate cap, 0 = none */
 	int64_t timeout_ms;               /* whole request */
 	int64_t connect_timeout_ms;
+	int on_ambiguous_retry;           /* on_ambiguous "retry": resend even without de-duplication */
+	int suspend_after;                /* consecutive failed requests that suspend the channel */
+	int64_t probe_every_ms;           /* a suspended channel's first probe interval (doubling) */
 	cJSON *keys;                      /* every key with _env resolved: {"secret_key": "..."} */
 };
 
@@ -43,6 +46,7 @@ struct config {
 	int max_attempts;                 /* scheduler: attempts before failed */
 	int64_t backoff_base_ms;
 	int64_t backoff_max_ms;
+	int64_t lease_ms;                 /* a runner silent this long loses its claims */
 };
 
 /*

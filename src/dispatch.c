@@ -23,6 +23,9 @@ struct chan_state {
 	int in_flight;                /* requests on the wire */
 	int queued;                   /* requests waiting in the queue */
 	int claiming;                 /* requests' worth taken by the claim under way */
+	int probe_claim;              /* the claim under way took this suspended channel's probe */
+	int failures;                 /* consecutive failed requests (suspend_after) */
+	int64_t hold_until_mono;      /* a Retry-After: no request starts before this */
 	double tokens;                /* rate_per_sec bucket */
 	int64_t tokens_mono;
 };
@@ -36,6 +39,8 @@ struct flight {
 	size_t n;
 	size_t cap;                   /* room in jobs, items and trees */
 	char *batch_key;              /* batching by message: the rendered message (owned) */
+	int64_t batch_id;             /* the failed request these jobs retry together, 0 = none */
+	int probe;                    /* the one request a suspended channel tries */
 	int64_t started_at_ms;
 };
 
@@ -53,7 +58,7 @@ struct dispatch {
 	int n_zones;
 	uint64_t rng;
 	int64_t warned_mono;          /* last "channel not in the configuration" warning */
-	int64_t sent, failed, retried;
+	int64_t sent, failed, retried, unknown, deferred, suspended;
 };
 
 static char *
@@ -103,6 +108,7 @@ results_clear(struct results *res)
 		free(res->strs[i]);
 	free(res->strs);
 	free(res->r);
+	free(res->ev);
 	memset(res, 0, sizeof *res);
 }
 
@@ -254,6 +260,8 @@ cb_capacity(void *arg, const struct store_campaign *c)
 		}
 		return 0;
 	}
+	if (now < cs->hold_until_mono)
+		return 0;
 	slots = cs->ch->max_in_flight - cs->in_flight;
 	if (cs->ch->rate_per_sec > 0) {
 		refill(cs, now);
@@ -262,6 +270,19 @@ cb_capacity(void *arg, const struct store_campaign *c)
 	}
 	slots -= cs->queued + cs->claiming;
 	return slots > 0 ? slots * per_request(cs) : 0;
+}
+
+/* A suspended channel's probe: one request, and only when nothing of it is on the wire. */
+static int64_t
+cb_probe(void *arg, const struct store_campaign *c)
+{
+	struct chan_state *cs = chan_for(arg, c);
+
+	if (!cs || cs->in_flight + cs->queued + cs->claiming > 0 ||
+	    clock_mono_ms() < cs->hold_until_mono)
+		return 0;
+	cs->probe_claim = 1;
+	return per_request(cs);
 }
 
 static void
@@ -330,7 +351,7 @@ cb_admit(void *arg, const struct store_job *j, const struct store_limit *l, int6
 struct store_claim_cb
 dispatch_claim_cb(struct dispatch *d)
 {
-	struct store_claim_cb cb = {d, cb_capacity, cb_claimed, cb_account, cb_admit};
+	struct store_claim_cb cb = {d, cb_capacity, cb_claimed, cb_account, cb_admit, cb_probe};
 
 	return cb;
 }
@@ -340,8 +361,10 @@ dispatch_claim_begin(struct dispatch *d)
 {
 	int i;
 
-	for (i = 0; i < d->cfg->n_channels; i++)
+	for (i = 0; i < d->cfg->n_channels; i++) {
 		d->chans[i].claiming = 0;
+		d->chans[i].probe_claim = 0;
+	}
 }
 
 void
@@ -421,6 +444,7 @@ flight_new(struct chan_state *cs, size_t cap)
 	}
 	f->cs = cs;
 	f->cap = cap;
+	f->probe = cs->probe_claim;
 	return f;
 }
 
@@ -484,7 +508,9 @@ find_batch(struct flight **open, size_t n_open, const struct chan_state *cs,
 	for (i = 0; i < n_open; i++) {
 		struct flight *f = open[i];
 
-		if (f->cs != cs || f->n >= f->cap || f->jobs[0].campaign_id != j->campaign_id)
+		/* A failed request comes back as itself: its members only with each other. */
+		if (f->cs != cs || f->n >= f->cap || f->jobs[0].campaign_id != j->campaign_id ||
+		    f->batch_id != j->batch_id)
 			continue;
 		if (cs->ch->ops->batching == PROVIDER_BY_CAMPAIGN ||
 		    (f->jobs[0].step == j->step && key && f->batch_key && strcmp(f->batch_key, key) == 0))
@@ -537,6 +563,7 @@ place(struct dispatch *d, struct store_job *j, struct flight ***open, size_t *n_
 		return 0;
 	}
 	single->batch_key = key;
+	single->batch_id = j->batch_id;
 	if (!(grown = realloc(*open, (*n_open + 1) * sizeof *grown))) {
 		enqueue(d, single);
 		return 0;
@@ -578,6 +605,12 @@ may_start(struct chan_state *cs, int64_t mono, int64_t *wait_ms)
 
 	if (cs->in_flight >= cs->ch->max_in_flight)
 		return 0;
+	if (mono < cs->hold_until_mono) {
+		w = cs->hold_until_mono - mono;
+		if (*wait_ms < 0 || w < *wait_ms)
+			*wait_ms = w;
+		return 0;
+	}
 	if (rate <= 0)
 		return 1;
 	refill(cs, mono);
@@ -665,16 +698,84 @@ backoff_ms(struct dispatch *d, int attempts)
 	return (int64_t)(delay * (0.5 + 0.5 * (double)(d->rng >> 11) / 9007199254740992.0));
 }
 
+/* Appends a channel event (strings kept in out). 0 / -1. */
+static int
+channel_event(struct results *out, const struct chan_state *cs, int suspend, const char *reason,
+              int64_t now_ms)
+{
+	struct store_channel_event *e;
+
+	if (out->n_ev == out->cap_ev) {
+		size_t na = out->cap_ev ? out->cap_ev * 2 : 8;
+		struct store_channel_event *p = realloc(out->ev, na * sizeof *p);
+
+		if (!p)
+			return -1;
+		out->ev = p;
+		out->cap_ev = na;
+	}
+	e = &out->ev[out->n_ev++];
+	memset(e, 0, sizeof *e);
+	e->channel = keep(out, cs->ch->name);
+	e->suspend = suspend;
+	e->reason = keep(out, reason);
+	e->probe_every_ms = cs->ch->probe_every_ms;
+	e->at_ms = now_ms;
+	return 0;
+}
+
+/* What one request's answer decided, shared by its items. */
+struct verdicts {
+	int64_t wait_ms;              /* one backoff for the whole request (SPEC 5.9) */
+	int64_t batch_id;             /* the id its retried members share, 0 = none */
+	int fault;                    /* a credential or account error: suspend, requeue */
+};
+
+/* The state an ambiguous item goes to: resent where that is safe, else unknown. */
+static void
+ambiguous_result(struct dispatch *d, const struct flight *f, size_t i, struct store_result *r,
+                 const struct verdicts *v, int64_t now_ms, struct results *out)
+{
+	const struct provider_item *it = &f->items[i];
+	const struct store_job *j = &f->jobs[i];
+	const struct channel *ch = f->cs->ch;
+	char text[700];
+
+	r->limit_counts = 1;  /* it may have been accepted: it counts for the provider's rules */
+	if ((ch->ops->dedups || ch->on_ambiguous_retry) && j->attempts < d->cfg->max_attempts) {
+		r->state = "retrying";
+		r->next_at_ms = now_ms + v->wait_ms;
+		r->batch_id = v->batch_id;
+		d->retried++;
+		return;
+	}
+	if (ch->ops->dedups || ch->on_ambiguous_retry) {
+		snprintf(text, sizeof text, "gave up after %d attempts: %s", j->attempts,
+		         it->message_text ? it->message_text : "no verdict");
+		r->state = ch->ops->dedups ? "failed" : "unknown";
+	} else {
+		snprintf(text, sizeof text, "%s; not resent: %s cannot de-duplicate a resend "
+		         "(herald retry --state unknown sends it again)",
+		         it->message_text ? it->message_text : "no verdict", ch->ops->name);
+		r->state = "unknown";
+	}
+	r->message = keep(out, text);
+	if (strcmp(r->state, "failed") == 0)
+		d->failed++;
+	else
+		d->unknown++;
+}
+
 /* Appends item i's result; returns it (valid until out grows), NULL on out of memory. */
 static const struct store_result *
 item_result(struct dispatch *d, struct flight *f, size_t i, const struct http_result *hr,
-            int64_t now_ms, struct results *out)
+            const struct verdicts *v, int64_t now_ms, struct results *out)
 {
 	struct provider_item *it = &f->items[i];
 	const struct store_job *j = &f->jobs[i];
 	const struct provider_ops *ops = f->cs->ch->ops;
 	struct store_result *r = result_new(out);
-	char text[600];
+	char text[700];
 
 	if (!r)
 		return NULL;
@@ -690,6 +791,19 @@ item_result(struct dispatch *d, struct flight *f, size_t i, const struct http_re
 		r->limit_provider = keep(out, ops->name);
 		r->limit_account = keep(out, ops->limit_account(it));
 	}
+	if (v->fault) {
+		/* The channel is at fault, not this message: it waits for the suspension to end,
+		   and the attempt is not held against it. */
+		snprintf(text, sizeof text, "channel %s suspended: %s", f->cs->ch->name,
+		         it->message_text ? it->message_text : "account error");
+		r->state = "pending";
+		r->next_at_ms = now_ms;
+		r->refund = 1;
+		r->batch_id = v->batch_id;
+		r->message = keep(out, text);
+		d->suspended++;
+		return r;
+	}
 	switch (it->outcome) {
 	case PROVIDER_SENT:
 		r->state = "sent";
@@ -698,11 +812,16 @@ item_result(struct dispatch *d, struct flight *f, size_t i, const struct http_re
 	case PROVIDER_DEFERRED:
 		r->state = "deferred";
 		r->next_at_ms = it->defer_until_ms > now_ms ? it->defer_until_ms : now_ms + 1000;
+		d->deferred++;
+		break;
+	case PROVIDER_AMBIGUOUS:
+		ambiguous_result(d, f, i, r, v, now_ms, out);
 		break;
 	case PROVIDER_TRANSIENT:
 		if (j->attempts < d->cfg->max_attempts) {
 			r->state = "retrying";
-			r->next_at_ms = now_ms + backoff_ms(d, j->attempts);
+			r->next_at_ms = now_ms + v->wait_ms;
+			r->batch_id = v->batch_id;
 			d->retried++;
 			break;
 		}
@@ -718,11 +837,76 @@ item_result(struct dispatch *d, struct flight *f, size_t i, const struct http_re
 	return r;
 }
 
+/*
+ * The request-level part of a verdict: one backoff (stretched by a Retry-After), the batch id
+ * its retried members keep, whether the channel is at fault, and the channel's run of
+ * failures (SPEC 5.11), which may suspend it; a probe that got through ends a suspension.
+ */
+static void
+request_verdict(struct dispatch *d, struct flight *f, const struct http_result *hr,
+                int64_t now_ms, struct verdicts *v, struct results *out)
+{
+	struct chan_state *cs = f->cs;
+	const char *why = NULL;
+	int answered = 0, accepted = 0;
+	char reason[700];
+	size_t i;
+
+	memset(v, 0, sizeof *v);
+	v->wait_ms = backoff_ms(d, f->jobs[0].attempts);
+	if (hr->retry_after_ms > 0) {
+		cs->hold_until_mono = clock_mono_ms() + hr->retry_after_ms;
+		if (hr->retry_after_ms > v->wait_ms)
+			v->wait_ms = hr->retry_after_ms;
+	}
+	for (i = 0; i < f->n; i++) {
+		const struct provider_item *it = &f->items[i];
+
+		if (it->channel_fault && !v->fault) {
+			v->fault = 1;
+			why = it->message_text;
+			snprintf(reason, sizeof reason, "%s%s%s", it->code, it->code[0] ? ": " : "",
+			         why ? why : "account error");
+		}
+		if (it->outcome == PROVIDER_SENT)
+			accepted = 1;
+		if (it->outcome == PROVIDER_SENT || it->outcome == PROVIDER_PERMANENT ||
+		    it->outcome == PROVIDER_DEFERRED)
+			answered = 1;
+		if (!why)
+			why = it->message_text;
+		if (cs->ch->ops->batching != PROVIDER_SINGLE && f->n > 1 &&
+		    (!v->batch_id || f->jobs[i].delivery_id < v->batch_id))
+			v->batch_id = f->jobs[i].delivery_id;
+	}
+	if (v->fault) {
+		cs->failures = 0;
+		log_error("channel %s suspended: %s; deliveries wait, one probe every %llds",
+		          cs->ch->name, reason, (long long)(cs->ch->probe_every_ms / 1000));
+		channel_event(out, cs, 1, reason, now_ms);
+		return;
+	}
+	if (answered && !v->fault) {
+		cs->failures = 0;
+	} else if (++cs->failures >= cs->ch->suspend_after) {
+		snprintf(reason, sizeof reason, "%d consecutive failed requests; the last: %s",
+		         cs->failures, why ? why : hr->error);
+		cs->failures = 0;
+		log_error("channel %s suspended: %s", cs->ch->name, reason);
+		channel_event(out, cs, 1, reason, now_ms);
+	}
+	if (f->probe && accepted) {
+		log_info("channel %s: the probe went through; the suspension is over", cs->ch->name);
+		channel_event(out, cs, 0, NULL, now_ms);
+	}
+}
+
 void
 dispatch_finish(struct dispatch *d, struct http_result *hr, int64_t now_ms, struct results *out)
 {
 	struct flight *f = hr->ctx;
 	struct chan_state *cs = f->cs;
+	struct verdicts v;
 	size_t i;
 
 	cs->in_flight--;
@@ -730,16 +914,20 @@ dispatch_finish(struct dispatch *d, struct http_result *hr, int64_t now_ms, stru
 	for (i = 0; i < f->n; i++)
 		provider_verdict(&f->items[i], PROVIDER_TRANSIENT, NULL, "no verdict");
 	if (hr->status == 0)
-		provider_verdict_all(f->items, f->n, PROVIDER_TRANSIENT, NULL, hr->error);
+		/* No answer: safe to retry only if the request certainly never left (SPEC 5.10). */
+		provider_verdict_all(f->items, f->n, hr->sent ? PROVIDER_AMBIGUOUS : PROVIDER_TRANSIENT,
+		                     NULL, hr->error);
 	else
 		cs->ch->ops->judge(cs->pstate, cs->ch, hr->status, hr->body ? hr->body : "",
 		                   hr->body_len, f->items, f->n, now_ms);
+	request_verdict(d, f, hr, now_ms, &v, out);
 	for (i = 0; i < f->n; i++) {
-		const struct store_result *r = item_result(d, f, i, hr, now_ms, out);
+		const struct store_result *r = item_result(d, f, i, hr, &v, now_ms, out);
 
 		if (r && strcmp(r->state, "sent") != 0)
 			/* Failures are worth a line; a retry is routine until it becomes one. */
-			log_msg(strcmp(r->state, "failed") == 0     ? LOG_WARN
+			log_msg(strcmp(r->state, "failed") == 0 || strcmp(r->state, "unknown") == 0
+			                ? LOG_WARN
 			        : strcmp(r->state, "deferred") == 0 ? LOG_INFO
 			                                            : LOG_DEBUG,
 			        "%s: %s step %d %s: %s%s%s", f->jobs[i].campaign.key, f->jobs[i].rid,
@@ -747,4 +935,28 @@ dispatch_finish(struct dispatch *d, struct http_result *hr, int64_t now_ms, stru
 			        r->message ? r->message : "");
 	}
 	flight_free(f);
+}
+
+size_t
+dispatch_abandon(struct dispatch *d)
+{
+	size_t n = 0;
+
+	while (d->queue_head) {
+		struct flight *f = d->queue_head;
+
+		d->queue_head = f->next;
+		f->cs->queued--;
+		d->queued--;
+		n += f->n;
+		flight_free(f);
+	}
+	d->queue_tail = NULL;
+	return n;
+}
+
+int
+dispatch_queued(const struct dispatch *d)
+{
+	return d->queue_head != NULL;
 }

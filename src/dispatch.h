@@ -23,6 +23,8 @@ struct results {
 	size_t n, cap;
 	char **strs;                  /* owned strings the results point into */
 	size_t n_strs, cap_strs;
+	struct store_channel_event *ev;  /* channel suspensions and recoveries, n_ev of them */
+	size_t n_ev, cap_ev;
 };
 void results_clear(struct results *res);  /* frees the strings, keeps nothing */
 
@@ -50,6 +52,11 @@ void dispatch_finish(struct dispatch *d, struct http_result *hr, int64_t now_ms,
                      struct results *out);
 /* Frees a request abandoned in flight (the ctx http_free hands back). */
 void dispatch_drop(void *flight);
+/* Drops every request not yet started, recording nothing: our lease ran out and another
+   runner has settled those claims. Returns how many deliveries were dropped. */
+size_t dispatch_abandon(struct dispatch *d);
+/* 1 when requests wait to start. */
+int dispatch_queued(const struct dispatch *d);
 /* 1 when a claim is worth its transaction: some channel has half its slots free (or is idle).
    Claiming for every freed slot would cost a synchronous commit per delivery. */
 int dispatch_hungry(const struct dispatch *d);

@@ -184,6 +184,37 @@ http_wait(struct http *h, int timeout_ms)
 	return curl_multi_perform(h->multi, &running) == CURLM_OK ? 0 : -1;
 }
 
+/*
+ * Whether a failed transfer may have reached the provider. Failures before the request could
+ * leave (name resolution, connecting, the TLS handshake) are safe to retry; once any byte of
+ * the request was written, the provider may have acted on it, so in doubt it was sent.
+ */
+static int
+maybe_sent(CURL *easy, CURLcode result)
+{
+	long req_size = 0;
+
+	switch (result) {
+	case CURLE_UNSUPPORTED_PROTOCOL:
+	case CURLE_URL_MALFORMAT:
+	case CURLE_COULDNT_RESOLVE_PROXY:
+	case CURLE_COULDNT_RESOLVE_HOST:
+	case CURLE_COULDNT_CONNECT:
+	case CURLE_SSL_CONNECT_ERROR:
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_SSL_CERTPROBLEM:
+	case CURLE_SSL_CIPHER:
+	case CURLE_SSL_CACERT_BADFILE:
+	case CURLE_SSL_ISSUER_ERROR:
+		return 0;
+	default:
+		break;
+	}
+	if (curl_easy_getinfo(easy, CURLINFO_REQUEST_SIZE, &req_size) == CURLE_OK && req_size == 0)
+		return 0;
+	return 1;
+}
+
 int
 http_next(struct http *h, struct http_result *out)
 {
@@ -198,12 +229,19 @@ http_next(struct http *h, struct http_result *out)
 		memset(out, 0, sizeof *out);
 		out->ctx = t->ctx;
 		out->duration_ms = clock_mono_ms() - t->started_mono;
+		out->sent = 1;
 		if (m->data.result == CURLE_OK) {
+			curl_off_t ra = 0;
+
 			curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &out->status);
+			/* Seconds or an HTTP date; libcurl turns either into seconds from now. */
+			if (curl_easy_getinfo(t->easy, CURLINFO_RETRY_AFTER, &ra) == CURLE_OK && ra > 0)
+				out->retry_after_ms = (int64_t)(ra > 86400 * 30 ? 86400 * 30 : ra) * 1000;
 		} else {
 			snprintf(out->error, sizeof out->error, "%s",
 			         t->too_big ? "answer larger than 1 MiB"
 			         : t->errbuf[0] ? t->errbuf : curl_easy_strerror(m->data.result));
+			out->sent = t->too_big || maybe_sent(t->easy, m->data.result);
 		}
 		if (out->status == 0 && !out->error[0])
 			snprintf(out->error, sizeof out->error, "no HTTP answer");

@@ -20,6 +20,9 @@ struct http_result {
 	char *body;
 	size_t body_len;
 	char error[256];              /* why no answer came (status 0) */
+	int sent;                     /* 1 unless the request certainly never reached the provider
+	                                 (DNS, connect or TLS failure, nothing written): SPEC 5.10 */
+	int64_t retry_after_ms;       /* the answer's Retry-After, 0 when none */
 	int64_t duration_ms;
 };
 

@@ -70,6 +70,7 @@ provider_verdict(struct provider_item *item, enum provider_outcome outcome, cons
                  const char *text)
 {
 	item->outcome = outcome;
+	item->channel_fault = 0;
 	snprintf(item->code, sizeof item->code, "%s", code ? code : "");
 	free(item->message_text);
 	item->message_text = text ? strdup(text) : NULL;
@@ -93,11 +94,22 @@ provider_judge_http(long http_status, struct provider_item *items, size_t n)
 	if (http_status >= 200 && http_status < 300)
 		return 0;
 	snprintf(text, sizeof text, "HTTP %ld", http_status);
-	if (http_status >= 500 || http_status == 429 || http_status == 408)
+	if (http_status == 429 || http_status == 503 || http_status == 408)
 		provider_verdict_all(items, n, PROVIDER_TRANSIENT, NULL, text);
+	else if (http_status >= 500)
+		provider_verdict_all(items, n, PROVIDER_AMBIGUOUS, NULL, text);
 	else
 		provider_verdict_all(items, n, PROVIDER_PERMANENT, NULL, text);
 	return 1;
+}
+
+void
+provider_verdict_unreadable(struct provider_item *items, size_t n, const char *why)
+{
+	char text[160];
+
+	snprintf(text, sizeof text, "unreadable answer (%s): it may have been accepted", why);
+	provider_verdict_all(items, n, PROVIDER_AMBIGUOUS, NULL, text);
 }
 
 char *

@@ -23,6 +23,7 @@ enum provider_outcome {
 	PROVIDER_TRANSIENT,   /* try again later with backoff */
 	PROVIDER_PERMANENT,   /* fail now; retrying cannot help */
 	PROVIDER_DEFERRED,    /* held back until defer_until_ms (a quota or window reopening) */
+	PROVIDER_AMBIGUOUS,   /* sent, and no verdict came back: it may have been accepted (SPEC 5.10) */
 };
 
 /* How deliveries share one request. */
@@ -51,6 +52,8 @@ struct provider_item {
 
 	/* verdict, written by judge (or by the scheduler for network failures) */
 	enum provider_outcome outcome;
+	int channel_fault;            /* 1: a credential or account error; the channel is suspended
+	                                 and the item waits, its attempt not counted (SPEC 5.11) */
 	int64_t defer_until_ms;       /* PROVIDER_DEFERRED: earliest time to try again */
 	char code[32];                /* the provider's own code as text, "" when none */
 	char *message_text;           /* the provider's message (malloc'd, may be NULL; scheduler frees) */
@@ -141,9 +144,13 @@ void provider_verdict(struct provider_item *item, enum provider_outcome outcome,
 /* Sets the same verdict on every item. */
 void provider_verdict_all(struct provider_item *items, size_t n, enum provider_outcome outcome,
                           const char *code, const char *text);
-/* The HTTP-level verdict shared by all providers: 5xx/429 transient, other non-2xx permanent.
-   Returns 1 if it judged (the status was not 2xx), 0 if the body is the provider's to judge. */
+/* The HTTP-level verdict shared by all providers (SPEC 5.10): 429, 503 and 408 say nothing was
+   done (transient); 500, 502, 504 and other 5xx may have done it (ambiguous); other non-2xx
+   permanent. Returns 1 if it judged (the status was not 2xx), 0 if the body is the provider's. */
 int provider_judge_http(long http_status, struct provider_item *items, size_t n);
+/* An answer came but cannot be read (empty, truncated, not the documented shape): the request
+   may have been acted on, so every item is ambiguous. */
+void provider_verdict_unreadable(struct provider_item *items, size_t n, const char *why);
 
 /* Parses a whole answer body as exactly one JSON value (whitespace around it allowed), so a
    truncated or concatenated answer is never read as a success. NULL when it is not. */

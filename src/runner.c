@@ -15,6 +15,8 @@
 struct runner {
 	int64_t id;
 	int fd;                       /* DB-runners.lock, open for the life of the runner */
+	int64_t lease_ms;
+	int64_t renewed_mono;         /* when the last successful renewal began (monotonic) */
 };
 
 /* Locks (or, with F_UNLCK, unlocks) byte id without waiting. 0 / -1 (errno EAGAIN/EACCES: held). */
@@ -30,8 +32,41 @@ lock_byte(int fd, int64_t id, short type)
 	return fcntl(fd, F_SETLK, &fl);
 }
 
+/* Adds a runner row and locks its byte, in one transaction so nobody sees the row unlocked.
+   Sets r->id. 0 / -1. */
+static int
+runner_register(struct runner *r, struct store *s, const char *path, char **err)
+{
+	int64_t mono = clock_mono_ms();
+
+	if (store_begin(s, err) != 0)
+		return -1;
+	if (store_runner_add(s, (int)getpid(), clock_now_ms(), r->lease_ms, &r->id, err) != 0) {
+		store_rollback(s);
+		return -1;
+	}
+	if (lock_byte(r->fd, r->id, F_WRLCK) != 0) {
+		util_err(err, "%s: cannot lock runner slot %lld: %s", path, (long long)r->id,
+		         strerror(errno));
+		store_rollback(s);
+		return -1;
+	}
+	if (store_commit(s, err) != 0) {
+		lock_byte(r->fd, r->id, F_UNLCK);
+		return -1;
+	}
+	r->renewed_mono = mono;
+	return 0;
+}
+
+static void
+lock_path(struct store *s, char *path, size_t size)
+{
+	snprintf(path, size, "%s-runners.lock", store_path(s));
+}
+
 struct runner *
-runner_start(struct store *s, char **err)
+runner_start(struct store *s, int64_t lease_ms, char **err)
 {
 	struct runner *r = calloc(1, sizeof *r);
 	char path[4096];
@@ -40,32 +75,52 @@ runner_start(struct store *s, char **err)
 		util_err(err, "out of memory");
 		return NULL;
 	}
-	snprintf(path, sizeof path, "%s-runners.lock", store_path(s));
-	if ((r->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644)) < 0) {
+	r->lease_ms = lease_ms;
+	lock_path(s, path, sizeof path);
+	if ((r->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0) {
 		util_err(err, "%s: %s", path, strerror(errno));
 		free(r);
 		return NULL;
 	}
-	/* Lock inside the transaction that creates the row, so nobody sees the row unlocked. */
-	if (store_begin(s, err) != 0)
-		goto fail;
-	if (store_runner_add(s, (int)getpid(), clock_now_ms(), &r->id, err) != 0) {
-		store_rollback(s);
-		goto fail;
+	if (runner_register(r, s, path, err) != 0) {
+		close(r->fd);
+		free(r);
+		return NULL;
 	}
-	if (lock_byte(r->fd, r->id, F_WRLCK) != 0) {
-		util_err(err, "%s: cannot lock runner slot %lld: %s", path, (long long)r->id,
-		         strerror(errno));
-		store_rollback(s);
-		goto fail;
-	}
-	if (store_commit(s, err) != 0)
-		goto fail;
 	return r;
-fail:
-	close(r->fd);
-	free(r);
-	return NULL;
+}
+
+int
+runner_renew(struct runner *r, struct store *s, char **err)
+{
+	int64_t mono = clock_mono_ms(), old = r->id;
+	char path[4096];
+	int rc = store_runner_heartbeat(s, r->id, clock_now_ms(), err);
+
+	if (rc == 1)
+		r->renewed_mono = mono;
+	if (rc != 0)
+		return rc;
+	/* Reaped: our old slot means nothing now. Come back as a new runner for new claims. */
+	lock_path(s, path, sizeof path);
+	if (runner_register(r, s, path, err) != 0) {
+		r->renewed_mono = INT64_MIN / 2;
+		return -1;
+	}
+	lock_byte(r->fd, old, F_UNLCK);
+	return 0;
+}
+
+int
+runner_lease_valid(const struct runner *r)
+{
+	return clock_mono_ms() - r->renewed_mono < r->lease_ms / 2;
+}
+
+int
+runner_renew_due(const struct runner *r)
+{
+	return clock_mono_ms() - r->renewed_mono >= r->lease_ms / 4;
 }
 
 int64_t
@@ -85,28 +140,37 @@ provider_dedups(const char *name)
 int64_t
 runner_reap_dead(struct runner *r, struct store *s, int64_t now_ms, char **err)
 {
-	int64_t *ids = NULL, total = 0, n;
+	struct store_runner *rows = NULL;
+	int64_t total = 0, n, wall = clock_now_ms();
 	size_t count, i;
+	int locked;
 
-	if (store_runner_list(s, &ids, &count, err) != 0)
+	if (store_runner_list(s, &rows, &count, err) != 0)
 		return -1;
 	for (i = 0; i < count; i++) {
-		if (ids[i] == r->id)
+		int64_t id = rows[i].id;
+
+		if (id == r->id)
 			continue;
-		if (lock_byte(r->fd, ids[i], F_WRLCK) != 0)
-			continue;  /* held: that runner is alive */
-		n = store_runner_reap(s, ids[i], provider_dedups, now_ms, err);
-		lock_byte(r->fd, ids[i], F_UNLCK);
+		locked = lock_byte(r->fd, id, F_WRLCK) == 0;
+		if (!locked && rows[i].heartbeat_ms + rows[i].lease_ms >= wall)
+			continue;  /* alive, and within its lease */
+		/* Dead (its lock was free), or alive past its lease: the store rechecks the latter
+		   under its write lock, where a renewal cannot slip in between. */
+		n = store_runner_reap(s, id, provider_dedups, now_ms, locked ? 0 : wall, err);
+		if (locked)
+			lock_byte(r->fd, id, F_UNLCK);
 		if (n < 0) {
-			free(ids);
+			free(rows);
 			return -1;
 		}
 		if (n > 0)
-			log_warn("runner %lld had stopped with %lld deliveries in flight; settled them",
-			         (long long)ids[i], (long long)n);
+			log_warn("runner %lld %s with %lld deliveries in flight; settled them",
+			         (long long)id, locked ? "had stopped" : "let its lease run out",
+			         (long long)n);
 		total += n;
 	}
-	free(ids);
+	free(rows);
 	return total;
 }
 
@@ -119,7 +183,7 @@ runner_stop(struct runner *r, struct store *s)
 		char *err = NULL;
 
 		/* Reaping ourselves settles nothing when nothing is left in flight, and drops the row. */
-		if (store_runner_reap(s, r->id, provider_dedups, clock_now_ms(), &err) < 0) {
+		if (store_runner_reap(s, r->id, provider_dedups, clock_now_ms(), 0, &err) < 0) {
 			log_warn("could not deregister runner %lld: %s", (long long)r->id, err);
 			free(err);
 		}

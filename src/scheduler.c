@@ -55,28 +55,6 @@ sched_now(const struct sched *sc)
 	return clock_now_ms();
 }
 
-/* Records and clears what finished. A failure here is fatal: results must not be lost. */
-static int
-flush(struct sched *sc)
-{
-	char *err = NULL;
-	int rc = store_record(sc->s, runner_id(sc->runner), sc->res.r, sc->res.n, &err);
-	size_t i;
-
-	if (rc != 0) {
-		log_error("cannot record %zu results: %s", sc->res.n, err ? err : "?");
-		free(err);
-		sc->exit_code = 1;
-	}
-	/* A retry or deferral is due again later: wake for it (our own writes do not change
-	   data_version, so nothing else would). */
-	for (i = 0; rc == 0 && i < sc->res.n; i++)
-		if (sc->res.r[i].next_at_ms && sc->res.r[i].next_at_ms < sc->next_due_ms)
-			sc->next_due_ms = sc->res.r[i].next_at_ms;
-	results_clear(&sc->res);
-	return rc;
-}
-
 static int
 refresh_next_due(struct sched *sc)
 {
@@ -88,6 +66,32 @@ refresh_next_due(struct sched *sc)
 		return -1;
 	}
 	return 0;
+}
+
+/* Records and clears what finished. A failure here is fatal: results must not be lost. */
+static int
+flush(struct sched *sc)
+{
+	char *err = NULL;
+	int rc = store_record(sc->s, runner_id(sc->runner), sc->res.r, sc->res.n, sc->res.ev,
+	                      sc->res.n_ev, &err);
+	size_t i;
+
+	if (rc != 0) {
+		log_error("cannot record %zu results: %s", sc->res.n + sc->res.n_ev, err ? err : "?");
+		free(err);
+		sc->exit_code = 1;
+	}
+	/* A retry or deferral is due again later: wake for it (our own writes do not change
+	   data_version, so nothing else would). */
+	for (i = 0; rc == 0 && i < sc->res.n; i++)
+		if (sc->res.r[i].next_at_ms && sc->res.r[i].next_at_ms < sc->next_due_ms)
+			sc->next_due_ms = sc->res.r[i].next_at_ms;
+	/* A suspension holds back what waits on the channel; a recovery lets it go. */
+	if (rc == 0 && sc->res.n_ev)
+		refresh_next_due(sc);
+	results_clear(&sc->res);
+	return rc;
 }
 
 /* Claims what is due and hands it to dispatch. Returns the number claimed, or -1. */
@@ -139,6 +143,42 @@ reload(struct sched *sc)
 	log_info("SIGHUP: configuration reloaded (%d channels)", cfg->n_channels);
 }
 
+/*
+ * Renews the runner's lease. A lease found lost means another runner settled our claims while
+ * we were not looking (stopped, hung, or the store was held from us): nothing we claimed may
+ * start now, and whatever is in flight will be recorded by nobody (the store refuses results
+ * for rows we no longer own). Returns 1 when the lease is good.
+ */
+static int
+renew(struct sched *sc)
+{
+	char *err = NULL;
+	int64_t old = runner_id(sc->runner);
+	size_t dropped;
+
+	switch (runner_renew(sc->runner, sc->s, &err)) {
+	case 1:
+		return 1;
+	case 0:
+		dropped = dispatch_abandon(sc->d);
+		log_error("lease lost: runner %lld was taken for dead and its claims settled by "
+		          "another runner; dropped %zu deliveries not yet sent, now runner %lld",
+		          (long long)old, dropped, (long long)runner_id(sc->runner));
+		return 1;
+	default:
+		log_warn("lease renewal: %s", err ? err : "?");
+		free(err);
+		return 0;
+	}
+}
+
+/* Dead runners are looked for every 5 s, or oftener under a short lease. */
+static int64_t
+reap_every(const struct sched *sc)
+{
+	return sc->cfg->lease_ms / 2 < REAP_EVERY_MS ? sc->cfg->lease_ms / 2 : REAP_EVERY_MS;
+}
+
 static void
 chores(struct sched *sc, int64_t mono, int64_t *last_data, int64_t *last_reap)
 {
@@ -153,14 +193,10 @@ chores(struct sched *sc, int64_t mono, int64_t *last_data, int64_t *last_reap)
 			refresh_next_due(sc);
 		}
 	}
-	if (mono - *last_reap >= REAP_EVERY_MS) {
+	if (runner_renew_due(sc->runner))
+		renew(sc);
+	if (mono - *last_reap >= reap_every(sc)) {
 		*last_reap = mono;
-		/* The heartbeat is for people reading the runners table; liveness is the lock. */
-		if (store_runner_heartbeat(sc->s, runner_id(sc->runner), clock_now_ms(), &err) != 0) {
-			log_warn("heartbeat: %s", err ? err : "?");
-			free(err);
-			err = NULL;
-		}
 		if (runner_reap_dead(sc->runner, sc->s, sched_now(sc), &err) < 0) {
 			log_warn("reaping stopped runners: %s", err ? err : "?");
 			free(err);
@@ -229,8 +265,15 @@ loop(struct sched *sc)
 					break;
 			}
 		}
-		rate_wait = dispatch_pump(sc->d, sc->h, now, &sc->res);
-		if (sc->res.n && flush(sc) != 0)
+		/* Fencing (SPEC 5.5): no request leaves unless our lease is surely ours. */
+		rate_wait = -1;
+		if (dispatch_queued(sc->d) && !runner_lease_valid(sc->runner))
+			renew(sc);
+		if (runner_lease_valid(sc->runner))
+			rate_wait = dispatch_pump(sc->d, sc->h, now, &sc->res);
+		else if (dispatch_queued(sc->d))
+			rate_wait = 100;
+		if ((sc->res.n || sc->res.n_ev) && flush(sc) != 0)
 			break;
 		if (dispatch_busy(sc->d) == 0) {
 			if (atomic_load(&sc->reload))
@@ -251,7 +294,7 @@ loop(struct sched *sc)
 			dispatch_finish(sc->d, &hr, sched_now(sc), &sc->res);
 			free(hr.body);
 		}
-		if (sc->res.n && flush(sc) != 0)
+		if ((sc->res.n || sc->res.n_ev) && flush(sc) != 0)
 			break;
 		mono = clock_mono_ms();
 		chores(sc, mono, &last_data, &last_reap);
@@ -300,7 +343,7 @@ setup(struct sched *sc, char **err)
 {
 	int64_t n;
 
-	if (!(sc->s = store_open(sc->opts->db_path, err)) || !(sc->runner = runner_start(sc->s, err)))
+	if (!(sc->s = store_open(sc->opts->db_path, err)) || !(sc->runner = runner_start(sc->s, sc->cfg->lease_ms, err)))
 		return -1;
 	if (!(sc->d = dispatch_new(sc->cfg, err)) || !(sc->h = http_new()))
 		return -1;

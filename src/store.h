@@ -105,6 +105,8 @@ struct store_status {
 	int64_t counts[STORE_N_STATES];  /* indexed like store_states */
 	int64_t next_due_at_ms;          /* earliest due time of a waiting delivery, -1 = none */
 	char last_error[512];            /* "" when none */
+	char channel_state[16];          /* its channel: active | paused | suspended */
+	char channel_reason[512];        /* why the channel is held, "" when active */
 };
 /* Calls fn for every campaign (key NULL) or the one with KEY, ordered by key. fn returns 0 to
    go on. Returns the number of campaigns visited, or -1. */
@@ -161,6 +163,7 @@ struct store_job {
 	int64_t expires_at_ms;
 	int64_t send_at_ms;              /* admitted provider-scheduled send time, 0 = none */
 	uint32_t msg_random;
+	int64_t batch_id;                /* a failed request's members share it until sent; 0 = none */
 	struct store_campaign campaign;
 	char *rid;                       /* the recipient id as the provider addresses it */
 	char *recipient_json;            /* the recipient record */
@@ -190,18 +193,25 @@ struct store_claim_cb {
 	/* Decides a limited job; sets *send_at_ms, and *defer_until_ms for STORE_DEFER. */
 	enum store_admit (*admit)(void *arg, const struct store_job *job, const struct store_limit *l,
 	                          int64_t now_ms, int64_t *send_at_ms, int64_t *defer_until_ms);
+	/* A suspended channel's probe is due: how many of campaign c's deliveries one request
+	   may carry (0 = no probe now). NULL: suspended channels are never probed. */
+	int64_t (*probe)(void *arg, const struct store_campaign *c);
 };
 
 /*
  * One short write transaction: expires what is past its expiry, then claims due deliveries of
- * active campaigns (up to each campaign's capacity) for runner_id, marking them 'sending' and
- * counting the attempt, and reserving limited accounts. On return *jobs (caller frees with
- * store_jobs_free) holds the claimed ones. Returns 0 / -1 (nothing changed).
+ * active campaigns on channels that are not paused or suspended (up to each campaign's
+ * capacity) for runner_id, marking them 'sending' and counting the attempt, and reserving
+ * limited accounts. A batch (batch_id) is claimed whole. A suspended channel whose probe is
+ * due gets one request's worth, and its next probe moves on (the interval doubling, at most
+ * 30 minutes). On return *jobs (caller frees with store_jobs_free) holds the claimed ones.
+ * Returns 0 / -1 (nothing changed).
  */
 int store_claim(struct store *s, int64_t runner_id, int64_t now_ms, const struct store_claim_cb *cb,
                 struct store_job **jobs, size_t *n_jobs, char **err);
 
-/* The earliest next_at_ms of a waiting delivery in an active campaign; INT64_MAX if none. */
+/* The earliest time a waiting delivery of an active campaign may go: its next_at_ms, held
+   back to the next probe on a suspended channel, never on a paused one; INT64_MAX if none. */
 int store_next_due(struct store *s, int64_t *next_at_ms, char **err);
 
 /* The result of one attempt, recorded by store_record. */
@@ -218,24 +228,70 @@ struct store_result {
 	const char *message_id;          /* provider message id, NULL = none */
 	const char *limit_provider;      /* non-NULL: the account reservation to settle */
 	const char *limit_account;
+	int limit_counts;                /* 1: the call counts as made (sent, or maybe sent) */
+	int64_t batch_id;                /* retried with the other members of its request; 0 = none */
+	int refund;                      /* 1: the attempt does not count against max_attempts */
 };
-/* Records results in one transaction: updates each delivery still claimed by runner_id and
-   appends its attempt. Returns 0 / -1 (nothing recorded). */
-int store_record(struct store *s, int64_t runner_id, const struct store_result *r, size_t n,
-                 char **err);
 
-/* Registers a runner row; *id is its id. */
-int store_runner_add(struct store *s, int pid, int64_t now_ms, int64_t *id, char **err);
+/* A change of a channel's state that a result caused (SPEC 5.11). */
+struct store_channel_event {
+	const char *channel;
+	int suspend;                     /* 1: suspend (first probe after probe_every_ms); 0: the
+	                                    probe went through, back to active */
+	const char *reason;              /* suspend: why, said once in the log and in `channels` */
+	int64_t probe_every_ms;
+	int64_t at_ms;
+};
+
+/* Records results and channel events in one transaction: updates each delivery still claimed
+   by runner_id and appends its attempt (a delivery no longer claimed by it, settled by another
+   runner after its lease ran out, is left alone). Returns 0 / -1 (nothing recorded). */
+int store_record(struct store *s, int64_t runner_id, const struct store_result *r, size_t n,
+                 const struct store_channel_event *ev, size_t n_ev, char **err);
+
+/* ---- channels ------------------------------------------------------------------------- */
+
+/* The longest wait between two probes of a suspended channel (SPEC 2: doubling up to 30m). */
+#define STORE_PROBE_MAX_MS (30 * 60 * 1000)
+
+struct store_channel {
+	char name[256];
+	char state[16];                  /* active | paused | suspended */
+	char reason[512];                /* "" when none */
+	int64_t since_ms;                /* -1 when never changed */
+	int64_t next_probe_at_ms;        /* suspended: next probe; -1 otherwise */
+	int64_t waiting;                 /* deliveries waiting in active campaigns on it */
+};
+/* The stored state of channel NAME (active with since_ms -1 when it has no row). 0 / -1. */
+int store_channel_get(struct store *s, const char *name, struct store_channel *out, char **err);
+/* herald pause|resume --channel: state "paused" or "active" (which also ends a suspension).
+   Returns 1 if the state changed, 0 if it already was, -1 on error. */
+int store_channel_set(struct store *s, const char *name, const char *state, const char *reason,
+                      int64_t now_ms, char **err);
+
+/* Registers a runner row holding a lease of lease_ms; *id is its id. */
+int store_runner_add(struct store *s, int pid, int64_t now_ms, int64_t lease_ms, int64_t *id,
+                     char **err);
+/* Renews the runner's lease (heartbeat_ms = now_ms, wall clock). Returns 1 when renewed, 0 when
+   the row is gone (another runner found the lease run out and settled its claims), -1. */
 int store_runner_heartbeat(struct store *s, int64_t id, int64_t now_ms, char **err);
-/* The ids of every registered runner (caller frees *ids). */
-int store_runner_list(struct store *s, int64_t **ids, size_t *n, char **err);
+struct store_runner {
+	int64_t id;
+	int64_t heartbeat_ms;            /* last renewal, wall clock */
+	int64_t lease_ms;
+};
+/* Every registered runner (caller frees *rows). */
+int store_runner_list(struct store *s, struct store_runner **rows, size_t *n, char **err);
 /*
  * Settles the deliveries a dead runner left 'sending' and removes its row: where the provider
  * de-duplicates (dedups(provider) returns 1) they go back to pending, else they become
  * 'unknown'; each gets an attempt row saying so. A reservation it held counts as a call made
- * (the provider may have accepted it). Returns how many deliveries were settled, or -1.
+ * (the provider may have accepted it). stale_before_ms > 0 reaps only a runner whose lease
+ * has run out by then (heartbeat_ms + lease_ms < stale_before_ms, checked inside the
+ * transaction, so a renewal that won the race keeps it alive); 0 reaps unconditionally.
+ * Returns how many deliveries were settled (0 also when the runner is alive or gone), or -1.
  */
 int64_t store_runner_reap(struct store *s, int64_t id, int (*dedups)(const char *provider),
-                          int64_t now_ms, char **err);
+                          int64_t now_ms, int64_t stale_before_ms, char **err);
 
 #endif

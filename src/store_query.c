@@ -49,10 +49,9 @@ int
 store_status(struct store *s, const char *key,
              int (*fn)(void *arg, const struct store_status *st), void *arg, char **err)
 {
-	const char *sql = key ? "SELECT " STORE_CAMPAIGN_COLS ", c.last_error FROM campaigns c "
-	                        "WHERE c.key = ?1"
-	                      : "SELECT " STORE_CAMPAIGN_COLS ", c.last_error FROM campaigns c "
-	                        "ORDER BY c.key";
+#define STATUS_SQL "SELECT " STORE_CAMPAIGN_COLS ", c.last_error, ch.state, ch.reason " \
+	"FROM campaigns c LEFT JOIN channels ch ON ch.name = c.channel "
+	const char *sql = key ? STATUS_SQL "WHERE c.key = ?1" : STATUS_SQL "ORDER BY c.key";
 	struct store_status st;
 	sqlite3_stmt *q;
 	int n = 0, rc;
@@ -71,6 +70,10 @@ store_status(struct store *s, const char *key,
 		memset(&st, 0, sizeof st);
 		store_campaign_from_row(q, 0, &st.c);
 		store_col_copy(q, 10, st.last_error, sizeof st.last_error);
+		store_col_copy(q, 11, st.channel_state, sizeof st.channel_state);
+		store_col_copy(q, 12, st.channel_reason, sizeof st.channel_reason);
+		if (!st.channel_state[0])
+			snprintf(st.channel_state, sizeof st.channel_state, "active");
 		if (status_detail(s, &st, err) != 0)
 			break;
 		n++;

@@ -15,19 +15,50 @@
 
 static const char q_active_campaigns[] =
 	"SELECT " STORE_CAMPAIGN_COLS " FROM campaigns c WHERE c.state = 'active' ORDER BY c.id";
+/* A paused channel's deliveries wait for an operator, a suspended one's for its probe. */
 static const char q_next_due[] =
-	"SELECT min((SELECT min(d.next_at_ms) FROM deliveries d WHERE d.campaign_id = c.id "
-	"AND d.state IN " STORE_WAITING ")) FROM campaigns c WHERE c.state = 'active'";
+	"SELECT min(CASE coalesce(ch.state, 'active') WHEN 'active' THEN w.at "
+	"WHEN 'suspended' THEN max(w.at, ch.next_probe_at_ms) END) FROM "
+	"(SELECT c.channel AS channel, (SELECT min(d.next_at_ms) FROM deliveries d "
+	"WHERE d.campaign_id = c.id AND d.state IN " STORE_WAITING ") AS at "
+	"FROM campaigns c WHERE c.state = 'active') w LEFT JOIN channels ch ON ch.name = w.channel";
 static const char q_expire_one[] =
 	"UPDATE deliveries SET state = 'expired', "
 	"last_error = 'expired: not sent within expire_after of its due time' WHERE id = ?1";
-static const char q_claim_select[] =
-	"SELECT d.id, d.step, s.day, s.time, d.attempts, d.due_at_ms, d.expires_at_ms, "
-	"coalesce(d.send_at_ms, 0), d.msg_random, r.rid, r.data, s.message FROM deliveries d "
-	"JOIN recipients r ON r.id = d.recipient_id "
+#define CLAIM_COLS \
+	"SELECT d.id, d.step, s.day, s.time, d.attempts, d.due_at_ms, d.expires_at_ms, " \
+	"coalesce(d.send_at_ms, 0), d.msg_random, r.rid, r.data, s.message, " \
+	"coalesce(d.batch_id, 0) FROM deliveries d " \
+	"JOIN recipients r ON r.id = d.recipient_id " \
 	"JOIN steps s ON s.campaign_id = d.campaign_id AND s.position = d.step "
-	"WHERE d.campaign_id = ?1 AND d.state IN " STORE_WAITING " AND d.next_at_ms <= ?2 "
+static const char q_claim_select[] =
+	CLAIM_COLS "WHERE d.campaign_id = ?1 AND d.state IN " STORE_WAITING " AND d.next_at_ms <= ?2 "
 	"ORDER BY d.next_at_ms, d.id LIMIT ?3";
+/* The members of batch ?1 a LIMIT cut off: they share its next_at, so they follow the last
+   member taken (?2) in id order. */
+static const char q_claim_batch_rest[] =
+	CLAIM_COLS "WHERE d.batch_id = ?1 AND d.id > ?2 AND d.state IN " STORE_WAITING
+	" AND d.next_at_ms <= ?3 ORDER BY d.id";
+static const char q_channels_held[] =
+	"SELECT name, state, coalesce(next_probe_at_ms, 0) FROM channels WHERE state <> 'active'";
+static const char q_channel_probed[] =
+	"UPDATE channels SET next_probe_at_ms = ?2 + probe_interval_ms, "
+	"probe_interval_ms = min(probe_interval_ms * 2, ?3) WHERE name = ?1 AND state = 'suspended'";
+/* A fault suspends an active channel; a suspended one keeps its probe times (a failed probe
+   must not restart the doubling); a paused one stays the operator's. */
+static const char q_channel_suspend[] =
+	"INSERT INTO channels (name, state, reason, since_ms, next_probe_at_ms, probe_interval_ms) "
+	"VALUES (?1, 'suspended', ?2, ?3, ?3 + ?4, min(?4 * 2, ?5)) ON CONFLICT (name) DO UPDATE SET "
+	"reason = excluded.reason, "
+	"since_ms = CASE state WHEN 'active' THEN excluded.since_ms ELSE since_ms END, "
+	"next_probe_at_ms = CASE state WHEN 'active' THEN excluded.next_probe_at_ms "
+	"ELSE next_probe_at_ms END, "
+	"probe_interval_ms = CASE state WHEN 'active' THEN excluded.probe_interval_ms "
+	"ELSE probe_interval_ms END, "
+	"state = CASE state WHEN 'paused' THEN 'paused' ELSE 'suspended' END";
+static const char q_channel_recover[] =
+	"UPDATE channels SET state = 'active', reason = NULL, since_ms = ?2, next_probe_at_ms = NULL, "
+	"probe_interval_ms = NULL WHERE name = ?1 AND state = 'suspended'";
 static const char q_claim_mark[] =
 	"UPDATE deliveries SET state = 'sending', claimed_by = ?2, attempts = attempts + 1, "
 	"send_at_ms = nullif(?3, 0) WHERE id = ?1";
@@ -51,7 +82,8 @@ static const char q_limit_reserve[] =
 static const char q_record_update[] =
 	"UPDATE deliveries SET state = ?2, next_at_ms = coalesce(?3, next_at_ms), "
 	"send_at_ms = coalesce(?4, send_at_ms), last_error = ?5, "
-	"provider_message_id = coalesce(?6, provider_message_id), claimed_by = NULL "
+	"provider_message_id = coalesce(?6, provider_message_id), claimed_by = NULL, "
+	"batch_id = coalesce(?8, batch_id), attempts = attempts - ?9 "
 	"WHERE id = ?1 AND state = 'sending' AND claimed_by = ?7";
 static const char q_attempt_insert[] =
 	"INSERT INTO attempts (campaign_id, delivery_id, started_at_ms, duration_ms, http_status, "
@@ -101,19 +133,13 @@ store_next_due(struct store *s, int64_t *next_at_ms, char **err)
 	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : store_fail(s, err, "next due");
 }
 
-/* Appends the due rows of one campaign to *jobs (growing it). */
+/* Appends the rows st yields to *jobs (growing it). SQLITE_DONE, or the error. */
 static int
-claim_select(struct store *s, const struct store_campaign *c, int64_t now_ms, int64_t cap,
-             struct store_job **jobs, size_t *n, size_t *alloc)
+claim_rows(sqlite3_stmt *st, const struct store_campaign *c, struct store_job **jobs, size_t *n,
+           size_t *alloc)
 {
-	sqlite3_stmt *st = store_stmt(s, SQL_CLAIM_SELECT, q_claim_select);
 	int rc;
 
-	if (!st)
-		return -1;
-	sqlite3_bind_int64(st, 1, c->id);
-	sqlite3_bind_int64(st, 2, now_ms);
-	sqlite3_bind_int64(st, 3, cap);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		struct store_job *j;
 
@@ -121,8 +147,10 @@ claim_select(struct store *s, const struct store_campaign *c, int64_t now_ms, in
 			size_t na = *alloc ? *alloc * 2 : 64;
 			struct store_job *p = realloc(*jobs, na * sizeof *p);
 
-			if (!p)
+			if (!p) {
+				rc = SQLITE_NOMEM;
 				break;
+			}
 			*jobs = p;
 			*alloc = na;
 		}
@@ -142,13 +170,59 @@ claim_select(struct store *s, const struct store_campaign *c, int64_t now_ms, in
 		j->rid = store_col_dup(st, 9);
 		j->recipient_json = store_col_dup(st, 10);
 		j->message_json = store_col_dup(st, 11);
+		j->batch_id = sqlite3_column_int64(st, 12);
 		if (!j->rid || !j->recipient_json || !j->message_json) {
 			rc = SQLITE_NOMEM;
 			break;
 		}
 	}
 	sqlite3_reset(st);
-	return rc == SQLITE_DONE ? 0 : -1;
+	return rc;
+}
+
+/*
+ * Appends the due rows of one campaign to *jobs (growing it), up to cap, then the members of
+ * any batch the cap cut in two: a batch is retried as the one request it was (SPEC 5.9), so
+ * it is claimed whole even if that takes a little more than cap.
+ */
+static int
+claim_select(struct store *s, const struct store_campaign *c, int64_t now_ms, int64_t cap,
+             struct store_job **jobs, size_t *n, size_t *alloc)
+{
+	sqlite3_stmt *st = store_stmt(s, SQL_CLAIM_SELECT, q_claim_select);
+	size_t first = *n, taken, i, k;
+
+	if (!st)
+		return -1;
+	sqlite3_bind_int64(st, 1, c->id);
+	sqlite3_bind_int64(st, 2, now_ms);
+	sqlite3_bind_int64(st, 3, cap);
+	if (claim_rows(st, c, jobs, n, alloc) != SQLITE_DONE)
+		return -1;
+	taken = *n;
+	if ((int64_t)(taken - first) < cap)
+		return 0;  /* everything due was taken: no batch was cut */
+	for (i = first; i < taken; i++) {
+		int64_t batch = (*jobs)[i].batch_id, last = (*jobs)[i].delivery_id;
+
+		if (!batch)
+			continue;
+		for (k = first; k < i && (*jobs)[k].batch_id != batch; k++)
+			;
+		if (k < i)
+			continue;  /* this batch was handled at its first member */
+		for (k = i + 1; k < taken; k++)
+			if ((*jobs)[k].batch_id == batch && (*jobs)[k].delivery_id > last)
+				last = (*jobs)[k].delivery_id;
+		if (!(st = store_stmt(s, SQL_CLAIM_BATCH_REST, q_claim_batch_rest)))
+			return -1;
+		sqlite3_bind_int64(st, 1, batch);
+		sqlite3_bind_int64(st, 2, last);
+		sqlite3_bind_int64(st, 3, now_ms);
+		if (claim_rows(st, c, jobs, n, alloc) != SQLITE_DONE)
+			return -1;
+	}
+	return 0;
 }
 
 /* Runs one cached write binding ?1 = a, ?2 = b, ?3 = c (if the statement has it), ?4 = text. */
@@ -272,20 +346,104 @@ out:
 	return rc;
 }
 
+/* A channel an operator paused or a fault suspended, as the claim sees it. */
+struct held {
+	char name[256];
+	int paused;                   /* else suspended */
+	int64_t next_probe_at_ms;
+};
+
+/* Reads the channels that are not active. 0 / -1. */
+static int
+held_load(struct store *s, struct held **out, size_t *n)
+{
+	sqlite3_stmt *st = store_stmt(s, SQL_CHANNELS_HELD, q_channels_held);
+	size_t alloc = 0;
+	int rc;
+
+	*out = NULL;
+	*n = 0;
+	if (!st)
+		return -1;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct held *h;
+
+		if (*n == alloc) {
+			struct held *p = realloc(*out, (alloc = alloc ? alloc * 2 : 8) * sizeof *p);
+
+			if (!p) {
+				rc = SQLITE_NOMEM;
+				break;
+			}
+			*out = p;
+		}
+		h = &(*out)[(*n)++];
+		store_col_copy(st, 0, h->name, sizeof h->name);
+		h->paused = strcmp((const char *)sqlite3_column_text(st, 1), "paused") == 0;
+		h->next_probe_at_ms = sqlite3_column_int64(st, 2);
+	}
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+static struct held *
+held_find(struct held *h, size_t n, const char *channel)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (strcmp(h[i].name, channel) == 0)
+			return &h[i];
+	return NULL;
+}
+
+/* How many of campaign c's deliveries to claim now, and whether they are a probe. */
+static int64_t
+claim_capacity(const struct store_claim_cb *cb, const struct store_campaign *c, struct held *h,
+               int64_t now_ms, int *probe)
+{
+	*probe = 0;
+	if (!h)
+		return cb->capacity(cb->arg, c);
+	if (h->paused || h->next_probe_at_ms > now_ms || !cb->probe)
+		return 0;
+	*probe = 1;
+	return cb->probe(cb->arg, c);
+}
+
+/* A probe was claimed: the next one waits the interval, which doubles. */
+static int
+claim_probed(struct store *s, struct held *h, int64_t now_ms)
+{
+	sqlite3_stmt *st = store_stmt(s, SQL_CHANNEL_PROBED, q_channel_probed);
+
+	if (!st)
+		return -1;
+	sqlite3_bind_text(st, 1, h->name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, now_ms);
+	sqlite3_bind_int64(st, 3, STORE_PROBE_MAX_MS);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		return -1;
+	h->next_probe_at_ms = INT64_MAX;  /* one probe per channel per claim */
+	return 0;
+}
+
 int
 store_claim(struct store *s, int64_t runner_id, int64_t now_ms, const struct store_claim_cb *cb,
             struct store_job **jobs, size_t *n_jobs, char **err)
 {
 	struct store_campaign *camps = NULL;
-	size_t n_camps = 0, alloc_camps = 0, alloc = 0, i;
+	struct held *held = NULL;
+	size_t n_camps = 0, alloc_camps = 0, alloc = 0, n_held = 0, i;
 	sqlite3_stmt *st;
-	int rc;
+	int rc, probe;
 
 	*jobs = NULL;
 	*n_jobs = 0;
 	if (store_begin(s, err) != 0)
 		return -1;
-	if (!(st = store_stmt(s, SQL_ACTIVE_CAMPAIGNS, q_active_campaigns)))
+	if (held_load(s, &held, &n_held) != 0 ||
+	    !(st = store_stmt(s, SQL_ACTIVE_CAMPAIGNS, q_active_campaigns)))
 		goto fail;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		if (n_camps == alloc_camps) {
@@ -303,7 +461,8 @@ store_claim(struct store *s, int64_t runner_id, int64_t now_ms, const struct sto
 	if (rc != SQLITE_DONE)
 		goto fail;
 	for (i = 0; i < n_camps; i++) {
-		int64_t cap = cb->capacity(cb->arg, &camps[i]);
+		struct held *h = held_find(held, n_held, camps[i].channel);
+		int64_t cap = claim_capacity(cb, &camps[i], h, now_ms, &probe);
 		size_t first = *n_jobs;
 
 		if (cap <= 0)
@@ -312,11 +471,15 @@ store_claim(struct store *s, int64_t runner_id, int64_t now_ms, const struct sto
 		if (claim_select(s, &camps[i], now_ms, cap, jobs, n_jobs, &alloc) != 0 ||
 		    claim_mark(s, runner_id, cb, *jobs, first, n_jobs, now_ms) != 0)
 			goto fail;
+		if (probe && *n_jobs > first && claim_probed(s, h, now_ms) != 0)
+			goto fail;
 		if (cb->claimed)
 			cb->claimed(cb->arg, &camps[i], *n_jobs - first);
 	}
 	free(camps);
+	free(held);
 	camps = NULL;
+	held = NULL;
 	if (store_commit(s, err) != 0)
 		goto fail_committed;
 	return 0;
@@ -325,6 +488,7 @@ fail:
 	store_rollback(s);
 fail_committed:
 	free(camps);
+	free(held);
 	store_jobs_free(*jobs, *n_jobs);
 	*jobs = NULL;
 	*n_jobs = 0;
@@ -366,8 +530,15 @@ record_one(struct store *s, int64_t runner_id, const struct store_result *r)
 	if (r->message_id)
 		sqlite3_bind_text(st, 6, r->message_id, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 7, runner_id);
+	if (r->batch_id)
+		sqlite3_bind_int64(st, 8, r->batch_id);
+	sqlite3_bind_int(st, 9, r->refund ? 1 : 0);
 	if (sqlite3_step(st) != SQLITE_DONE)
 		return -1;
+	/* Not ours any more: our lease ran out and another runner settled it (and its attempt,
+	   and any reservation). Recording ours too would count one request twice. */
+	if (sqlite3_changes(s->db) == 0)
+		return 0;
 	if (!(st = store_stmt(s, SQL_ATTEMPT_INSERT, q_attempt_insert)))
 		return -1;
 	sqlite3_bind_int64(st, 1, r->delivery_id);
@@ -393,27 +564,48 @@ record_one(struct store *s, int64_t runner_id, const struct store_result *r)
 	}
 	if (!r->limit_account)
 		return 0;
-	st = sent ? store_stmt(s, SQL_LIMIT_SETTLE_OK, q_limit_settle_ok)
-	          : store_stmt(s, SQL_LIMIT_RELEASE, q_limit_release);
+	/* A call that may have been accepted counts for the rule as if it was (SPEC 5.10). */
+	st = sent || r->limit_counts ? store_stmt(s, SQL_LIMIT_SETTLE_OK, q_limit_settle_ok)
+	                             : store_stmt(s, SQL_LIMIT_RELEASE, q_limit_release);
 	if (!st)
 		return -1;
 	sqlite3_bind_text(st, 1, r->limit_provider, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, r->limit_account, -1, SQLITE_STATIC);
-	if (sent) {
+	if (sent || r->limit_counts) {
 		sqlite3_bind_int64(st, 3, r->started_at_ms);
 		sqlite3_bind_int64(st, 4, r->send_at_ms);
 	}
 	return sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
 }
 
+static int
+record_channel(struct store *s, const struct store_channel_event *e)
+{
+	sqlite3_stmt *st = e->suspend ? store_stmt(s, SQL_CHANNEL_SUSPEND, q_channel_suspend)
+	                              : store_stmt(s, SQL_CHANNEL_RECOVER, q_channel_recover);
+
+	if (!st)
+		return -1;
+	sqlite3_bind_text(st, 1, e->channel, -1, SQLITE_STATIC);
+	if (e->suspend) {
+		sqlite3_bind_text(st, 2, e->reason ? e->reason : "suspended", -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 3, e->at_ms);
+		sqlite3_bind_int64(st, 4, e->probe_every_ms);
+		sqlite3_bind_int64(st, 5, STORE_PROBE_MAX_MS);
+	} else {
+		sqlite3_bind_int64(st, 2, e->at_ms);
+	}
+	return sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+}
+
 int
 store_record(struct store *s, int64_t runner_id, const struct store_result *r, size_t n,
-             char **err)
+             const struct store_channel_event *ev, size_t n_ev, char **err)
 {
 	size_t i;
 	int rc;
 
-	if (n == 0)
+	if (n == 0 && n_ev == 0)
 		return 0;
 	/*
 	 * Results need not reach the disk before we go on: if a power loss takes the last of
@@ -424,8 +616,8 @@ store_record(struct store *s, int64_t runner_id, const struct store_result *r, s
 	if (store_exec(s, "PRAGMA synchronous = NORMAL", err) != 0)
 		return -1;
 	rc = store_begin(s, err);
-	for (i = 0; rc == 0 && i < n; i++) {
-		if (record_one(s, runner_id, &r[i]) != 0) {
+	for (i = 0; rc == 0 && i < n + n_ev; i++) {
+		if ((i < n ? record_one(s, runner_id, &r[i]) : record_channel(s, &ev[i - n])) != 0) {
 			store_fail(s, err, "recording results");
 			store_rollback(s);
 			rc = -1;
@@ -442,16 +634,18 @@ store_record(struct store *s, int64_t runner_id, const struct store_result *r, s
 /* ---- runners ------------------------------------------------------------------------- */
 
 int
-store_runner_add(struct store *s, int pid, int64_t now_ms, int64_t *id, char **err)
+store_runner_add(struct store *s, int pid, int64_t now_ms, int64_t lease_ms, int64_t *id,
+                 char **err)
 {
 	sqlite3_stmt *st;
 	int rc;
 
-	if (sqlite3_prepare_v2(s->db, "INSERT INTO runners (pid, started_at_ms, heartbeat_ms) "
-	                              "VALUES (?1, ?2, ?2)", -1, &st, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(s->db, "INSERT INTO runners (pid, started_at_ms, heartbeat_ms, lease_ms) "
+	                              "VALUES (?1, ?2, ?2, ?3)", -1, &st, NULL) != SQLITE_OK)
 		return store_fail(s, err, "runner registration");
 	sqlite3_bind_int(st, 1, pid);
 	sqlite3_bind_int64(st, 2, now_ms);
+	sqlite3_bind_int64(st, 3, lease_ms);
 	rc = sqlite3_step(st);
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE)
@@ -466,43 +660,49 @@ store_runner_heartbeat(struct store *s, int64_t id, int64_t now_ms, char **err)
 	sqlite3_stmt *st;
 	int rc;
 
-	if (sqlite3_prepare_v2(s->db, "UPDATE runners SET heartbeat_ms = ?2 WHERE id = ?1", -1, &st,
-	                       NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(s->db, "UPDATE runners SET heartbeat_ms = max(heartbeat_ms, ?2) "
+	                              "WHERE id = ?1", -1, &st, NULL) != SQLITE_OK)
 		return store_fail(s, err, "runner heartbeat");
 	sqlite3_bind_int64(st, 1, id);
 	sqlite3_bind_int64(st, 2, now_ms);
 	rc = sqlite3_step(st);
 	sqlite3_finalize(st);
-	return rc == SQLITE_DONE ? 0 : store_fail(s, err, "runner heartbeat");
+	if (rc != SQLITE_DONE)
+		return store_fail(s, err, "runner heartbeat");
+	return sqlite3_changes(s->db) > 0 ? 1 : 0;
 }
 
 int
-store_runner_list(struct store *s, int64_t **ids, size_t *n, char **err)
+store_runner_list(struct store *s, struct store_runner **rows, size_t *n, char **err)
 {
 	sqlite3_stmt *st;
 	size_t alloc = 0;
 	int rc;
 
-	*ids = NULL;
+	*rows = NULL;
 	*n = 0;
-	if (sqlite3_prepare_v2(s->db, "SELECT id FROM runners ORDER BY id", -1, &st, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(s->db, "SELECT id, heartbeat_ms, lease_ms FROM runners ORDER BY id", -1,
+	                       &st, NULL) != SQLITE_OK)
 		return store_fail(s, err, "runner list");
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		if (*n == alloc) {
-			int64_t *p = realloc(*ids, (alloc = alloc ? alloc * 2 : 8) * sizeof *p);
+			struct store_runner *p = realloc(*rows, (alloc = alloc ? alloc * 2 : 8) * sizeof *p);
 
 			if (!p) {
 				rc = SQLITE_NOMEM;
 				break;
 			}
-			*ids = p;
+			*rows = p;
 		}
-		(*ids)[(*n)++] = sqlite3_column_int64(st, 0);
+		(*rows)[*n].id = sqlite3_column_int64(st, 0);
+		(*rows)[*n].heartbeat_ms = sqlite3_column_int64(st, 1);
+		(*rows)[*n].lease_ms = sqlite3_column_int64(st, 2);
+		(*n)++;
 	}
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE) {
-		free(*ids);
-		*ids = NULL;
+		free(*rows);
+		*rows = NULL;
 		*n = 0;
 		return store_fail(s, err, "runner list");
 	}
@@ -548,7 +748,7 @@ reap_one(struct store *s, int64_t delivery_id, int resend, int64_t now_ms)
 
 int64_t
 store_runner_reap(struct store *s, int64_t id, int (*dedups)(const char *provider), int64_t now_ms,
-                  char **err)
+                  int64_t stale_before_ms, char **err)
 {
 	/* A reservation the dead runner held may have been accepted: count it as a call. */
 	static const char *const limits_sql =
@@ -560,9 +760,27 @@ store_runner_reap(struct store *s, int64_t id, int (*dedups)(const char *provide
 	int64_t n = 0, *ids = NULL;
 	int *resend = NULL;
 	size_t cnt = 0, alloc = 0, i;
+	int rc;
 
 	if (store_begin(s, err) != 0)
 		return -1;
+	if (stale_before_ms > 0) {
+		/* Decided under the write lock: a renewal either landed before us or waits for us. */
+		if (sqlite3_prepare_v2(s->db, "SELECT heartbeat_ms + lease_ms < ?2 FROM runners "
+		                              "WHERE id = ?1", -1, &st, NULL) != SQLITE_OK)
+			goto fail;
+		sqlite3_bind_int64(st, 1, id);
+		sqlite3_bind_int64(st, 2, stale_before_ms);
+		rc = sqlite3_step(st);
+		if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+			goto fail;
+		if (rc == SQLITE_DONE || sqlite3_column_int(st, 0) == 0) {
+			sqlite3_finalize(st);
+			store_rollback(s);
+			return 0;
+		}
+		sqlite3_finalize(st);
+	}
 	if (sqlite3_prepare_v2(s->db, limits_sql, -1, &st, NULL) != SQLITE_OK)
 		goto fail;
 	sqlite3_bind_int64(st, 1, id);
@@ -575,7 +793,7 @@ store_runner_reap(struct store *s, int64_t id, int (*dedups)(const char *provide
 	                       -1, &st, NULL) != SQLITE_OK)
 		goto fail;
 	sqlite3_bind_int64(st, 1, id);
-	while (sqlite3_step(st) == SQLITE_ROW) {
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		if (cnt == alloc) {
 			int64_t *ni = realloc(ids, (alloc ? alloc * 2 : 64) * sizeof *ni);
 			int *nr = ni ? realloc(resend, (alloc ? alloc * 2 : 64) * sizeof *nr) : NULL;
@@ -590,6 +808,9 @@ store_runner_reap(struct store *s, int64_t id, int (*dedups)(const char *provide
 		ids[cnt] = sqlite3_column_int64(st, 0);
 		resend[cnt++] = dedups((const char *)sqlite3_column_text(st, 1));
 	}
+	/* An error is not the end of the rows: deleting the runner then would strand them. */
+	if (rc != SQLITE_DONE)
+		goto fail;
 	sqlite3_finalize(st);
 	st = NULL;
 	for (i = 0; i < cnt; i++, n++)

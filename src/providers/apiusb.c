@@ -255,18 +255,22 @@ apiusb_entry_cmp(const void *pa, const void *pb)
 	return a->pos < b->pos ? -1 : a->pos > b->pos;
 }
 
-/* Adds one data.item member if it names a uuid; anything else in it is ignored. */
+/* Adds one data.item member if it names a uuid (its other_uuid, else the key it is filed
+   under when data.item is an object keyed by uuid); anything else in it is ignored. */
 static void
-apiusb_entry_add(const cJSON *obj, struct apiusb_entry *e, size_t *n)
+apiusb_entry_add(const cJSON *obj, const char *key, struct apiusb_entry *e, size_t *n)
 {
 	const cJSON *uuid = cJSON_GetObjectItemCaseSensitive(obj, "other_uuid");
 	const cJSON *id = cJSON_GetObjectItemCaseSensitive(obj, "chat_message_id");
 	struct apiusb_entry *x = &e[*n];
 	int64_t num;
 
-	if (!cJSON_IsString(uuid))
+	if (cJSON_IsString(uuid))
+		x->uuid = uuid->valuestring;
+	else if (key && key[0])
+		x->uuid = key;
+	else
 		return;
-	x->uuid = uuid->valuestring;
 	x->pos = *n;
 	x->id = "";
 	if (cJSON_IsString(id)) {
@@ -306,7 +310,12 @@ apiusb_set_sent(struct provider_item *item, const char *id, const char *text)
 	item->message_id = strdup(id);
 }
 
-/* ret 200: each member's verdict comes from data.item, matched by other_uuid. */
+/*
+ * ret 200: each member's verdict comes from data.item, matched by other_uuid. data.item may
+ * be an array of results, one result object, or an object of results keyed by uuid. An
+ * accepted call with no data.item at all (the seed's own sample answer) is sent, with no
+ * message id to record (SPEC 5.4).
+ */
 static void
 apiusb_judge_members(const cJSON *root, const char *text, struct provider_item *items, size_t n)
 {
@@ -316,22 +325,30 @@ apiusb_judge_members(const cJSON *root, const char *text, struct provider_item *
 	const cJSON *c;
 	const char *id;
 	size_t m = 0, count = 0, i;
+	int one = 0;
 
-	if (cJSON_IsArray(list))
-		count = (size_t)cJSON_GetArraySize(list);
-	else if (cJSON_IsObject(list))
-		count = 1; /* the document calls data.item an object: one member's result */
-	if (count > 0 && (e = calloc(count, sizeof *e)) == NULL) {
-		/* Accepted but unreadable for want of memory; a retry could send twice. */
-		provider_verdict_all(items, n, PROVIDER_PERMANENT, "200", "out of memory reading data.item");
+	if (!list || cJSON_IsNull(list)) {
+		provider_verdict_all(items, n, PROVIDER_SENT, "200",
+		                     text ? text : "accepted; the answer lists no members (no data.item)");
 		return;
 	}
-	if (cJSON_IsArray(list)) {
+	if (cJSON_IsArray(list) || cJSON_IsObject(list))
+		count = (size_t)cJSON_GetArraySize(list);
+	/* The document calls data.item an object: one member's result, or results by uuid. */
+	one = cJSON_IsObject(list) && cJSON_GetObjectItemCaseSensitive(list, "other_uuid") != NULL;
+	if (one)
+		count = 1;
+	if (count > 0 && (e = calloc(count, sizeof *e)) == NULL) {
+		/* Accepted but unreadable for want of memory: it may have gone to anyone. */
+		provider_verdict_all(items, n, PROVIDER_AMBIGUOUS, "200", "out of memory reading data.item");
+		return;
+	}
+	if (one) {
+		apiusb_entry_add(list, NULL, e, &m);
+	} else if (count > 0) {
 		cJSON_ArrayForEach(c, list)
 			if (cJSON_IsObject(c) && m < count)
-				apiusb_entry_add(c, e, &m);
-	} else if (count == 1) {
-		apiusb_entry_add(list, e, &m);
+				apiusb_entry_add(c, cJSON_IsObject(list) ? c->string : NULL, e, &m);
 	}
 	if (m > 1)
 		qsort(e, m, sizeof *e, apiusb_entry_cmp);
@@ -345,20 +362,29 @@ apiusb_judge_members(const cJSON *root, const char *text, struct provider_item *
 	free(e);
 }
 
-/* A ret other than 200: PhalApi's 4xx are the caller's fault, 5xx the server's. */
+/*
+ * A ret other than 200: PhalApi's 4xx are the caller's fault (ret = 400 + a project code),
+ * 5xx the server's, which may have acted before it failed. 406 is a rejected access token;
+ * 407 and 408 are undocumented account refusals next to it: all three are the channel's
+ * fault, not the message's, so they suspend the channel (SPEC 5.11).
+ */
 static void
 apiusb_judge_ret(int64_t ret, const char *text, struct provider_item *items, size_t n)
 {
 	char code[32], buf[APIUSB_TEXT_BYTES + 128];
+	size_t i;
 
 	snprintf(code, sizeof code, "%" PRId64, ret);
-	if (ret == 406) {
-		snprintf(buf, sizeof buf, "access_token rejected (expired, invalid, or the channel has "
-		         "none)%s%s", text ? ": " : "", text ? text : "");
+	if (ret >= 406 && ret <= 408) {
+		snprintf(buf, sizeof buf, "%s%s%s", ret == 406 ? "access_token rejected (expired, "
+		         "invalid, or the channel has none)" : "account refused", text ? ": " : "",
+		         text ? text : "");
 		provider_verdict_all(items, n, PROVIDER_PERMANENT, code, buf);
+		for (i = 0; i < n; i++)
+			items[i].channel_fault = 1;
 	} else if (ret >= 500 && ret <= 599) {
 		snprintf(buf, sizeof buf, "server error%s%s", text ? ": " : "", text ? text : "");
-		provider_verdict_all(items, n, PROVIDER_TRANSIENT, code, buf);
+		provider_verdict_all(items, n, PROVIDER_AMBIGUOUS, code, buf);
 	} else {
 		snprintf(buf, sizeof buf, "request rejected%s%s", text ? ": " : "", text ? text : "");
 		provider_verdict_all(items, n, PROVIDER_PERMANENT, code, buf);
@@ -378,7 +404,7 @@ apiusb_judge(void *state, const struct channel *ch, long http_status, const char
 	if (!cJSON_IsObject(root) ||
 	    util_json_i64(cJSON_GetObjectItemCaseSensitive(root, "ret"), &ret) == -1) {
 		if (!provider_judge_http(http_status, items, n))
-			provider_verdict_all(items, n, PROVIDER_PERMANENT, NULL, "malformed answer");
+			provider_verdict_unreadable(items, n, "no integer \"ret\"");
 		goto out;
 	}
 	text = apiusb_answer_text(root, ch);

@@ -7,7 +7,8 @@
  * Verdicts: success only when the outer code is 200 AND data.errcode is 0 (an answer with
  * code 200 can still carry a WeChat error). A code given as a string of decimal digits is
  * read as that number, because the document types data.errcode as "string"; any other
- * shape is a malformed answer and is retried, never taken as sent.
+ * shape is an unreadable answer: never taken as sent, and ambiguous (SPEC 5.10), since the
+ * message may have gone out before the wrapper failed to say so.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -214,26 +215,29 @@ read_answer(const cJSON *root, int64_t now_ms, struct feihe_answer *a)
 	const char *msg, *errmsg;
 	int64_t code, errcode;
 
-	a->outcome = PROVIDER_TRANSIENT;
+	/* An answer that cannot be read may stand for a message WeChat accepted. */
+	a->outcome = PROVIDER_AMBIGUOUS;
 	if (!cJSON_IsObject(root)) {
-		a->text = "malformed answer: not a JSON object";
+		a->text = "unreadable answer: not a JSON object";
 		return;
 	}
 	if (provider_json_code(cJSON_GetObjectItemCaseSensitive(root, "code"), &code) == -1) {
-		a->text = "malformed answer: no integer \"code\"";
+		a->text = "unreadable answer: no integer \"code\"";
 		return;
 	}
 	msg = provider_json_str(root, "msg");
 	if (code != 200) {
+		/* The wrapper's own codes are undocumented (providers.md: retry with a cap); a
+		   5xx of its own may come after it passed the message on. */
 		snprintf(a->code, sizeof a->code, "%lld", (long long)code);
-		a->outcome = code >= 500 ? PROVIDER_TRANSIENT : PROVIDER_PERMANENT;
+		a->outcome = code >= 500 && code <= 599 ? PROVIDER_AMBIGUOUS : PROVIDER_TRANSIENT;
 		a->text = msg;
 		return;
 	}
 	data = cJSON_GetObjectItemCaseSensitive(root, "data");
 	if (!cJSON_IsObject(data) ||
 	    provider_json_code(cJSON_GetObjectItemCaseSensitive(data, "errcode"), &errcode) == -1) {
-		a->text = "malformed answer: no integer \"data.errcode\"";
+		a->text = "unreadable answer: no integer \"data.errcode\"";
 		return;
 	}
 	snprintf(a->code, sizeof a->code, "%lld", (long long)errcode);

@@ -300,13 +300,14 @@ read_answer(const cJSON *root, struct sainiu_answer *a)
 	const char *msg;
 	int64_t code;
 
-	a->outcome = PROVIDER_TRANSIENT;
+	/* An unreadable answer may stand for an accepted notice: it counts for the 7 days. */
+	a->outcome = PROVIDER_AMBIGUOUS;
 	if (!cJSON_IsObject(root)) {
-		a->text = "malformed answer: not a JSON object";
+		a->text = "unreadable answer: not a JSON object";
 		return;
 	}
 	if (provider_json_code(cJSON_GetObjectItemCaseSensitive(root, "code"), &code) == -1) {
-		a->text = "malformed answer: no integer \"code\"";
+		a->text = "unreadable answer: no integer \"code\"";
 		return;
 	}
 	snprintf(a->code, sizeof a->code, "%" PRId64, code);

@@ -468,9 +468,13 @@ tanmarket_judge_code(long http_status, int64_t code, const char *text,
 	} else if (code == TANMARKET_CODE_BAD_SIGN) {
 		what = "sign rejected: check app_id and app_key";
 	}
-	if (http_status >= 500 || http_status == 429)
+	if (http_status == 429 || http_status == 503)
 		outcome = PROVIDER_TRANSIENT;
 	provider_verdict_all(items, n, outcome, code_s, text ? text : what);
+	/* A refused sign is the channel's credentials, not this SOP: suspend the channel. */
+	if (code == TANMARKET_CODE_BAD_SIGN)
+		for (size_t i = 0; i < n; i++)
+			items[i].channel_fault = 1;
 }
 
 static void
@@ -486,13 +490,22 @@ tanmarket_judge(void *state, const struct channel *ch, long http_status, const c
 	(void)state;
 	(void)now_ms;
 	if (!cJSON_IsObject(root) || (code_v && provider_json_code(code_v, &code) == -1)) {
+		/* The SOP may exist: a blind retry could create a second one. */
 		if (!provider_judge_http(http_status, items, n))
-			provider_verdict_all(items, n, PROVIDER_PERMANENT, NULL, "malformed answer");
+			provider_verdict_unreadable(items, n, "no JSON object with an integer code");
 		goto out;
 	}
 	text = tanmarket_answer_text(root, ch);
 	if (code != 0) {
 		tanmarket_judge_code(http_status, code, text, items, n);
+		goto out;
+	}
+	/* No code at all is success only without a sign of failure (SPEC 5.4). */
+	if (!code_v && (cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(root, "success")) ||
+	                cJSON_GetObjectItemCaseSensitive(root, "error"))) {
+		if (!provider_judge_http(http_status, items, n))
+			provider_verdict_all(items, n, PROVIDER_PERMANENT, NULL,
+			                     text ? text : "the answer says success: false");
 		goto out;
 	}
 	if (http_status != 200) {

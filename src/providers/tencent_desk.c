@@ -62,6 +62,7 @@ struct desk_answer {
 	const char *text;
 	int64_t defer_until_ms;
 	int usersig_expired;          /* 70001: drop the UserSig so the next build makes a new one */
+	int channel_fault;            /* the account or its credentials: suspend the channel */
 };
 
 enum desk_field_type {
@@ -104,6 +105,18 @@ set_verdict(struct provider_item *item, const struct desk_answer *a)
 	provider_verdict(item, a->outcome, a->code, text);
 	free(text);
 	item->defer_until_ms = a->outcome == PROVIDER_DEFERRED ? a->defer_until_ms : 0;
+	item->channel_fault = a->channel_fault;
+}
+
+/* The account errors of providers.md ("pause the provider"): the channel's configuration or
+   App is wrong, so every message would fail the same way until an operator acts. */
+static int
+account_error(int64_t code)
+{
+	return (code >= 60002 && code <= 60006) || code == 60010 || code == 60012 ||
+	       (code >= 60015 && code <= 60017) || code == 60020 || code == 60021 ||
+	       code == 70003 || code == 70009 || code == 70013 || code == 70014 || code == 70016 ||
+	       code == 70020 || code == 90009 || code == 141000;
 }
 
 /* Channel checks */
@@ -580,11 +593,11 @@ classify(int64_t code, int64_t now_ms, struct desk_answer *a)
 	default:
 		/*
 		 * The message: 90001, 90005, 90007, 93000 (body over 12 KB), 141004, 141005
-		 * (session gone), 70107 (no such user). The channel's configuration: 60002-60006,
-		 * 60010, 60012, 60015-60017, 60020, 60021, 70003, 70009, 70013, 70014, 70016 and
-		 * 70020 (wrong data centre), 90009, 141000. And anything not classified yet.
+		 * (session gone), 70107 (no such user), and anything not classified yet. The
+		 * channel's configuration (account_error) suspends the channel instead.
 		 */
 		a->outcome = PROVIDER_PERMANENT;
+		a->channel_fault = account_error(code);
 		break;
 	}
 }
@@ -595,13 +608,14 @@ read_answer(const cJSON *root, int64_t now_ms, struct desk_answer *a)
 	const cJSON *status = cJSON_GetObjectItemCaseSensitive(root, "ActionStatus");
 	int64_t code;
 
-	a->outcome = PROVIDER_TRANSIENT;
+	/* Unreadable: it may have been delivered; the resend carries the same MsgRandom. */
+	a->outcome = PROVIDER_AMBIGUOUS;
 	if (!cJSON_IsObject(root)) {
-		a->text = "malformed answer: not a JSON object";
+		a->text = "unreadable answer: not a JSON object";
 		return;
 	}
 	if (provider_json_code(cJSON_GetObjectItemCaseSensitive(root, "ErrorCode"), &code) == -1) {
-		a->text = "malformed answer: no integer \"ErrorCode\"";
+		a->text = "unreadable answer: no integer \"ErrorCode\"";
 		return;
 	}
 	snprintf(a->code, sizeof a->code, "%lld", (long long)code);
@@ -609,7 +623,7 @@ read_answer(const cJSON *root, int64_t now_ms, struct desk_answer *a)
 	if (code == 0 && cJSON_IsString(status) && strcmp(status->valuestring, "OK") == 0)
 		a->outcome = PROVIDER_SENT;
 	else if (code == 0)
-		a->text = "malformed answer: ErrorCode 0 without ActionStatus \"OK\"";
+		a->text = "unreadable answer: ErrorCode 0 without ActionStatus \"OK\"";
 	else
 		classify(code, now_ms, a);
 }
@@ -632,6 +646,10 @@ desk_judge(void *state, const struct channel *ch, long http_status, const char *
 	if (a.usersig_expired && st != NULL && st->generated) {
 		free(st->usersig);
 		st->usersig = NULL;
+	} else if (a.usersig_expired) {
+		/* A configured usersig cannot renew itself: retrying it only burns attempts. */
+		a.outcome = PROVIDER_PERMANENT;
+		a.channel_fault = 1;
 	}
 	for (i = 0; i < n; i++)
 		set_verdict(&items[i], &a);

@@ -403,53 +403,57 @@ class RunForever(SchedTest):
         self.assertEqual(self.counts("ontime")["sent"], 2)
         self.assertEqual(self.stop(run), 0)
 
-    def test_transient_failures_are_retried(self):
+    def test_safe_failures_are_retried_ambiguous_ones_are_not(self):
+        """SPEC 5.10: what certainly did nothing is retried with backoff; what may have been
+        accepted (500, garbage, a dropped connection, a timeout after sending) is not resent
+        to a provider that cannot de-duplicate: it ends unknown after exactly one request."""
         m = self.feihe_mock()
         self.config({"feihe": self.feihe_channel(m)}, FAST)
         m.rules([
-            {"provider": "feihe", "match": "o500", "status": 500, "times": 2},
+            {"provider": "feihe", "match": "o429", "status": 429, "times": 2},
+            {"provider": "feihe", "match": "o500", "status": 500, "times": 0},
             {"provider": "feihe", "match": "oGarbage", "body": "<html>bad gateway</html>",
-             "status": 200, "times": 1},
-            {"provider": "feihe", "match": "oDrop", "drop": True, "times": 1},
-            {"provider": "feihe", "match": "oSlow", "delay_ms": 2500, "times": 1},
+             "status": 200, "times": 0},
+            {"provider": "feihe", "match": "oDrop", "drop": True, "times": 0},
+            {"provider": "feihe", "match": "oSlow", "delay_ms": 2500, "times": 0},
             {"provider": "feihe", "match": "oBusy", "code": -1, "message": "system busy", "times": 1},
             {"provider": "feihe", "match": "oDown", "status": 503, "times": 0},
         ])
-        ids = ["o500", "oGarbage", "oDrop", "oSlow", "oBusy", "oDown"]
+        ids = ["o429", "o500", "oGarbage", "oDrop", "oSlow", "oBusy", "oDown"]
         self.due_now("flaky", ids)
         run = self.spawn("run")
         counts = self.settled("flaky", len(ids))
-        self.assertEqual((counts["sent"], counts["failed"]), (5, 1), counts)
-        states = self.states("flaky")
-        self.assertEqual(states[("oDown", 1)], "failed")
+        self.assertEqual((counts["sent"], counts["failed"], counts["unknown"]), (2, 1, 4), counts)
         per = by_key(m.requests("feihe"))
         deliveries = {d["recipient"]: d for d in self.deliveries("flaky")}
 
-        a = self.attempts_of("flaky", "o500")
+        a = self.attempts_of("flaky", "o429")
         self.assertEqual([x["outcome"] for x in a], ["retrying", "retrying", "sent"])
-        self.assertEqual([x["http_status"] for x in a], [500, 500, 200])
-        self.assertEqual(deliveries["o500"]["attempts"], 3)
-        self.assertEqual([r["verdict"] for r in per["o500"]], ["scripted", "scripted", "accepted"])
-        gaps = [b["received_at_ms"] - a_["received_at_ms"] for a_, b in zip(per["o500"], per["o500"][1:])]
+        self.assertEqual([x["http_status"] for x in a], [429, 429, 200])
+        self.assertEqual(deliveries["o429"]["attempts"], 3)
+        gaps = [b["received_at_ms"] - a_["received_at_ms"] for a_, b in zip(per["o429"], per["o429"][1:])]
         for g in gaps:  # backed off: at least half the base delay (jitter), well under a second
             self.assertGreaterEqual(g, FAST["backoff_base_ms"] // 2, gaps)
         self.assertLess(gaps[0], 1000 * SLOW, gaps)
 
-        for rid in ("oGarbage", "oDrop", "oSlow", "oBusy"):
+        busy = self.attempts_of("flaky", "oBusy")
+        self.assertEqual([x["outcome"] for x in busy], ["retrying", "sent"])
+        self.assertEqual((busy[0]["http_status"], busy[0]["provider_code"]), (200, "-1"))
+
+        for rid in ("o500", "oGarbage", "oDrop", "oSlow"):
+            self.assertEqual(len(per[rid]), 1, (rid, per[rid]))
             a = self.attempts_of("flaky", rid)
-            self.assertEqual([x["outcome"] for x in a], ["retrying", "sent"], (rid, a))
-            self.assertEqual(deliveries[rid]["attempts"], 2)
-            self.assertEqual(deliveries[rid]["state"], "sent")
-            self.assertIsNone(deliveries[rid]["last_error"])
-        garbage, drop, slow, busy = (self.attempts_of("flaky", r)[0]
-                                     for r in ("oGarbage", "oDrop", "oSlow", "oBusy"))
+            self.assertEqual([x["outcome"] for x in a], ["unknown"], (rid, a))
+            self.assertEqual(deliveries[rid]["state"], "unknown")
+            self.assertEqual(deliveries[rid]["attempts"], 1)
+            self.assertIn("not resent", deliveries[rid]["last_error"])
+        garbage, drop, slow = (self.attempts_of("flaky", r)[0] for r in ("oGarbage", "oDrop", "oSlow"))
         self.assertEqual(garbage["http_status"], 200)
-        self.assertIn("malformed", garbage["provider_message"])
+        self.assertIn("unreadable", garbage["provider_message"])
         self.assertIsNone(drop["http_status"])
         self.assertIsNone(slow["http_status"])
         self.assertGreaterEqual(slow["duration_ms"], 900)
         self.assertLess(slow["duration_ms"], 2400)
-        self.assertEqual((busy["http_status"], busy["provider_code"]), (200, "-1"))
 
         a = self.attempts_of("flaky", "oDown")
         self.assertEqual([x["outcome"] for x in a], ["retrying"] * 3 + ["failed"])
@@ -458,6 +462,24 @@ class RunForever(SchedTest):
         self.assertEqual(deliveries["oDown"]["attempts"], 4)
         self.assertTrue(deliveries["oDown"]["last_error"].startswith("gave up after 4 attempts"),
                         deliveries["oDown"]["last_error"])
+        self.assertEqual(self.stop(run), 0)
+
+    def test_on_ambiguous_retry_resends(self):
+        """A channel that says on_ambiguous: retry takes the risk of a duplicate itself."""
+        m = self.feihe_mock()
+        self.config({"feihe": self.feihe_channel(m, on_ambiguous="retry")}, FAST)
+        m.rules([
+            {"provider": "feihe", "match": "o500", "status": 500, "times": 2},
+            {"provider": "feihe", "match": "oDrop", "drop": True, "times": 1},
+        ])
+        self.due_now("bold", ["o500", "oDrop"])
+        run = self.spawn("run")
+        counts = self.settled("bold", 2)
+        self.assertEqual(counts["sent"], 2, counts)
+        self.assertEqual([x["outcome"] for x in self.attempts_of("bold", "o500")],
+                         ["retrying", "retrying", "sent"])
+        self.assertEqual([x["outcome"] for x in self.attempts_of("bold", "oDrop")],
+                         ["retrying", "sent"])
         self.assertEqual(self.stop(run), 0)
 
     def test_two_runners_send_each_delivery_once(self):

@@ -182,6 +182,7 @@ struct mock_action {
 	int		 delay_ms;
 	int		 drop;
 	int		 omit;		/* some members left out (APIUSB) */
+	char		*retry_after;	/* a Retry-After header value, or NULL */
 };
 
 /*
@@ -263,6 +264,7 @@ struct mock_rule {
 	int		 delay_ms;
 	int		 drop;
 	int		 omit;
+	char		*retry_after;	/* NULL: no Retry-After header */
 };
 
 /*

@@ -113,7 +113,8 @@
  *    "match": KEY or "*" (default), "times": N (default 1; 0: every time),
  *    "status": HTTP status (default 200), "body": "raw answer body",
  *    "code": provider error code, "message": text for that code,
- *    "delay_ms": 0..600000, "drop": true, "omit": true}
+ *    "delay_ms": 0..600000, "drop": true, "omit": true,
+ *    "retry_after": "120" or an HTTP date}
  *
  *   Rules are tried in the order added; the first whose provider and match fit
  *   and that has times left applies, using one of its times ("*" is any of the
@@ -129,6 +130,8 @@
  *   - omit (apiusb only): the matched member is left out of data.item and the
  *     request otherwise succeeds; only fits requests that would succeed, and
  *     later omit rules may drop further members of the same request.
+ *   - retry_after: the answer (scripted or not) carries that Retry-After
+ *     header, as a 429 or 503 would.
  *   - delay_ms: the answer waits that long without holding up any other
  *     connection. A rule with nothing but delay_ms answers normally, late:
  *     the request is decided as usual (state included).

@@ -83,6 +83,7 @@ mock_outcome_free(struct mock_outcome *o)
 	free(o->state_key);
 	free(o->act.body);
 	free(o->act.message);
+	free(o->act.retry_after);
 }
 
 void

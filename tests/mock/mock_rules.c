@@ -21,7 +21,7 @@ static int
 rule_parse(const cJSON *j, const char *where, struct mock_rule *r, char *why, size_t whylen)
 {
 	static const char *const members[] = { "provider", "match", "times", "status", "body",
-	    "code", "message", "delay_ms", "drop", "omit", NULL };
+	    "code", "message", "delay_ms", "drop", "omit", "retry_after", NULL };
 	const cJSON *m;
 	const char *s;
 	int64_t v;
@@ -86,6 +86,15 @@ rule_parse(const cJSON *j, const char *where, struct mock_rule *r, char *why, si
 			return snprintf(why, whylen, "%s: omit must be true or false", where), -1;
 		r->omit = cJSON_IsTrue(m);
 	}
+	if ((m = cJSON_GetObjectItemCaseSensitive(j, "retry_after")) != NULL) {
+		if (!cJSON_IsString(m) || m->valuestring[0] == '\0' ||
+		    strpbrk(m->valuestring, "\r\n") != NULL)
+			return snprintf(why, whylen, "%s: retry_after must be a header value "
+			    "(seconds or an HTTP date)", where), -1;
+		r->retry_after = mock_xstrdup(m->valuestring);
+	}
+	if (r->retry_after != NULL && r->drop)
+		return snprintf(why, whylen, "%s: drop sends no answer: no retry_after", where), -1;
 	if (r->body != NULL && r->has_code)
 		return snprintf(why, whylen, "%s: body and code exclude each other", where), -1;
 	if (r->drop && (r->body != NULL || r->has_code || r->status != 200))
@@ -149,6 +158,7 @@ mock_rule_free(struct mock_rule *r)
 	free(r->match);
 	free(r->body);
 	free(r->message);
+	free(r->retry_after);
 }
 
 int
@@ -193,6 +203,7 @@ mock_rule_action(const struct mock_rule *r, struct mock_action *a)
 	a->delay_ms = r->delay_ms;
 	a->drop = r->drop;
 	a->omit = r->omit;
+	a->retry_after = r->retry_after != NULL ? mock_xstrdup(r->retry_after) : NULL;
 }
 
 void
@@ -212,6 +223,10 @@ mock_rule_json(const struct mock_rule *r, struct mock_buf *b)
 	if (r->message != NULL) {
 		mock_buf_adds(b, ",\"message\":");
 		mock_buf_add_jstr0(b, r->message);
+	}
+	if (r->retry_after != NULL) {
+		mock_buf_adds(b, ",\"retry_after\":");
+		mock_buf_add_jstr0(b, r->retry_after);
 	}
 	mock_buf_addf(b, ",\"delay_ms\":%d,\"drop\":%s,\"omit\":%s}", r->delay_ms,
 	    r->drop ? "true" : "false", r->omit ? "true" : "false");

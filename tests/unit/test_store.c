@@ -10,6 +10,7 @@
 
 #include <sqlite3.h>
 
+#include "migrations.h"
 #include "store.h"
 #include "t.h"
 
@@ -64,7 +65,7 @@ test_schema_matches_file(void)
 	long n;
 
 	T_CHECK(s != NULL);
-	T_EQ_INT(store_version(s), 1);
+	T_EQ_INT(store_version(s), migrations[migrations_count - 1].version);
 	store_close(s);
 	got = dump_schema(path);
 	snprintf(file, sizeof file, "%s/schema/schema.sql", src ? src : ".");
@@ -248,7 +249,7 @@ test_reap_requeues_when_provider_dedups(void)
 	T_EQ_INT(store_claim(s, 5, 2000, &cb, &j, &n, &err), 0);
 	T_EQ_INT(n, 3);
 	store_jobs_free(j, n);
-	T_EQ_INT(store_runner_reap(s, 5, always_dedups, 3000, &err), 3);
+	T_EQ_INT(store_runner_reap(s, 5, always_dedups, 3000, 0, &err), 3);
 	T_EQ_INT(store_status(s, "k", grab_status, &st, &err), 1);
 	T_EQ_INT(st.counts[store_state_index("pending")], 3);
 	T_EQ_INT(store_next_due(s, &next, &err), 0);
@@ -284,7 +285,7 @@ test_limit_reservation(void)
 	r.send_at_ms = 2001;
 	r.limit_provider = "sainiu";
 	r.limit_account = j[0].rid;
-	T_EQ_INT(store_record(s, 1, &r, 1, &err), 0);
+	T_EQ_INT(store_record(s, 1, &r, 1, NULL, 0, &err), 0);
 	store_jobs_free(j, n);
 	store_close(s);
 	{
@@ -332,17 +333,17 @@ test_record_and_reap(void)
 	r[1].code = "40003";
 	r[1].message = "invalid openid";
 	r[1].http_status = 200;
-	T_EQ_INT(store_record(s, 7, r, 2, &err), 0);
+	T_EQ_INT(store_record(s, 7, r, 2, NULL, 0, &err), 0);
 	/* A result from a runner that does not own the row changes nothing. */
 	r[0].delivery_id = j[2].delivery_id;
-	T_EQ_INT(store_record(s, 8, r, 1, &err), 0);
+	T_EQ_INT(store_record(s, 8, r, 1, NULL, 0, &err), 0);
 	T_EQ_INT(store_status(s, "k", grab_status, &st, &err), 1);
 	T_EQ_INT(st.counts[store_state_index("sent")], 1);
 	T_EQ_INT(st.counts[store_state_index("failed")], 1);
 	T_EQ_INT(st.counts[store_state_index("sending")], 2);
 	T_EQ_STR(st.last_error, "40003: invalid openid");
 	/* Runner 7 dies: its two in-flight rows become unknown (Feihe does not de-duplicate). */
-	T_EQ_INT(store_runner_reap(s, 7, never_dedups, 3000, &err), 2);
+	T_EQ_INT(store_runner_reap(s, 7, never_dedups, 3000, 0, &err), 2);
 	T_EQ_INT(store_status(s, "k", grab_status, &st, &err), 1);
 	T_EQ_INT(st.counts[store_state_index("unknown")], 2);
 	T_EQ_INT(st.counts[store_state_index("sending")], 0);
