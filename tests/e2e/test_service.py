@@ -190,5 +190,116 @@ class JournalTest(harness.HeraldTest):
             self.assertRegex(line, "^" + STAMP.pattern)
 
 
+class InstallTest(harness.HeraldTest):
+    """cmake --install into a temp prefix, then check what landed there."""
+
+    def setUp(self):
+        super().setUp()
+        self.prefix = os.path.join(self.dir, "prefix")
+        build = os.path.dirname(os.path.abspath(harness.HERALD))
+        p = subprocess.run(["cmake", "--install", build, "--prefix", self.prefix],
+                           capture_output=True, timeout=120)
+        self.assertEqual(p.returncode, 0, p.stderr.decode() + p.stdout.decode())
+        self.unit = os.path.join(self.prefix, "lib", "systemd", "system", "herald.service")
+        self.man = os.path.join(self.prefix, "share", "man", "man1", "herald.1")
+
+    def path(self, *parts):
+        return os.path.join(self.prefix, *parts)
+
+    def test_installed_files(self):
+        herald = self.path("bin", "herald")
+        self.assertTrue(os.access(herald, os.X_OK))
+        v = subprocess.run([herald, "--version"], capture_output=True, timeout=30)
+        self.assertEqual(v.returncode, 0)
+        self.assertRegex(v.stdout.decode(), r"^herald \d+\.\d+\.\d+\n$")
+        for installed, source in ((("share", "doc", "herald", "examples", "herald.json"),
+                                   ("examples", "herald.json")),
+                                  (("share", "herald", "schema.sql"), ("schema", "schema.sql")),
+                                  (("share", "man", "man1", "herald.1"), ("doc", "herald.1"))):
+            with open(self.path(*installed), "rb") as a, \
+                    open(os.path.join(harness.SRC, *source), "rb") as b:
+                self.assertEqual(a.read(), b.read(), installed)
+        names = [f for _, _, files in os.walk(self.prefix) for f in files]
+        self.assertNotIn("herald-mock", names)
+        self.assertEqual(sorted(names), ["herald", "herald.1", "herald.json", "herald.service",
+                                         "schema.sql"])
+
+    def test_unit(self):
+        with open(self.unit) as f:
+            text = f.read()
+        keys = {}
+        for line in text.splitlines():
+            if "=" in line and not line.startswith("#"):
+                k, v = line.split("=", 1)
+                keys.setdefault(k, []).append(v)
+        want = {
+            "Type": "notify", "ExecStart": self.path("bin", "herald") + " run",
+            "ExecReload": "/bin/kill -HUP $MAINPID", "Restart": "on-failure",
+            "DynamicUser": "yes", "StateDirectory": "herald", "ProtectSystem": "strict",
+            "NoNewPrivileges": "yes", "PrivateTmp": "yes", "WorkingDirectory": "/var/lib/herald",
+        }
+        for k, v in want.items():
+            self.assertEqual(keys.get(k), [v], k)
+        self.assertRegex(keys["WatchdogSec"][0], r"^\d+s$")
+        env = keys["Environment"]
+        self.assertIn("HERALD_DB=/var/lib/herald/herald.db", env)
+        self.assertIn("HERALD_CONFIG=/etc/herald/herald.json", env)
+        # The drain after SIGTERM (up to 30 s) must fit in the stop timeout.
+        self.assertGreater(int(keys["TimeoutStopSec"][0].rstrip("s")), 30)
+        # The watchdog must allow for the loop's one-second wake-ups many times over.
+        self.assertGreaterEqual(int(keys["WatchdogSec"][0].rstrip("s")), 10)
+
+    def test_systemd_analyze_verify(self):
+        if not shutil.which("systemd-analyze"):
+            self.skipTest("systemd-analyze is not installed")
+        # MANPATH: Documentation=man:herald(1) must resolve to the installed page.
+        env = dict(os.environ, MANPATH=self.path("share", "man"), SYSTEMD_LOG_COLOR="0")
+        p = subprocess.run(["systemd-analyze", "verify", self.unit], capture_output=True,
+                           env=env, cwd=self.dir, timeout=120)
+        out = (p.stdout + p.stderr).decode()
+        self.assertEqual(p.returncode, 0, out)
+        # verify exits 0 on mere warnings (an unparsable value is ignored): none allowed.
+        self.assertEqual(out.strip(), "")
+
+    def test_man_page_lints_clean(self):
+        if not shutil.which("mandoc"):
+            self.skipTest("mandoc is not installed (scripts/deps installs it)")
+        p = subprocess.run(["mandoc", "-T", "lint", self.man], capture_output=True, timeout=60)
+        out = (p.stdout + p.stderr).decode()
+        # Whether the pages it refers to (journalctl(1), ...) are installed depends on the
+        # machine, not on this page: only those notes may appear.
+        left = [l for l in out.splitlines()
+                if "referenced manual not found" not in l and "mandoc.db" not in l]
+        self.assertEqual(left, [], out)
+
+    def test_man_page_renders_and_covers_everything(self):
+        if not shutil.which("man"):
+            self.skipTest("man is not installed")
+        p = subprocess.run(["man", "-l", self.man], capture_output=True, timeout=60,
+                           env=dict(os.environ, MANWIDTH="100", MAN_KEEP_FORMATTING="",
+                                    MANPAGER="cat", PAGER="cat"))
+        self.assertEqual(p.returncode, 0, p.stderr.decode())
+        page = re.sub(r".\x08", "", p.stdout.decode())
+        for section in ("NAME", "SYNOPSIS", "DESCRIPTION", "COMMANDS", "SIGNALS", "ENVIRONMENT",
+                        "FILES", "EXIT STATUS", "EXAMPLES"):
+            self.assertRegex(page, r"(?m)^%s$" % section)
+        usage = subprocess.run([harness.HERALD, "--help"], capture_output=True).stdout.decode()
+        commands = re.findall(r"(?m)^  herald (\w+)", usage)
+        self.assertGreaterEqual(len(commands), 12)
+        for cmd in commands:
+            self.assertRegex(page, r"(?m)^ {5}%s\b" % cmd, "command %s" % cmd)
+            helptext = subprocess.run([harness.HERALD, cmd, "--help"],
+                                      capture_output=True).stdout.decode()
+            for opt in set(re.findall(r"--[a-z-]+", helptext.splitlines()[0])):
+                self.assertIn(opt, page, "%s %s" % (cmd, opt))
+        for word in ("--db", "--config", "--version", "--help", "HERALD_DB", "HERALD_CONFIG",
+                     "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "JOURNAL_STREAM",
+                     "SIGTERM", "SIGINT", "SIGHUP", "SIGPIPE", "/etc/herald/herald.json",
+                     "/var/lib/herald/herald.db", "herald.service", "schema.sql"):
+            self.assertIn(word, page)
+        for code in ("0", "1", "64", "65", "66", "78"):
+            self.assertRegex(page, r"(?m)^ {5}%s {2,}\S" % code, "exit status %s" % code)
+
+
 if __name__ == "__main__":
     harness.main()
