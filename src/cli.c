@@ -100,6 +100,47 @@ cli_open_store(const struct cli_env *env)
 	return s;
 }
 
+struct store *
+cli_open_existing(const struct cli_env *env, int *rc)
+{
+	char *err = NULL;
+	int missing;
+	struct store *s = store_open_existing(env->db_path, &missing, &err);
+
+	if (!s) {
+		cli_error("%s%s", err ? err : "cannot open the database",
+		          missing ? " (set --db or $HERALD_DB)" : "");
+		free(err);
+		*rc = missing ? EXIT_NOINPUT : 1;
+	}
+	return s;
+}
+
+/*
+ * Removes a database file this process created and left without a campaign, with its WAL,
+ * shared-memory and journal files, so a failed import on a fresh path leaves nothing behind.
+ * A file another process has started using meanwhile (a campaign or a runner row) is kept.
+ */
+static void
+remove_fresh_db(const char *path)
+{
+	static const char *const suffixes[] = {"-wal", "-shm", "-journal"};
+	char *err = NULL, side[4096];
+	int missing;
+	size_t i;
+	struct store *s = store_open_existing(path, &missing, &err);
+	int blank = s && store_is_blank(s);
+
+	store_close(s);
+	free(err);
+	if (!blank)
+		return;
+	unlink(path);
+	for (i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++)
+		if (snprintf(side, sizeof side, "%s%s", path, suffixes[i]) < (int)sizeof side)
+			unlink(side);
+}
+
 struct config *
 cli_load_config(const struct cli_env *env, int *rc)
 {
@@ -154,7 +195,7 @@ cmd_import(const struct cli_env *env)
 	struct import_summary sum;
 	struct config *cfg;
 	struct store *s;
-	int rc;
+	int rc, fresh;
 
 	if ((rc = cli_parse(env, opts, vals, pos, 1, 1, "import FILE [--dry-run]")) != 0)
 		return rc;
@@ -162,10 +203,10 @@ cmd_import(const struct cli_env *env)
 	io.progress = isatty(STDERR_FILENO);
 	if (!(cfg = cli_load_config(env, &rc)))
 		return rc;
+	fresh = access(env->db_path, F_OK) != 0 && errno == ENOENT;
 	/* A dry run writes nothing, not even a new database file: it works on a scratch copy. */
-	s = cli_open_store(&(struct cli_env){
-		io.dry_run && access(env->db_path, F_OK) != 0 ? ":memory:" : env->db_path,
-		env->config_path, 0, NULL});
+	s = cli_open_store(&(struct cli_env){io.dry_run && fresh ? ":memory:" : env->db_path,
+	                                     env->config_path, 0, NULL});
 	if (!s) {
 		config_free(cfg);
 		return 1;
@@ -176,6 +217,9 @@ cmd_import(const struct cli_env *env)
 	else if (rc == EXIT_DATAERR)
 		cli_error("%s: invalid, nothing was written", pos[0]);
 	store_close(s);
+	/* The file was made to hold this import; with nothing written it must not stay. */
+	if (rc != 0 && fresh && !io.dry_run)
+		remove_fresh_db(env->db_path);
 	config_free(cfg);
 	return rc;
 }
@@ -199,6 +243,34 @@ find_campaign(struct store *s, const char *key, struct store_campaign *c)
 	return 0;
 }
 
+static int
+count_open(void *arg, const struct store_status *st)
+{
+	static const char *const open_states[] = {"pending", "sending", "retrying", "deferred"};
+	int64_t *n = arg;
+	size_t i;
+
+	for (i = 0; i < sizeof open_states / sizeof open_states[0]; i++)
+		*n += st->counts[store_state_index(open_states[i])];
+	return 0;
+}
+
+/* 1 if KEY has deliveries waiting or in flight, 0 if none (it is completed), -1 after printing
+   an error. */
+static int
+open_deliveries(struct store *s, const char *key)
+{
+	char *err = NULL;
+	int64_t n = 0;
+
+	if (store_status(s, key, count_open, &n, &err) < 0) {
+		cli_error("%s", err ? err : "status failed");
+		free(err);
+		return -1;
+	}
+	return n > 0;
+}
+
 /* pause, resume, cancel; pause and resume also take --channel NAME. */
 static int
 set_state(const struct cli_env *env, const char *state, const char *usage)
@@ -220,14 +292,26 @@ set_state(const struct cli_env *env, const char *state, const char *usage)
 		                                         : "missing argument", usage);
 		return EXIT_USAGE;
 	}
-	if (!(s = cli_open_store(env)))
-		return 1;
+	if (!(s = cli_open_existing(env, &rc)))
+		return rc;
 	if ((rc = find_campaign(s, pos[0], &c)) != 0)
 		goto out;
 	if (strcmp(c.state, "cancelled") == 0 && strcmp(state, "cancelled") != 0) {
 		cli_error("campaign \"%s\" is cancelled; it cannot be paused or resumed", c.key);
 		rc = EXIT_DATAERR;
 		goto out;
+	}
+	if (strcmp(state, "cancelled") == 0 && strcmp(c.state, "cancelled") != 0) {
+		if ((rc = open_deliveries(s, c.key)) < 0) {
+			rc = 1;
+			goto out;
+		}
+		if (rc == 0) {
+			cli_error("campaign \"%s\" is completed: nothing left to cancel", c.key);
+			rc = EXIT_DATAERR;
+			goto out;
+		}
+		rc = 0;
 	}
 	if ((n = store_campaign_set_state(s, c.id, state, &err)) < 0) {
 		cli_error("%s", err);
@@ -280,9 +364,14 @@ cmd_retry(const struct cli_env *env)
 		cli_error("--state must be failed, unknown or expired");
 		return EXIT_USAGE;
 	}
-	if (!(s = cli_open_store(env)))
-		return 1;
-	if ((rc = find_campaign(s, pos[0], &c)) == 0) {
+	if (!(s = cli_open_existing(env, &rc)))
+		return rc;
+	if ((rc = find_campaign(s, pos[0], &c)) == 0 && strcmp(c.state, "cancelled") == 0) {
+		/* Pending again in a cancelled campaign would never go out, and the operator would
+		   wait for it. */
+		cli_error("campaign \"%s\" is cancelled; its deliveries cannot be retried", c.key);
+		rc = EXIT_DATAERR;
+	} else if (rc == 0) {
 		if ((n = store_retry(s, c.id, state, clock_now_ms(), &err)) < 0) {
 			cli_error("%s", err);
 			rc = 1;
@@ -354,11 +443,19 @@ static const struct cmd_entry cmd_table[] = {
 	 "provider message id."},
 	{"attempts", cli_attempts, "attempts KEY [--recipient ID] [--json]",
 	 "The attempt log: when, how long, HTTP status, provider code and message, outcome."},
+	{"show", cli_show, "show KEY [--json]",
+	 "The campaign's stored definition: channel, time zone, anchor, expiry, steps with their\n"
+	 "messages, recipient count."},
+	{"export", cli_export, "export KEY [--state STATE] [--format csv|jsonl]",
+	 "Every delivery of the campaign to stdout, streamed: recipient, step, due_at, state,\n"
+	 "attempts, last_error, provider_message_id. CSV (the default) starts with a UTF-8 BOM."},
 	{"pause", cmd_pause, "pause KEY | pause --channel NAME",
 	 "Stop dispatching the campaign (or every campaign on channel NAME); everything is kept."},
 	{"resume", cmd_resume, "resume KEY | resume --channel NAME",
 	 "Continue a paused campaign, or a paused or suspended channel."},
-	{"cancel", cmd_cancel, "cancel KEY", "Cancel every delivery of the campaign not yet sent."},
+	{"cancel", cmd_cancel, "cancel KEY",
+	 "Cancel every delivery of the campaign not yet sent. A completed campaign (nothing left\n"
+	 "to send) is refused."},
 	{"retry", cmd_retry, "retry KEY [--state failed|unknown|expired]",
 	 "Put the campaign's deliveries in that state (default failed) back to pending."},
 	{"run", cmd_run, "run [--once] [--now TIME] [--log-format text|json] [--verbose]",

@@ -30,14 +30,23 @@ int cli_channels(const struct cli_env *env);
 /* pause|resume --channel NAME: pause 1 holds the channel, 0 releases it (and ends a
    suspension). */
 int cli_channel_hold(const struct cli_env *env, const char *name, int pause);
+int cli_show(const struct cli_env *env);
+int cli_export(const struct cli_env *env);
+struct store_status;
+/* A campaign's state for people: active, paused, cancelled, or completed when nothing is left
+   to send. */
+const char *cli_campaign_state(const struct store_status *st);
 
 /* Helpers the command files share. */
 struct store;
 struct config;
 /* Loads the channels file, printing the error and setting *rc (78); NULL on failure. */
 struct config *cli_load_config(const struct cli_env *env, int *rc);
-/* Opens the database, printing the error; NULL on failure. */
+/* Opens the database, creating it if needed, printing the error; NULL on failure. */
 struct store *cli_open_store(const struct cli_env *env);
+/* Opens an existing database for the commands that only read or change rows; never creates
+   one. NULL after printing the error, with *rc = 66 when the file is missing, else 1. */
+struct store *cli_open_existing(const struct cli_env *env, int *rc);
 /* Prints "herald: <msg>" to stderr. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Parses the command's options against a NULL-terminated list of flags ("--json") and

@@ -76,8 +76,9 @@ cli_channels(const struct cli_env *env)
 	if ((rc = cli_parse(env, opts, vals, NULL, 0, 0, "channels [--json]")) != 0)
 		goto out;
 	rc = 1;
-	if (!(cfg = cli_load_config(env, &rc)) || !(s = cli_open_store(env)))
+	if (!(cfg = cli_load_config(env, &rc)) || !(s = cli_open_existing(env, &rc)))
 		goto out;
+	rc = 1;
 	if (vals[0]) {
 		root = cJSON_CreateObject();
 		arr = cJSON_AddArrayToObject(root, "channels");
@@ -142,8 +143,9 @@ cli_channel_hold(const struct cli_env *env, const char *name, int pause)
 		rc = EXIT_DATAERR;
 		goto out;
 	}
-	if (!(s = cli_open_store(env)))
+	if (!(s = cli_open_existing(env, &rc)))
 		goto out;
+	rc = 1;
 	changed = store_channel_set(s, name, pause ? "paused" : "active",
 	                            pause ? "paused by an operator" : NULL, clock_now_ms(), &err);
 	if (changed < 0) {

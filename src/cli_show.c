@@ -2,6 +2,7 @@
  * cli_show: `status`, `deliveries` and `attempts`, as aligned tables for people or as the
  * JSON of SPEC §1 for scripts. Times print in the campaign's own time zone, with the offset.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,9 +97,8 @@ set_zone(struct show *sh, const char *name)
 	sh->zone = tz_load(name, NULL);
 }
 
-/* active, paused, cancelled, or completed when nothing is left to send. */
-static const char *
-campaign_state(const struct store_status *st)
+const char *
+cli_campaign_state(const struct store_status *st)
 {
 	static const char *const open_states[] = {"pending", "sending", "retrying", "deferred"};
 	size_t i;
@@ -127,7 +127,7 @@ status_row(void *arg, const struct store_status *st)
 		cJSON_AddStringToObject(o, "name", st->c.name);
 		cJSON_AddStringToObject(o, "channel", st->c.channel);
 		cJSON_AddStringToObject(o, "provider", st->c.provider);
-		cJSON_AddStringToObject(o, "state", campaign_state(st));
+		cJSON_AddStringToObject(o, "state", cli_campaign_state(st));
 		counts = cJSON_AddObjectToObject(o, "counts");
 		for (i = 0; i < STORE_N_STATES; i++)
 			cJSON_AddNumberToObject(counts, store_states[i], (double)st->counts[i]);
@@ -144,7 +144,7 @@ status_row(void *arg, const struct store_status *st)
 	cells[1] = st->c.name;
 	cells[2] = st->c.channel;
 	cells[3] = st->c.provider;
-	cells[4] = campaign_state(st);
+	cells[4] = cli_campaign_state(st);
 	for (i = 0; i < STORE_N_STATES; i++) {
 		snprintf(nums[i], sizeof nums[i], "%lld", (long long)st->counts[i]);
 		cells[5 + i] = nums[i];
@@ -175,8 +175,8 @@ cli_status(const struct cli_env *env)
 
 	if ((rc = cli_parse(env, opts, vals, pos, 0, 1, "status [KEY] [--json]")) != 0)
 		return rc;
-	if (!(s = cli_open_store(env)))
-		return 1;
+	if (!(s = cli_open_existing(env, &rc)))
+		return rc;
 	sh.json = vals[0] != NULL;
 	if (show_begin(&sh, "campaigns", 16, headers) != 0) {
 		store_close(s);
@@ -206,13 +206,13 @@ cli_status(const struct cli_env *env)
 static struct store *
 open_campaign(const struct cli_env *env, const char *key, struct store_campaign *c, int *rc)
 {
-	struct store *s = cli_open_store(env);
+	struct store *s = cli_open_existing(env, rc);
 	char *err = NULL;
 	int found;
 
-	*rc = 1;
 	if (!s)
 		return NULL;
+	*rc = 1;
 	if ((found = store_campaign_get(s, key, c, &err)) > 0) {
 		*rc = 0;
 		return s;
@@ -374,6 +374,247 @@ cli_attempts(const struct cli_env *env)
 		rc = 1;
 	}
 	show_end(&sh, rc == 0);
+	free(err);
+	store_close(s);
+	return rc;
+}
+
+/* ---- show ------------------------------------------------------------------------------ */
+
+/* "1d2h30m", "90s", "500ms": the duration units campaign definitions use. */
+static void
+fmt_duration(int64_t ms, char out[48])
+{
+	static const struct { const char *unit; int64_t ms; } units[] = {
+		{"d", 86400000}, {"h", 3600000}, {"m", 60000}, {"s", 1000}, {"ms", 1},
+	};
+	size_t i, n = 0;
+
+	out[0] = '\0';
+	for (i = 0; i < sizeof units / sizeof units[0] && n < 40; i++) {
+		if (ms < units[i].ms)
+			continue;
+		n += (size_t)snprintf(out + n, 48 - n, "%lld%s", (long long)(ms / units[i].ms),
+		                      units[i].unit);
+		ms %= units[i].ms;
+	}
+	if (!out[0])
+		snprintf(out, 48, "0s");
+}
+
+static int
+status_copy(void *arg, const struct store_status *st)
+{
+	memcpy(arg, st, sizeof *st);
+	return 0;
+}
+
+static int
+step_json(void *arg, const struct store_step_row *r)
+{
+	cJSON *steps = arg, *o = cJSON_CreateObject(), *msg = cJSON_Parse(r->message_json);
+
+	if (!o) {
+		cJSON_Delete(msg);
+		return -1;
+	}
+	cJSON_AddNumberToObject(o, "step", r->position);
+	cJSON_AddNumberToObject(o, "day", r->day);
+	cJSON_AddStringToObject(o, "time", r->time);
+	if (msg)
+		cJSON_AddItemToObject(o, "message", msg);
+	else
+		cJSON_AddStringToObject(o, "message", r->message_json);
+	cJSON_AddItemToArray(steps, o);
+	return 0;
+}
+
+static int
+step_text(void *arg, const struct store_step_row *r)
+{
+	(void)arg;
+	printf("  %d. day %d %s  %s\n", r->position, r->day, r->time, r->message_json);
+	return 0;
+}
+
+int
+cli_show(const struct cli_env *env)
+{
+	static const char *const opts[] = {"--json", NULL};
+	const char *vals[1] = {NULL}, *pos[1];
+	struct store_status st;
+	struct store_campaign c;
+	struct store *s;
+	char *err = NULL, expire[48];
+	int64_t recipients;
+	cJSON *root = NULL;
+	int rc;
+
+	if ((rc = cli_parse(env, opts, vals, pos, 1, 1, "show KEY [--json]")) != 0)
+		return rc;
+	if (!(s = open_campaign(env, pos[0], &c, &rc)))
+		return rc;
+	rc = 1;
+	memset(&st, 0, sizeof st);
+	if (store_status(s, c.key, status_copy, &st, &err) != 1 ||
+	    (recipients = store_recipient_count(s, c.id, &err)) < 0) {
+		cli_error("%s", err ? err : "show failed");
+		goto out;
+	}
+	fmt_duration(c.expire_after_ms, expire);
+	if (vals[0]) {
+		cJSON *steps;
+		char *text;
+
+		if (!(root = cJSON_CreateObject()))
+			goto out;
+		cJSON_AddStringToObject(root, "key", c.key);
+		cJSON_AddStringToObject(root, "name", c.name);
+		cJSON_AddStringToObject(root, "channel", c.channel);
+		cJSON_AddStringToObject(root, "provider", c.provider);
+		cJSON_AddStringToObject(root, "state", cli_campaign_state(&st));
+		cJSON_AddStringToObject(root, "timezone", c.timezone);
+		cJSON_AddStringToObject(root, "anchor", c.anchor);
+		add_str_or_null(root, "start_date", c.start_date);
+		cJSON_AddStringToObject(root, "expire_after", expire);
+		cJSON_AddNumberToObject(root, "recipients", (double)recipients);
+		if (!(steps = cJSON_AddArrayToObject(root, "steps")) ||
+		    store_steps(s, c.id, step_json, steps, &err) != 0) {
+			cli_error("%s", err ? err : "show failed");
+			goto out;
+		}
+		if (!(text = cJSON_Print(root)))
+			goto out;
+		printf("%s\n", text);
+		cJSON_free(text);
+	} else {
+		printf("key:          %s\nname:         %s\nstate:        %s\n"
+		       "channel:      %s (%s)\ntime zone:    %s\nanchor:       %s%s%s\n"
+		       "expire after: %s\nrecipients:   %lld\nsteps:\n",
+		       c.key, c.name, cli_campaign_state(&st), c.channel, c.provider, c.timezone,
+		       c.anchor, c.start_date[0] ? " " : "", c.start_date, expire,
+		       (long long)recipients);
+		if (store_steps(s, c.id, step_text, NULL, &err) != 0) {
+			cli_error("%s", err ? err : "show failed");
+			goto out;
+		}
+	}
+	rc = 0;
+out:
+	cJSON_Delete(root);
+	free(err);
+	store_close(s);
+	return rc;
+}
+
+/* ---- export ---------------------------------------------------------------------------- */
+
+struct export {
+	struct show sh;              /* for the zone and time formatting */
+	int csv;
+	FILE *out;
+};
+
+/* One RFC 4180 field: quoted (with quotes doubled) when it holds a separator, quote or line
+   break; NULL is an empty field. */
+static void
+csv_field(FILE *out, const char *v, int last)
+{
+	if (v && strpbrk(v, ",\"\r\n")) {
+		fputc('"', out);
+		for (; *v; v++) {
+			if (*v == '"')
+				fputc('"', out);
+			fputc(*v, out);
+		}
+		fputc('"', out);
+	} else if (v) {
+		fputs(v, out);
+	}
+	fputs(last ? "\r\n" : ",", out);
+}
+
+static int
+export_row(void *arg, const struct store_delivery_row *r)
+{
+	struct export *x = arg;
+	char due[40], num[16];
+
+	if (!x->csv) {
+		cJSON *o = cJSON_CreateObject();
+		char *line;
+
+		if (!o)
+			return -1;
+		cJSON_AddStringToObject(o, "recipient", r->recipient);
+		cJSON_AddNumberToObject(o, "step", r->step);
+		add_time(&x->sh, o, "due_at", r->due_at_ms);
+		cJSON_AddStringToObject(o, "state", r->state);
+		cJSON_AddNumberToObject(o, "attempts", r->attempts);
+		add_str_or_null(o, "last_error", r->last_error);
+		add_str_or_null(o, "provider_message_id", r->provider_message_id);
+		line = cJSON_PrintUnformatted(o);
+		cJSON_Delete(o);
+		if (!line)
+			return -1;
+		fprintf(x->out, "%s\n", line);
+		cJSON_free(line);
+	} else {
+		fmt_time(&x->sh, r->due_at_ms, due);
+		csv_field(x->out, r->recipient, 0);
+		snprintf(num, sizeof num, "%d", r->step);
+		csv_field(x->out, num, 0);
+		csv_field(x->out, due, 0);
+		csv_field(x->out, r->state, 0);
+		snprintf(num, sizeof num, "%d", r->attempts);
+		csv_field(x->out, num, 0);
+		csv_field(x->out, r->last_error, 0);
+		csv_field(x->out, r->provider_message_id, 1);
+	}
+	/* A closed pipe (export | head) ends the export instead of reading every row for nothing. */
+	return ferror(x->out) ? -1 : 0;
+}
+
+int
+cli_export(const struct cli_env *env)
+{
+	static const char *const opts[] = {"--state=", "--format=", NULL};
+	const char *vals[2] = {NULL}, *pos[1];
+	struct export x = {{0}, 1, stdout};
+	struct store_campaign c;
+	struct store *s;
+	char *err = NULL;
+	int rc;
+
+	if ((rc = cli_parse(env, opts, vals, pos, 1, 1,
+	                    "export KEY [--state STATE] [--format csv|jsonl]")) != 0)
+		return rc;
+	if (vals[0] && store_state_index(vals[0]) < 0) {
+		cli_error("--state: \"%s\" is not a delivery state (pending, sending, sent, retrying, "
+		          "deferred, failed, expired, cancelled, unknown)", vals[0]);
+		return EXIT_USAGE;
+	}
+	if (vals[1] && strcmp(vals[1], "csv") != 0 && strcmp(vals[1], "jsonl") != 0) {
+		cli_error("--format must be csv or jsonl");
+		return EXIT_USAGE;
+	}
+	x.csv = !vals[1] || strcmp(vals[1], "csv") == 0;
+	if (!(s = open_campaign(env, pos[0], &c, &rc)))
+		return rc;
+	set_zone(&x.sh, c.timezone);
+	/* The byte order mark is what makes spreadsheet programs read the file as UTF-8. */
+	if (x.csv)
+		fputs("\xEF\xBB\xBF" "recipient,step,due_at,state,attempts,last_error,"
+		      "provider_message_id\r\n", x.out);
+	if (store_deliveries(s, c.id, vals[0], 0, export_row, &x, &err) != 0 && !ferror(x.out)) {
+		cli_error("%s", err ? err : "export failed");
+		rc = 1;
+	}
+	if (fflush(x.out) != 0 || ferror(x.out)) {
+		cli_error("writing the export: %s", strerror(errno));
+		rc = 1;
+	}
+	tz_free(x.sh.zone);
 	free(err);
 	store_close(s);
 	return rc;

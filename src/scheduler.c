@@ -18,6 +18,7 @@
 #include "dispatch.h"
 #include "http.h"
 #include "log.h"
+#include "notify.h"
 #include "runner.h"
 #include "scheduler.h"
 #include "store.h"
@@ -299,6 +300,7 @@ loop(struct sched *sc)
 		mono = clock_mono_ms();
 		chores(sc, mono, &last_data, &last_reap);
 		summary(sc, &last_sum, mono, 0);
+		notify_watchdog();
 	}
 	summary(sc, &last_sum, clock_mono_ms(), 1);
 }
@@ -332,6 +334,7 @@ wait_signals(struct sched *sc, const sigset_t *set)
 			atomic_store(&sc->stop, 2);
 		} else {
 			log_info("signal %d: no new claims; finishing what is in flight", sig);
+			notify_stopping();
 			atomic_store(&sc->stop, 1);
 		}
 		http_wakeup(sc->h);
@@ -388,6 +391,7 @@ scheduler_run(struct config *cfg, const struct scheduler_opts *opts)
 		log_error("cannot start the scheduler thread");
 		sc.exit_code = 1;
 	} else {
+		notify_ready();
 		wait_signals(&sc, &set);
 		pthread_join(th, NULL);
 	}

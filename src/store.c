@@ -2,9 +2,11 @@
  * store: opening and migrating the database, the statement cache, campaigns and the write
  * side of import. Queries live in store_query.c; the scheduler's claims in store_sched.c.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "migrations.h"
 #include "store_int.h"
@@ -171,8 +173,9 @@ store_migrate(struct store *s, char **err)
 	return 0;
 }
 
-struct store *
-store_open(const char *path, char **err)
+/* Opens PATH with SQLite open flags `create` (0 or SQLITE_OPEN_CREATE), then migrates. */
+static struct store *
+store_open_flags(const char *path, int create, char **err)
 {
 	struct store *s = calloc(1, sizeof *s);
 
@@ -182,7 +185,7 @@ store_open(const char *path, char **err)
 	}
 	/* NOMUTEX: a handle belongs to one thread at a time, so SQLite's own locking is waste. */
 	if (sqlite3_open_v2(path, &s->db,
-	                    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+	                    SQLITE_OPEN_READWRITE | create | SQLITE_OPEN_NOMUTEX,
 	                    NULL) != SQLITE_OK) {
 		util_err(err, "%s: cannot open database: %s", path,
 		         s->db ? sqlite3_errmsg(s->db) : "out of memory");
@@ -204,6 +207,29 @@ store_open(const char *path, char **err)
 fail:
 	store_close(s);
 	return NULL;
+}
+
+struct store *
+store_open(const char *path, char **err)
+{
+	return store_open_flags(path, SQLITE_OPEN_CREATE, err);
+}
+
+struct store *
+store_open_existing(const char *path, int *missing, char **err)
+{
+	struct stat st;
+
+	*missing = 0;
+	/* SQLite would say only "unable to open database file"; the operator needs to know the
+	   file is not there, which is a different fix from a file that cannot be opened. */
+	if (stat(path, &st) != 0 && errno == ENOENT) {
+		*missing = 1;
+		util_err(err, "%s: no such database (herald import or herald migrate creates it)", path);
+		return NULL;
+	}
+	/* Without SQLITE_OPEN_CREATE: should the file vanish after the check, nothing is made. */
+	return store_open_flags(path, 0, err);
 }
 
 void

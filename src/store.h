@@ -25,6 +25,9 @@ int store_state_index(const char *state);
 
 /* Opens (creating if needed) and migrates PATH. NULL with *err on failure. */
 struct store *store_open(const char *path, char **err);
+/* Opens and migrates an existing PATH; never creates a file. NULL with *err on failure, and
+   *missing set to 1 when there is no file at PATH. */
+struct store *store_open_existing(const char *path, int *missing, char **err);
 void store_close(struct store *s);  /* NULL ok */
 /* The schema version (PRAGMA user_version) after migration. */
 int store_version(struct store *s);
@@ -142,6 +145,21 @@ struct store_attempt_row {
 /* The attempt log of a campaign (optionally one recipient), oldest first. */
 int store_attempts(struct store *s, int64_t campaign_id, const char *recipient,
                    int (*fn)(void *arg, const struct store_attempt_row *r), void *arg, char **err);
+
+struct store_step_row {
+	int position;                    /* 1-based */
+	int day;                         /* campaign day, 1 = the anchor date */
+	const char *time;                /* HH:mm local to the campaign's zone */
+	const char *message_json;        /* the message object as imported, unrendered */
+};
+/* The steps of a campaign in definition order. Row pointers are valid during the callback
+   only; fn returns 0 to go on. 0 / -1 with *err. */
+int store_steps(struct store *s, int64_t campaign_id,
+                int (*fn)(void *arg, const struct store_step_row *r), void *arg, char **err);
+/* How many recipients the campaign's current definition lists, or -1 with *err. */
+int64_t store_recipient_count(struct store *s, int64_t campaign_id, char **err);
+/* 1 if the database holds no campaign and no runner (a file nothing has used yet), else 0. */
+int store_is_blank(struct store *s);
 
 /* herald retry: deliveries of the campaign in `state` go back to pending now, with a fresh
    attempt budget and a fresh expiry. Returns how many, or -1. */

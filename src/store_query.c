@@ -201,3 +201,65 @@ store_retry(struct store *s, int64_t campaign_id, const char *state, int64_t now
 	sqlite3_finalize(q);
 	return store_commit(s, err) == 0 ? n : -1;
 }
+
+int
+store_steps(struct store *s, int64_t campaign_id,
+            int (*fn)(void *arg, const struct store_step_row *r), void *arg, char **err)
+{
+	const char *sql = "SELECT position, day, time, message FROM steps WHERE campaign_id = ?1 "
+	                  "ORDER BY position";
+	struct store_step_row r;
+	sqlite3_stmt *q;
+	int rc;
+
+	if (sqlite3_prepare_v2(s->db, sql, -1, &q, NULL) != SQLITE_OK)
+		return store_fail(s, err, "steps");
+	sqlite3_bind_int64(q, 1, campaign_id);
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		r.position = sqlite3_column_int(q, 0);
+		r.day = sqlite3_column_int(q, 1);
+		r.time = (const char *)sqlite3_column_text(q, 2);
+		r.message_json = (const char *)sqlite3_column_text(q, 3);
+		if (fn(arg, &r) != 0) {
+			rc = SQLITE_DONE;
+			break;
+		}
+	}
+	sqlite3_finalize(q);
+	return rc == SQLITE_DONE ? 0 : store_fail(s, err, "steps");
+}
+
+int64_t
+store_recipient_count(struct store *s, int64_t campaign_id, char **err)
+{
+	/* Recipients a re-import dropped stay as rows (their deliveries are history) but are no
+	   longer part of the definition. */
+	const char *sql = "SELECT count(*) FROM recipients WHERE campaign_id = ?1 AND active";
+	sqlite3_stmt *q;
+	int64_t n = -1;
+
+	if (sqlite3_prepare_v2(s->db, sql, -1, &q, NULL) != SQLITE_OK)
+		return store_fail(s, err, "recipients");
+	sqlite3_bind_int64(q, 1, campaign_id);
+	if (sqlite3_step(q) == SQLITE_ROW)
+		n = sqlite3_column_int64(q, 0);
+	else
+		store_fail(s, err, "recipients");
+	sqlite3_finalize(q);
+	return n;
+}
+
+int
+store_is_blank(struct store *s)
+{
+	const char *sql = "SELECT (SELECT count(*) FROM campaigns) + (SELECT count(*) FROM runners)";
+	sqlite3_stmt *q;
+	int blank = 0;
+
+	if (sqlite3_prepare_v2(s->db, sql, -1, &q, NULL) != SQLITE_OK)
+		return 0;
+	if (sqlite3_step(q) == SQLITE_ROW)
+		blank = sqlite3_column_int64(q, 0) == 0;
+	sqlite3_finalize(q);
+	return blank;
+}

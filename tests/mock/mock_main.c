@@ -188,15 +188,76 @@ static const struct option options[] = {
 	{ NULL, 0, NULL, 0 }
 };
 
+static const char synopsis[] =
+    "usage: herald-mock [--port N] [--port-file FILE] [--log FILE] [--threads N]\n"
+    "                   [--no-record] [--feihe-system NAME]\n"
+    "                   [--tim-sdkappid N --tim-identifier ID --tim-secret KEY]\n"
+    "                   [--tim-usersig SIG]\n"
+    "                   [--tanmarket-app-id ID --tanmarket-app-key KEY]\n"
+    "                   [--sainiu-sign-key KEY] [--apiusb-token TOKEN]\n";
+
+/* --help: the command line and the control API in full, as the comment at the top of this
+   file has them, for whoever scripts the mock without reading its source. */
+static const char help[] =
+    "\nA mock of Herald's five providers on 127.0.0.1, with no credentials: it speaks each\n"
+    "provider's wire format strictly, can be scripted to fail, and records every request.\n"
+    "Point a channel's base_url at it. Runs until SIGINT or SIGTERM, then exits 0.\n"
+    "\noptions:\n"
+    "  --port N            listen on 127.0.0.1:N (only loopback, ever); 0, the default,\n"
+    "                      picks a free port\n"
+    "  --port-file FILE    once listening, write the port and a newline to FILE atomically\n"
+    "                      (FILE.tmp, then rename): wait for FILE to know the port\n"
+    "  --log FILE          also append every provider request to FILE as one JSON line\n"
+    "  --threads N         polling threads, 1..64 (default 4)\n"
+    "  --no-record         keep no records in memory (GET /_mock/requests lists nothing);\n"
+    "                      counts, rules and state still work\n"
+    "  --feihe-system NAME required value of Feihe's system header (default NEW_MEMBER)\n"
+    "  --tim-sdkappid N    Tencent: the query's sdkappid must equal N\n"
+    "  --tim-identifier ID Tencent: the query's identifier must equal ID\n"
+    "  --tim-secret KEY    Tencent: verify usersig as TLSSigAPIv2 with this key\n"
+    "  --tim-usersig SIG   Tencent: usersig must equal SIG (ignored with a secret)\n"
+    "  --tanmarket-app-id ID\n"
+    "                      Tanmarket: appId must equal ID\n"
+    "  --tanmarket-app-key KEY\n"
+    "                      Tanmarket: the appKey header must equal KEY and the sign is\n"
+    "                      checked with KEY; without it, with the appKey header\n"
+    "  --sainiu-sign-key KEY\n"
+    "                      SaiNiu: require time and sign (HttpSign)\n"
+    "  --apiusb-token TOKEN\n"
+    "                      APIUSB: require access_token == TOKEN\n"
+    "  --help              print this and exit 0\n"
+    "\nSecrets may come from the environment instead (the command line wins):\n"
+    "  MOCK_TIM_SECRET, MOCK_TIM_USERSIG, MOCK_TANMARKET_APP_KEY, MOCK_SAINIU_SIGN_KEY,\n"
+    "  MOCK_APIUSB_TOKEN. Nothing secret is ever printed.\n"
+    "\nprovider endpoints (matched by path suffix, any prefix):\n"
+    "  feihe         POST .../wisdom-api/weixin/v1/sendCustomerMessage\n"
+    "  tencent_desk  POST .../v4/desk_http_svc/send_msg?sdkappid=&identifier=&usersig=\n"
+    "                &random=&contenttype=json\n"
+    "  apiusb        POST .../api/platform (Platform.ChatMessage.BulkSend)\n"
+    "  sainiu        POST .../SaiNiuApi/Api (post=SendCustomerServiceUserGroup&data=...)\n"
+    "  tanmarket     POST .../api/v3/groupSop/addGroupCorporate\n"
+    "\ncontrol API (under /_mock/, never recorded):\n"
+    "  POST /_mock/rules     add one rule object or an array (all or none)\n"
+    "  GET  /_mock/rules     the rules, with how many times each was used\n"
+    "  POST /_mock/reset     clear rules, records, counts, provider state, clock offset\n"
+    "  GET  /_mock/requests[?provider=NAME]   every request received, in order\n"
+    "  GET  /_mock/stats     counts per provider and verdict\n"
+    "  GET  /_mock/health    200 \"ok\"\n"
+    "  GET|POST /_mock/clock {\"offset_ms\":N} shifts the clock the time checks use\n"
+    "\nrules: {\"provider\": NAME or \"*\", \"match\": KEY or \"*\", \"times\": N (default 1;\n"
+    "  0: every time), \"status\": HTTP status, \"body\": raw answer, \"code\": provider\n"
+    "  error code, \"message\": its text, \"delay_ms\": 0..600000, \"drop\": true (close with\n"
+    "  no answer), \"omit\": true (apiusb: leave the member out of data.item)}\n"
+    "  The first rule whose provider and match fit and that has times left applies.\n"
+    "  KEY is Feihe's openId, Tencent's SessionId or ToAccount, an APIUSB member uuid,\n"
+    "  SaiNiu's userNick or Tanmarket's first chatId.\n"
+    "\nexit status: 0 after SIGINT/SIGTERM or --help; 64 bad command line; 1 cannot listen\n"
+    "or write a file.\n";
+
 static void
 usage(FILE *f)
 {
-	fputs("usage: herald-mock [--port N] [--port-file FILE] [--log FILE] [--threads N]\n"
-	    "                   [--no-record] [--feihe-system NAME]\n"
-	    "                   [--tim-sdkappid N --tim-identifier ID --tim-secret KEY]\n"
-	    "                   [--tim-usersig SIG]\n"
-	    "                   [--tanmarket-app-id ID --tanmarket-app-key KEY]\n"
-	    "                   [--sainiu-sign-key KEY] [--apiusb-token TOKEN]\n", f);
+	fputs(synopsis, f);
 }
 
 /* An environment value, or NULL when unset or empty. */
@@ -290,7 +351,8 @@ parse_args(int argc, char **argv, struct mock_config *cfg, uint16_t *port,
 			cfg->apiusb_token = optarg;
 			break;
 		case OPT_HELP:
-			usage(stdout);
+			fputs(synopsis, stdout);
+			fputs(help, stdout);
 			exit(0);
 		default:
 			usage(stderr);
