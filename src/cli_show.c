@@ -111,6 +111,18 @@ cli_campaign_state(const struct store_status *st)
 	return "completed";
 }
 
+/* The latest error, or what the campaign waits on: a channel held by an operator or
+   suspended by a fault outranks any single delivery's error (SPEC 5.11). */
+static const char *
+held_error(const struct store_status *st, char *buf, size_t size)
+{
+	if (strcmp(st->channel_state, "active") == 0 || strcmp(st->c.state, "active") != 0)
+		return st->last_error;
+	snprintf(buf, size, "waiting: channel %s %s%s%s", st->c.channel, st->channel_state,
+	         st->channel_reason[0] ? ": " : "", st->channel_reason);
+	return buf;
+}
+
 static int
 status_row(void *arg, const struct store_status *st)
 {
@@ -132,10 +144,7 @@ status_row(void *arg, const struct store_status *st)
 		for (i = 0; i < STORE_N_STATES; i++)
 			cJSON_AddNumberToObject(counts, store_states[i], (double)st->counts[i]);
 		add_time(sh, o, "next_due_at", st->next_due_at_ms);
-		add_str_or_null(o, "last_error", st->last_error);
-		/* What its deliveries wait on when the channel is held (SPEC 5.11). */
-		cJSON_AddStringToObject(o, "channel_state", st->channel_state);
-		add_str_or_null(o, "channel_reason", st->channel_reason);
+		add_str_or_null(o, "last_error", held_error(st, held, sizeof held));
 		cJSON_AddItemToArray(sh->array, o);
 		return 0;
 	}
@@ -150,12 +159,9 @@ status_row(void *arg, const struct store_status *st)
 		cells[5 + i] = nums[i];
 	}
 	cells[5 + STORE_N_STATES] = next;
-	cells[6 + STORE_N_STATES] = st->last_error[0] ? st->last_error : NULL;
-	if (strcmp(st->channel_state, "active") != 0) {
-		snprintf(held, sizeof held, "waiting: channel %s %s%s%s", st->c.channel,
-		         st->channel_state, st->channel_reason[0] ? ": " : "", st->channel_reason);
-		cells[6 + STORE_N_STATES] = held;
-	}
+	cells[6 + STORE_N_STATES] = held_error(st, held, sizeof held);
+	if (!cells[6 + STORE_N_STATES][0])
+		cells[6 + STORE_N_STATES] = NULL;
 	return table_add(sh->table, cells);
 }
 
