@@ -411,6 +411,25 @@ claim_capacity(const struct store_claim_cb *cb, const struct store_campaign *c, 
 	return cb->probe(cb->arg, c);
 }
 
+/* A probe is one request: the first job's batch, or jobs that belong to no batch. */
+static void
+probe_one_request(struct store_job *jobs, size_t first, size_t *n)
+{
+	size_t i, kept = first + 1;
+
+	for (i = first + 1; i < *n; i++) {
+		if (jobs[i].batch_id != jobs[first].batch_id) {
+			jobs_clear(jobs, i, i + 1);
+			continue;
+		}
+		if (kept != i)
+			jobs[kept] = jobs[i];
+		kept++;
+	}
+	if (*n > first)
+		*n = kept;
+}
+
 /* A probe was claimed: the next one waits the interval, which doubles. */
 static int
 claim_probed(struct store *s, struct held *h, int64_t now_ms)
@@ -468,8 +487,11 @@ store_claim(struct store *s, int64_t runner_id, int64_t now_ms, const struct sto
 		if (cap <= 0)
 			continue;
 		/* Read first, write after: updating rows a SELECT is walking is undefined in SQLite. */
-		if (claim_select(s, &camps[i], now_ms, cap, jobs, n_jobs, &alloc) != 0 ||
-		    claim_mark(s, runner_id, cb, *jobs, first, n_jobs, now_ms) != 0)
+		if (claim_select(s, &camps[i], now_ms, cap, jobs, n_jobs, &alloc) != 0)
+			goto fail;
+		if (probe)
+			probe_one_request(*jobs, first, n_jobs);
+		if (claim_mark(s, runner_id, cb, *jobs, first, n_jobs, now_ms) != 0)
 			goto fail;
 		if (probe && *n_jobs > first && claim_probed(s, h, now_ms) != 0)
 			goto fail;
