@@ -58,6 +58,8 @@ items_reset(struct provider_item *it, size_t n)
 		it[i].message_text = it[i].message_id = NULL;
 		it[i].code[0] = '\0';
 		it[i].outcome = PROVIDER_DEFERRED;
+		/* judge writes 0 or 1 here on every item; -1 shows one it skipped. */
+		it[i].channel_fault = -1;
 	}
 }
 
@@ -453,10 +455,11 @@ count(const struct provider_item *it, size_t n, enum provider_outcome o)
 	return c;
 }
 
-/* Every item has outcome o, code, a text containing text_has (NULL: no text) and no id. */
+/* Every item has outcome o, code, a text containing text_has (NULL: not checked), no id,
+   and channel_fault exactly fault (1: the channel is suspended, SPEC 5.11). */
 static void
-all_are(const struct provider_item *it, size_t n, enum provider_outcome o, const char *code,
-        const char *text_has)
+all_are_fault(const struct provider_item *it, size_t n, enum provider_outcome o, const char *code,
+              const char *text_has, int fault)
 {
 	size_t i;
 
@@ -467,7 +470,16 @@ all_are(const struct provider_item *it, size_t n, enum provider_outcome o, const
 		if (text_has)
 			T_CHECK(it[i].message_text && strstr(it[i].message_text, text_has));
 		T_CHECK(it[i].message_id == NULL);
+		T_EQ_INT(it[i].channel_fault, fault);
 	}
+}
+
+/* The same, for a verdict that is the message's or the request's, never the channel's. */
+static void
+all_are(const struct provider_item *it, size_t n, enum provider_outcome o, const char *code,
+        const char *text_has)
+{
+	all_are_fault(it, n, o, code, text_has, 0);
 }
 
 static void
@@ -581,31 +593,93 @@ test_judge_single_object(void)
 	cJSON_Delete(ch.keys);
 }
 
+/*
+ * An accepted call with no data.item at all (the seed's own sample answer) is sent to every
+ * member, with no message id (SPEC 5.4); a data.item that is there but names nobody leaves
+ * every member unlisted.
+ */
 static void
 test_judge_item_missing(void)
 {
-	static const char *const bodies[] = {
+	static const char *const absent[] = {
 		"{\"ret\":200,\"data\":{},\"msg\":\"\"}",
 		"{\"ret\":200,\"data\":{\"id\":\"2\"},\"msg\":\"\"}", /* the document's own example */
 		"{\"ret\":200,\"data\":null,\"msg\":\"\"}",
 		"{\"ret\":200,\"data\":[],\"msg\":\"\"}",
 		"{\"ret\":200}",
-		"{\"ret\":200,\"data\":{\"item\":\"u1\"}}",
-		"{\"ret\":200,\"data\":{\"item\":[]}}",
 		"{\"ret\":200,\"data\":{\"item\":null}}",
-		"{\"ret\":200,\"data\":{\"item\":{}}}",
 		"{\"ret\":200,\"data\":{\"Item\":[{\"other_uuid\":\"u1\",\"chat_message_id\":\"m\"}]}}",
 	};
+	static const char *const empty[] = {
+		"{\"ret\":200,\"data\":{\"item\":\"u1\"}}",
+		"{\"ret\":200,\"data\":{\"item\":[]}}",
+		"{\"ret\":200,\"data\":{\"item\":{}}}",
+	};
+	const char *with_msg = "{\"ret\":200,\"data\":{\"id\":\"2\"},\"msg\":\"queued\"}";
 	struct channel ch = chan("{}");
 	char *ids[] = {"u1", "u2", "u3"};
 	struct provider_item *it = items_new(ids, 3, NULL);
 	size_t i;
 
-	for (i = 0; i < sizeof bodies / sizeof bodies[0]; i++) {
-		judge(&ch, 200, bodies[i], strlen(bodies[i]), it, 3);
+	for (i = 0; i < sizeof absent / sizeof absent[0]; i++) {
+		judge(&ch, 200, absent[i], strlen(absent[i]), it, 3);
+		all_are(it, 3, PROVIDER_SENT, "200", "no data.item");
+		if (t_current_failed) {
+			fprintf(stderr, "  body: %s\n", absent[i]);
+			break;
+		}
+	}
+	judge(&ch, 200, with_msg, strlen(with_msg), it, 3);
+	all_are(it, 3, PROVIDER_SENT, "200", NULL);
+	for (i = 0; i < 3; i++)
+		T_EQ_STR(it[i].message_text, "queued");
+	for (i = 0; i < sizeof empty / sizeof empty[0]; i++) {
+		judge(&ch, 200, empty[i], strlen(empty[i]), it, 3);
 		all_are(it, 3, PROVIDER_PERMANENT, "", NOT_LISTED);
+		if (t_current_failed) {
+			fprintf(stderr, "  body: %s\n", empty[i]);
+			break;
+		}
 	}
 	items_free(it, 3);
+	cJSON_Delete(ch.keys);
+}
+
+/* data.item as an object of results keyed by uuid: each member found under its own key. */
+static void
+test_judge_item_by_uuid(void)
+{
+	struct channel ch = chan("{}");
+	char *ids[] = {"u1", "u2", "u3", "u4", "u5"};
+	struct provider_item *it = items_new(ids, 5, NULL);
+	const char *body =
+	    "{\"ret\":200,\"msg\":\"\",\"data\":{\"item\":{"
+	    "\"u2\":{\"chat_message_id\":\"m-2\"},"
+	    "\"u1\":{\"chat_message_id\":\"m-1\"},"
+	    "\"u3\":{\"chat_message_id\":\"\"},"
+	    "\"stranger\":{\"chat_message_id\":\"q\"},"
+	    "\"k5\":{\"other_uuid\":\"u5\",\"chat_message_id\":\"m-5\"}}}}";
+	size_t i;
+
+	judge(&ch, 200, body, strlen(body), it, 5);
+	T_EQ_INT(it[0].outcome, PROVIDER_SENT);
+	T_EQ_STR(it[0].message_id, "m-1");
+	T_EQ_STR(it[0].code, "200");
+	T_EQ_INT(it[1].outcome, PROVIDER_SENT);
+	T_EQ_STR(it[1].message_id, "m-2");
+	/* Listed without an id, or not listed: not sent. */
+	T_EQ_INT(it[2].outcome, PROVIDER_PERMANENT);
+	T_EQ_STR(it[2].message_text, NOT_LISTED);
+	T_CHECK(it[2].message_id == NULL);
+	T_EQ_INT(it[3].outcome, PROVIDER_PERMANENT);
+	T_EQ_STR(it[3].message_text, NOT_LISTED);
+	T_CHECK(it[3].message_id == NULL);
+	/* An other_uuid inside a keyed result names the member. */
+	T_EQ_INT(it[4].outcome, PROVIDER_SENT);
+	T_EQ_STR(it[4].message_id, "m-5");
+	for (i = 0; i < 5; i++)
+		T_EQ_INT(it[i].channel_fault, 0);
+	items_free(it, 5);
 	cJSON_Delete(ch.keys);
 }
 
@@ -618,36 +692,48 @@ test_judge_ret_codes(void)
 		enum provider_outcome outcome;
 		const char *code;
 		const char *text_has;
+		int fault;
 	} cases[] = {
-		{200, "{\"ret\":400,\"data\":{},\"msg\":\"bad param\"}", PROVIDER_PERMANENT, "400", "bad param"},
-		{200, "{\"ret\":401,\"data\":{},\"msg\":\"\"}", PROVIDER_PERMANENT, "401", "rejected"},
+		{200, "{\"ret\":400,\"data\":{},\"msg\":\"bad param\"}", PROVIDER_PERMANENT, "400", "bad param",
+		 0},
+		{200, "{\"ret\":401,\"data\":{},\"msg\":\"\"}", PROVIDER_PERMANENT, "401", "rejected", 0},
 		{200, "{\"ret\":404,\"data\":{},\"msg\":\"no such service\"}", PROVIDER_PERMANENT, "404",
-		 "no such"},
+		 "no such", 0},
+		/* 406, 407, 408: the token or the account, so the channel is suspended (SPEC 5.11). */
 		{200, "{\"ret\":406,\"data\":{},\"msg\":\"access_token check failed\"}", PROVIDER_PERMANENT,
-		 "406", "access_token"},
-		{200, "{\"ret\":406}", PROVIDER_PERMANENT, "406", "access_token rejected"},
-		{200, "{\"ret\":407,\"data\":{},\"msg\":\"app_key\"}", PROVIDER_PERMANENT, "407", "app_key"},
-		{200, "{\"ret\":408,\"data\":{},\"msg\":\"user banned\"}", PROVIDER_PERMANENT, "408", "banned"},
-		{200, "{\"ret\":429,\"data\":{}}", PROVIDER_PERMANENT, "429", NULL},
-		{200, "{\"ret\":500,\"data\":{},\"msg\":\"oops\"}", PROVIDER_TRANSIENT, "500", "oops"},
-		{200, "{\"ret\":503}", PROVIDER_TRANSIENT, "503", "server error"},
+		 "406", "access_token", 1},
+		{200, "{\"ret\":406}", PROVIDER_PERMANENT, "406", "access_token rejected", 1},
+		{200, "{\"ret\":407,\"data\":{},\"msg\":\"app_key\"}", PROVIDER_PERMANENT, "407", "app_key", 1},
+		{200, "{\"ret\":407}", PROVIDER_PERMANENT, "407", "account refused", 1},
+		{200, "{\"ret\":408,\"data\":{},\"msg\":\"user banned\"}", PROVIDER_PERMANENT, "408", "banned",
+		 1},
+		{200, "{\"ret\":405,\"data\":{},\"msg\":\"no\"}", PROVIDER_PERMANENT, "405", "rejected", 0},
+		{200, "{\"ret\":409,\"data\":{},\"msg\":\"no\"}", PROVIDER_PERMANENT, "409", "rejected", 0},
+		{200, "{\"ret\":429,\"data\":{}}", PROVIDER_PERMANENT, "429", NULL, 0},
+		/* A PhalApi server error may come after the server acted: ambiguous (SPEC 5.10). */
+		{200, "{\"ret\":500,\"data\":{},\"msg\":\"oops\"}", PROVIDER_AMBIGUOUS, "500", "oops", 0},
+		{200, "{\"ret\":502}", PROVIDER_AMBIGUOUS, "502", "server error", 0},
+		{200, "{\"ret\":503}", PROVIDER_AMBIGUOUS, "503", "server error", 0},
+		{200, "{\"ret\":599,\"msg\":\"x\"}", PROVIDER_AMBIGUOUS, "599", "x", 0},
 		{200, "{\"ret\":0,\"data\":{\"item\":[{\"other_uuid\":\"u1\",\"chat_message_id\":\"m\"}]}}",
-		 PROVIDER_PERMANENT, "0", NULL},
-		{200, "{\"ret\":302}", PROVIDER_PERMANENT, "302", NULL},
-		{200, "{\"ret\":600}", PROVIDER_PERMANENT, "600", NULL},
-		{400, "{\"ret\":400,\"msg\":\"bad\"}", PROVIDER_PERMANENT, "400", "bad"},
-		{500, "{\"ret\":500,\"msg\":\"down\"}", PROVIDER_TRANSIENT, "500", "down"},
-		/* ret 200 behind an HTTP error is never "sent". */
+		 PROVIDER_PERMANENT, "0", NULL, 0},
+		{200, "{\"ret\":302}", PROVIDER_PERMANENT, "302", NULL, 0},
+		{200, "{\"ret\":600}", PROVIDER_PERMANENT, "600", NULL, 0},
+		{400, "{\"ret\":400,\"msg\":\"bad\"}", PROVIDER_PERMANENT, "400", "bad", 0},
+		{500, "{\"ret\":500,\"msg\":\"down\"}", PROVIDER_AMBIGUOUS, "500", "down", 0},
+		/* ret 200 behind an HTTP error is never "sent": the HTTP status decides. */
 		{502, "{\"ret\":200,\"data\":{\"item\":[{\"other_uuid\":\"u1\",\"chat_message_id\":\"m\"}]}}",
-		 PROVIDER_TRANSIENT, "", "HTTP 502"},
+		 PROVIDER_AMBIGUOUS, "", "HTTP 502", 0},
 		{404, "{\"ret\":200,\"data\":{\"item\":[{\"other_uuid\":\"u1\",\"chat_message_id\":\"m\"}]}}",
-		 PROVIDER_PERMANENT, "", "HTTP 404"},
-		/* ret must be a JSON integer. */
+		 PROVIDER_PERMANENT, "", "HTTP 404", 0},
+		{429, "{\"ret\":200}", PROVIDER_TRANSIENT, "", "HTTP 429", 0},
+		/* ret must be a JSON integer: anything else is an unreadable answer. */
 		{200, "{\"ret\":\"200\",\"data\":{\"item\":[{\"other_uuid\":\"u1\",\"chat_message_id\":\"m\"}]}}",
-		 PROVIDER_PERMANENT, "", "malformed answer"},
-		{200, "{\"ret\":200.5}", PROVIDER_PERMANENT, "", "malformed answer"},
+		 PROVIDER_AMBIGUOUS, "", "unreadable answer", 0},
+		{200, "{\"ret\":200.5}", PROVIDER_AMBIGUOUS, "", "unreadable answer", 0},
 		{200, "{\"data\":{\"item\":[{\"other_uuid\":\"u1\",\"chat_message_id\":\"m\"}]}}",
-		 PROVIDER_PERMANENT, "", "malformed answer"},
+		 PROVIDER_AMBIGUOUS, "", "unreadable answer", 0},
+		{200, "{\"ret\":\"406\"}", PROVIDER_AMBIGUOUS, "", "unreadable answer", 0},
 	};
 	struct channel ch = chan("{}");
 	char *ids[] = {"u1", "u2"};
@@ -656,7 +742,7 @@ test_judge_ret_codes(void)
 
 	for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		judge(&ch, cases[i].http, cases[i].body, strlen(cases[i].body), it, 2);
-		all_are(it, 2, cases[i].outcome, cases[i].code, cases[i].text_has);
+		all_are_fault(it, 2, cases[i].outcome, cases[i].code, cases[i].text_has, cases[i].fault);
 		if (t_current_failed) {
 			fprintf(stderr, "  case %zu: %s\n", i, cases[i].body);
 			break;
@@ -679,7 +765,53 @@ test_judge_never_echoes_token(void)
 	T_EQ_STR(it[0].code, "406");
 	T_CHECK(it[0].message_text && strstr(it[0].message_text, "access_token"));
 	T_CHECK(it[0].message_text && !strstr(it[0].message_text, "sekret"));
+	T_EQ_INT(it[0].channel_fault, 1);
 	items_free(it, 1);
+	cJSON_Delete(ch.keys);
+}
+
+/*
+ * provider_judge_http's table (SPEC 5.10): 429, 503 and 408 say nothing was done (transient);
+ * 500, 502, 504 and other 5xx may have done it (ambiguous); other non-2xx are permanent. It
+ * decides whatever the body says, and marks no channel fault.
+ */
+static void
+test_judge_http(void)
+{
+	static const struct {
+		long http;
+		enum provider_outcome outcome;
+	} cases[] = {
+		{429, PROVIDER_TRANSIENT}, {503, PROVIDER_TRANSIENT}, {408, PROVIDER_TRANSIENT},
+		{500, PROVIDER_AMBIGUOUS}, {502, PROVIDER_AMBIGUOUS}, {504, PROVIDER_AMBIGUOUS},
+		{501, PROVIDER_AMBIGUOUS}, {599, PROVIDER_AMBIGUOUS},
+		{400, PROVIDER_PERMANENT}, {401, PROVIDER_PERMANENT}, {404, PROVIDER_PERMANENT},
+		{301, PROVIDER_PERMANENT},
+	};
+	static const char *const bodies[] = {
+		"{\"ret\":200,\"data\":{\"item\":[{\"other_uuid\":\"u1\",\"chat_message_id\":\"m\"}]}}",
+		"{\"ret\":200}",
+		"<html>gateway</html>",
+		"",
+	};
+	struct channel ch = chan("{}");
+	char *ids[] = {"u1", "u2"}, text[32];
+	struct provider_item *it = items_new(ids, 2, NULL);
+	size_t i, j;
+
+	for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		snprintf(text, sizeof text, "HTTP %ld", cases[i].http);
+		for (j = 0; j < sizeof bodies / sizeof bodies[0]; j++) {
+			judge(&ch, cases[i].http, bodies[j], strlen(bodies[j]), it, 2);
+			all_are(it, 2, cases[i].outcome, "", text);
+			T_EQ_STR(it[0].message_text, text);
+		}
+		if (t_current_failed) {
+			fprintf(stderr, "  HTTP %ld\n", cases[i].http);
+			break;
+		}
+	}
+	items_free(it, 2);
 	cJSON_Delete(ch.keys);
 }
 
@@ -700,32 +832,35 @@ test_judge_garbage(void)
 	struct provider_item *it = items_new(ids, 2, NULL);
 	size_t i, len;
 
+	/* An answer that cannot be read may stand for an accepted BulkSend: ambiguous. */
 	for (i = 0; i < sizeof small / sizeof small[0]; i++) {
 		judge(&ch, 200, small[i], strlen(small[i]), it, 2);
-		all_are(it, 2, PROVIDER_PERMANENT, "", "malformed answer");
+		all_are(it, 2, PROVIDER_AMBIGUOUS, "", "unreadable answer");
 		judge(&ch, 503, small[i], strlen(small[i]), it, 2);
-		all_are(it, 2, PROVIDER_TRANSIENT, NULL, NULL);
+		all_are(it, 2, PROVIDER_TRANSIENT, "", "HTTP 503");
+		judge(&ch, 502, small[i], strlen(small[i]), it, 2);
+		all_are(it, 2, PROVIDER_AMBIGUOUS, "", "HTTP 502");
 		judge(&ch, 404, small[i], strlen(small[i]), it, 2);
-		all_are(it, 2, PROVIDER_PERMANENT, NULL, NULL);
+		all_are(it, 2, PROVIDER_PERMANENT, "", "HTTP 404");
 	}
 	judge(&ch, 200, NULL, 0, it, 2);
-	all_are(it, 2, PROVIDER_PERMANENT, "", "malformed answer");
+	all_are(it, 2, PROVIDER_AMBIGUOUS, "", "unreadable answer");
 	judge(&ch, 200, nul_body, sizeof nul_body - 1, it, 2);
-	all_are(it, 2, PROVIDER_PERMANENT, "", "malformed answer");
+	all_are(it, 2, PROVIDER_AMBIGUOUS, "", "unreadable answer");
 
 	/* A 1 MB JSON string, 1 MB of bytes, 1 MB of nesting. */
 	big[0] = '"';
 	memset(big + 1, 'a', BIG);
 	big[BIG + 1] = '"';
 	judge(&ch, 200, big, BIG + 2, it, 2);
-	all_are(it, 2, PROVIDER_PERMANENT, "", "malformed answer");
+	all_are(it, 2, PROVIDER_AMBIGUOUS, "", "unreadable answer");
 	judge(&ch, 500, big, BIG + 2, it, 2);
-	all_are(it, 2, PROVIDER_TRANSIENT, NULL, NULL);
+	all_are(it, 2, PROVIDER_AMBIGUOUS, "", "HTTP 500");
 	judge(&ch, 200, big + 1, BIG, it, 2);
-	all_are(it, 2, PROVIDER_PERMANENT, "", "malformed answer");
+	all_are(it, 2, PROVIDER_AMBIGUOUS, "", "unreadable answer");
 	memset(big, '[', BIG);
 	judge(&ch, 200, big, BIG, it, 2);
-	all_are(it, 2, PROVIDER_PERMANENT, "", "malformed answer");
+	all_are(it, 2, PROVIDER_AMBIGUOUS, "", "unreadable answer");
 	free(big);
 
 	/* A valid answer with a 1 MB msg: judged, and the text kept short. */
@@ -764,8 +899,10 @@ main(void)
 	T_RUN(test_judge_duplicates_unknown);
 	T_RUN(test_judge_single_object);
 	T_RUN(test_judge_item_missing);
+	T_RUN(test_judge_item_by_uuid);
 	T_RUN(test_judge_ret_codes);
 	T_RUN(test_judge_never_echoes_token);
+	T_RUN(test_judge_http);
 	T_RUN(test_judge_garbage);
 	return t_report();
 }

@@ -250,7 +250,11 @@ test_build_refuses(void)
 	cJSON_Delete(ch.keys);
 }
 
-/* Judges body (len bytes) at HTTP status; checks outcome, code and text (NULL = none). */
+/*
+ * Judges body (len bytes) at HTTP status; checks outcome, code and text (NULL = none). No
+ * Feihe verdict is a channel fault: its token errors count among failed requests instead
+ * (SPEC 5.11), so channel_fault, set beforehand, must come back 0.
+ */
 static void
 judge_len(long status, const char *body, size_t len, enum provider_outcome outcome,
           const char *code, const char *text, int64_t defer_until_ms)
@@ -260,9 +264,11 @@ judge_len(long status, const char *body, size_t len, enum provider_outcome outco
 
 	memset(&item, 0, sizeof item);
 	item.recipient_id = OPEN_ID;
+	item.channel_fault = 1;
 	ops->judge(NULL, &ch, status, body, len, &item, 1, NOW_MS);
 	T_EQ_INT(item.outcome, outcome);
 	T_EQ_STR(item.code, code);
+	T_EQ_INT(item.channel_fault, 0);
 	if (text == NULL)
 		T_CHECK(item.message_text == NULL);
 	else
@@ -372,20 +378,30 @@ test_judge_midnight(void)
 	cJSON_Delete(ch.keys);
 }
 
+/*
+ * The wrapper's own codes are undocumented: a non-200 outer code is retried (providers.md),
+ * except 500..599, after which WeChat may already have the message (ambiguous, SPEC 5.10).
+ */
 static void
 test_judge_outer_code(void)
 {
-	judge(200, "{\"code\":500,\"msg\":\"系统异常\",\"data\":null}", PROVIDER_TRANSIENT, "500",
+	judge(200, "{\"code\":500,\"msg\":\"系统异常\",\"data\":null}", PROVIDER_AMBIGUOUS, "500",
 	      "系统异常");
-	judge(200, "{\"code\":503,\"msg\":\"busy\"}", PROVIDER_TRANSIENT, "503", "busy");
-	judge(200, "{\"code\":401,\"msg\":\"未授权\"}", PROVIDER_PERMANENT, "401", "未授权");
-	judge(200, "{\"code\":400,\"msg\":\"参数错误\",\"data\":{\"errcode\":0}}", PROVIDER_PERMANENT,
+	judge(200, "{\"code\":502,\"msg\":\"bad gateway\"}", PROVIDER_AMBIGUOUS, "502", "bad gateway");
+	judge(200, "{\"code\":503,\"msg\":\"busy\"}", PROVIDER_AMBIGUOUS, "503", "busy");
+	judge(200, "{\"code\":504}", PROVIDER_AMBIGUOUS, "504", NULL);
+	judge(200, "{\"code\":599,\"msg\":\"x\"}", PROVIDER_AMBIGUOUS, "599", "x");
+	judge(200, "{\"code\":401,\"msg\":\"未授权\"}", PROVIDER_TRANSIENT, "401", "未授权");
+	judge(200, "{\"code\":400,\"msg\":\"参数错误\",\"data\":{\"errcode\":0}}", PROVIDER_TRANSIENT,
 	      "400", "参数错误");
-	judge(200, "{\"code\":0,\"data\":{\"errcode\":0}}", PROVIDER_PERMANENT, "0", NULL);
-	judge(200, "{\"code\":-1}", PROVIDER_PERMANENT, "-1", NULL);
+	judge(200, "{\"code\":499,\"msg\":\"x\"}", PROVIDER_TRANSIENT, "499", "x");
+	judge(200, "{\"code\":600,\"msg\":\"x\"}", PROVIDER_TRANSIENT, "600", "x");
+	judge(200, "{\"code\":0,\"data\":{\"errcode\":0}}", PROVIDER_TRANSIENT, "0", NULL);
+	judge(200, "{\"code\":-1}", PROVIDER_TRANSIENT, "-1", NULL);
 }
 
-/* Codes given as digit strings are read as numbers; every other shape is malformed. */
+/* Codes given as digit strings are read as numbers; every other shape is unreadable, and
+   an unreadable answer may stand for a message WeChat accepted: ambiguous (SPEC 5.10). */
 static void
 test_judge_types(void)
 {
@@ -394,33 +410,33 @@ test_judge_types(void)
 	judge(200, "{\"code\":200,\"data\":{\"errcode\":\"40003\",\"errmsg\":\"bad\"}}",
 	      PROVIDER_PERMANENT, "40003", "bad");
 	judge(200, "{\"code\":200.0,\"data\":{\"errcode\":0.0}}", PROVIDER_SENT, "0", NULL);
-	judge(200, "{\"code\":\"500\",\"msg\":\"x\"}", PROVIDER_TRANSIENT, "500", "x");
+	judge(200, "{\"code\":\"500\",\"msg\":\"x\"}", PROVIDER_AMBIGUOUS, "500", "x");
 
-	judge(200, "{\"code\":200,\"data\":{\"errcode\":\"0 \"}}", PROVIDER_TRANSIENT, "",
-	      "malformed answer: no integer \"data.errcode\"");
-	judge(200, "{\"code\":200,\"data\":{\"errcode\":\"ok\"}}", PROVIDER_TRANSIENT, "",
-	      "malformed answer: no integer \"data.errcode\"");
-	judge(200, "{\"code\":200,\"data\":{\"errcode\":0.5}}", PROVIDER_TRANSIENT, "",
-	      "malformed answer: no integer \"data.errcode\"");
-	judge(200, "{\"code\":200,\"data\":{\"errcode\":false}}", PROVIDER_TRANSIENT, "",
-	      "malformed answer: no integer \"data.errcode\"");
-	judge(200, "{\"code\":200,\"data\":{\"errcode\":null}}", PROVIDER_TRANSIENT, "",
-	      "malformed answer: no integer \"data.errcode\"");
-	judge(200, "{\"code\":200,\"data\":{\"errcode\":1e300}}", PROVIDER_TRANSIENT, "",
-	      "malformed answer: no integer \"data.errcode\"");
-	judge(200, "{\"code\":200,\"msg\":\"ok\"}", PROVIDER_TRANSIENT, "",
-	      "malformed answer: no integer \"data.errcode\"");
-	judge(200, "{\"code\":200,\"data\":[{\"errcode\":0}]}", PROVIDER_TRANSIENT, "",
-	      "malformed answer: no integer \"data.errcode\"");
-	judge(200, "{\"code\":200,\"data\":\"{\\\"errcode\\\":0}\"}", PROVIDER_TRANSIENT, "",
-	      "malformed answer: no integer \"data.errcode\"");
-	judge(200, "{\"code\":true,\"data\":{\"errcode\":0}}", PROVIDER_TRANSIENT, "",
-	      "malformed answer: no integer \"code\"");
-	judge(200, "{\"data\":{\"errcode\":0}}", PROVIDER_TRANSIENT, "",
-	      "malformed answer: no integer \"code\"");
+	judge(200, "{\"code\":200,\"data\":{\"errcode\":\"0 \"}}", PROVIDER_AMBIGUOUS, "",
+	      "unreadable answer: no integer \"data.errcode\"");
+	judge(200, "{\"code\":200,\"data\":{\"errcode\":\"ok\"}}", PROVIDER_AMBIGUOUS, "",
+	      "unreadable answer: no integer \"data.errcode\"");
+	judge(200, "{\"code\":200,\"data\":{\"errcode\":0.5}}", PROVIDER_AMBIGUOUS, "",
+	      "unreadable answer: no integer \"data.errcode\"");
+	judge(200, "{\"code\":200,\"data\":{\"errcode\":false}}", PROVIDER_AMBIGUOUS, "",
+	      "unreadable answer: no integer \"data.errcode\"");
+	judge(200, "{\"code\":200,\"data\":{\"errcode\":null}}", PROVIDER_AMBIGUOUS, "",
+	      "unreadable answer: no integer \"data.errcode\"");
+	judge(200, "{\"code\":200,\"data\":{\"errcode\":1e300}}", PROVIDER_AMBIGUOUS, "",
+	      "unreadable answer: no integer \"data.errcode\"");
+	judge(200, "{\"code\":200,\"msg\":\"ok\"}", PROVIDER_AMBIGUOUS, "",
+	      "unreadable answer: no integer \"data.errcode\"");
+	judge(200, "{\"code\":200,\"data\":[{\"errcode\":0}]}", PROVIDER_AMBIGUOUS, "",
+	      "unreadable answer: no integer \"data.errcode\"");
+	judge(200, "{\"code\":200,\"data\":\"{\\\"errcode\\\":0}\"}", PROVIDER_AMBIGUOUS, "",
+	      "unreadable answer: no integer \"data.errcode\"");
+	judge(200, "{\"code\":true,\"data\":{\"errcode\":0}}", PROVIDER_AMBIGUOUS, "",
+	      "unreadable answer: no integer \"code\"");
+	judge(200, "{\"data\":{\"errcode\":0}}", PROVIDER_AMBIGUOUS, "",
+	      "unreadable answer: no integer \"code\"");
 	/* Keys are case-sensitive. */
-	judge(200, "{\"Code\":200,\"data\":{\"ErrCode\":0}}", PROVIDER_TRANSIENT, "",
-	      "malformed answer: no integer \"code\"");
+	judge(200, "{\"Code\":200,\"data\":{\"ErrCode\":0}}", PROVIDER_AMBIGUOUS, "",
+	      "unreadable answer: no integer \"code\"");
 }
 
 static void
@@ -436,27 +452,27 @@ test_judge_garbage(void)
 	size_t i, n = 1 << 20;
 
 	for (i = 0; i < sizeof bodies / sizeof bodies[0]; i++)
-		judge(200, bodies[i], PROVIDER_TRANSIENT, "", "malformed answer: not a JSON object");
-	judge_len(200, NULL, 0, PROVIDER_TRANSIENT, "", "malformed answer: not a JSON object", 0);
+		judge(200, bodies[i], PROVIDER_AMBIGUOUS, "", "unreadable answer: not a JSON object");
+	judge_len(200, NULL, 0, PROVIDER_AMBIGUOUS, "", "unreadable answer: not a JSON object", 0);
 
 	/* Only body_len bytes count: a success followed by bytes outside it is still a success. */
 	judge_len(200, "{\"code\":200,\"data\":{\"errcode\":0}}GARBAGE", strlen(whole),
 	          PROVIDER_SENT, "0", NULL, 0);
 	/* A NUL byte inside the answer is not whitespace. */
 	judge_len(200, "{\"code\":200,\"data\":{\"errcode\":0}}\0x", strlen(whole) + 2,
-	          PROVIDER_TRANSIENT, "", "malformed answer: not a JSON object", 0);
+	          PROVIDER_AMBIGUOUS, "", "unreadable answer: not a JSON object", 0);
 	/* A success cut short is not one. */
-	judge_len(200, whole, strlen(whole) - 1, PROVIDER_TRANSIENT, "",
-	          "malformed answer: not a JSON object", 0);
+	judge_len(200, whole, strlen(whole) - 1, PROVIDER_AMBIGUOUS, "",
+	          "unreadable answer: not a JSON object", 0);
 
 	/* A megabyte of garbage, and a megabyte-long JSON string. */
 	big = malloc(n + 3);
 	memset(big, 'a', n + 2);
 	big[n + 2] = '\0';
-	judge(200, big, PROVIDER_TRANSIENT, "", "malformed answer: not a JSON object");
+	judge(200, big, PROVIDER_AMBIGUOUS, "", "unreadable answer: not a JSON object");
 	big[0] = '"';
 	big[n + 1] = '"';
-	judge(200, big, PROVIDER_TRANSIENT, "", "malformed answer: not a JSON object");
+	judge(200, big, PROVIDER_AMBIGUOUS, "", "unreadable answer: not a JSON object");
 	free(big);
 }
 
@@ -494,13 +510,20 @@ test_judge_http(void)
 {
 	const char *ok = "{\"code\":200,\"data\":{\"errcode\":0}}";
 
-	/* The HTTP status wins over any body. */
-	judge(500, ok, PROVIDER_TRANSIENT, "", "HTTP 500");
-	judge(502, "<html>bad gateway</html>", PROVIDER_TRANSIENT, "", "HTTP 502");
+	/* The HTTP status wins over any body (SPEC 5.10): 429, 503 and 408 say nothing was done;
+	   500, 502, 504 and other 5xx may have done it; other non-2xx are permanent. */
 	judge(429, ok, PROVIDER_TRANSIENT, "", "HTTP 429");
+	judge(503, ok, PROVIDER_TRANSIENT, "", "HTTP 503");
+	judge(408, ok, PROVIDER_TRANSIENT, "", "HTTP 408");
+	judge(500, ok, PROVIDER_AMBIGUOUS, "", "HTTP 500");
+	judge(502, "<html>bad gateway</html>", PROVIDER_AMBIGUOUS, "", "HTTP 502");
+	judge(504, "", PROVIDER_AMBIGUOUS, "", "HTTP 504");
+	judge(501, ok, PROVIDER_AMBIGUOUS, "", "HTTP 501");
+	judge(400, ok, PROVIDER_PERMANENT, "", "HTTP 400");
 	judge(404, ok, PROVIDER_PERMANENT, "", "HTTP 404");
 	judge(301, "", PROVIDER_PERMANENT, "", "HTTP 301");
-	judge(204, "", PROVIDER_TRANSIENT, "", "malformed answer: not a JSON object");
+	/* A 2xx is the body's to judge: an empty one is unreadable. */
+	judge(204, "", PROVIDER_AMBIGUOUS, "", "unreadable answer: not a JSON object");
 }
 
 /* One verdict is written to every item handed over. */

@@ -473,9 +473,12 @@ judge_len(long status, const char *body, size_t len, enum provider_outcome outco
 	struct provider_item item;
 
 	memset(&item, 0, sizeof item);
+	/* SaiNiu has no channel fault among its verdicts: judge must clear this. */
+	item.channel_fault = 1;
 	ops->judge(NULL, &ch, status, body, len, &item, 1, NOW_MS);
 	T_EQ_INT(item.outcome, outcome);
 	T_EQ_STR(item.code, code);
+	T_EQ_INT(item.channel_fault, 0);
 	if (text)
 		T_EQ_STR(item.message_text, text);
 	else
@@ -501,8 +504,8 @@ judge(long status, const char *body, enum provider_outcome outcome, const char *
 static void
 test_judge(void)
 {
-	const char *obj = "malformed answer: not a JSON object";
-	const char *nocode = "malformed answer: no integer \"code\"";
+	const char *obj = "unreadable answer: not a JSON object";
+	const char *nocode = "unreadable answer: no integer \"code\"";
 
 	judge(200, "{\"code\":200,\"msg\":\"调用成功\",\"data\":\"sched-1\",\"passkey\":\"1731682536947\"}",
 	      PROVIDER_SENT, "200", "调用成功", "sched-1");
@@ -525,24 +528,32 @@ test_judge(void)
 	judge(200, "{\"code\":500,\"msg\":\"x\"}", PROVIDER_PERMANENT, "500", "x", NULL);
 	judge(200, "{\"code\":0}", PROVIDER_PERMANENT, "0", NULL, NULL);
 	judge(200, "{\"code\":-1,\"msg\":\"失败\"}", PROVIDER_PERMANENT, "-1", "失败", NULL);
-	/* Shapes: the code must be an integer (or a digit string). */
-	judge(200, "{\"code\":\"ok\"}", PROVIDER_TRANSIENT, "", nocode, NULL);
-	judge(200, "{\"code\":200.5}", PROVIDER_TRANSIENT, "", nocode, NULL);
-	judge(200, "{\"code\":null,\"msg\":\"调用成功\"}", PROVIDER_TRANSIENT, "", nocode, NULL);
-	judge(200, "{\"code\":true}", PROVIDER_TRANSIENT, "", nocode, NULL);
-	judge(200, "{\"msg\":\"调用成功\"}", PROVIDER_TRANSIENT, "", nocode, NULL);
-	judge(200, "{\"code\":\" 200\"}", PROVIDER_TRANSIENT, "", nocode, NULL);
-	judge(200, "", PROVIDER_TRANSIENT, "", obj, NULL);
-	judge(200, "null", PROVIDER_TRANSIENT, "", obj, NULL);
-	judge(200, "[]", PROVIDER_TRANSIENT, "", obj, NULL);
-	judge(200, "{", PROVIDER_TRANSIENT, "", obj, NULL);
-	judge(200, "<html>", PROVIDER_TRANSIENT, "", obj, NULL);
-	judge(200, "{\"code\":200}{\"code\":200}", PROVIDER_TRANSIENT, "", obj, NULL);
-	judge_len(200, NULL, 0, PROVIDER_TRANSIENT, "", obj, NULL);
-	judge_len(200, "{\"code\":200}", 11, PROVIDER_TRANSIENT, "", obj, NULL);
-	/* The HTTP status first. */
-	judge(500, "{\"code\":200}", PROVIDER_TRANSIENT, "", "HTTP 500", NULL);
+	/* Shapes: the code must be an integer (or a digit string). Anything else is unreadable,
+	   and an unreadable answer may stand for an accepted notice: ambiguous (SPEC 5.10). */
+	judge(200, "{\"code\":\"ok\"}", PROVIDER_AMBIGUOUS, "", nocode, NULL);
+	judge(200, "{\"code\":200.5}", PROVIDER_AMBIGUOUS, "", nocode, NULL);
+	judge(200, "{\"code\":null,\"msg\":\"调用成功\"}", PROVIDER_AMBIGUOUS, "", nocode, NULL);
+	judge(200, "{\"code\":true}", PROVIDER_AMBIGUOUS, "", nocode, NULL);
+	judge(200, "{\"msg\":\"调用成功\"}", PROVIDER_AMBIGUOUS, "", nocode, NULL);
+	judge(200, "{\"code\":\" 200\"}", PROVIDER_AMBIGUOUS, "", nocode, NULL);
+	judge(200, "", PROVIDER_AMBIGUOUS, "", obj, NULL);
+	judge(200, "null", PROVIDER_AMBIGUOUS, "", obj, NULL);
+	judge(200, "[]", PROVIDER_AMBIGUOUS, "", obj, NULL);
+	judge(200, "{", PROVIDER_AMBIGUOUS, "", obj, NULL);
+	judge(200, "<html>", PROVIDER_AMBIGUOUS, "", obj, NULL);
+	judge(200, "{\"code\":200}{\"code\":200}", PROVIDER_AMBIGUOUS, "", obj, NULL);
+	judge_len(200, NULL, 0, PROVIDER_AMBIGUOUS, "", obj, NULL);
+	judge_len(200, "{\"code\":200}", 11, PROVIDER_AMBIGUOUS, "", obj, NULL);
+	/* The HTTP status first (SPEC 5.10): 429, 503 and 408 say nothing was done; 500, 502,
+	   504 and other 5xx may have done it; other non-2xx are permanent. */
 	judge(429, "{\"code\":200}", PROVIDER_TRANSIENT, "", "HTTP 429", NULL);
+	judge(503, "{\"code\":200}", PROVIDER_TRANSIENT, "", "HTTP 503", NULL);
+	judge(408, "", PROVIDER_TRANSIENT, "", "HTTP 408", NULL);
+	judge(500, "{\"code\":200}", PROVIDER_AMBIGUOUS, "", "HTTP 500", NULL);
+	judge(502, "<html>", PROVIDER_AMBIGUOUS, "", "HTTP 502", NULL);
+	judge(504, "", PROVIDER_AMBIGUOUS, "", "HTTP 504", NULL);
+	judge(501, "{\"code\":501}", PROVIDER_AMBIGUOUS, "", "HTTP 501", NULL);
+	judge(400, "{\"code\":200}", PROVIDER_PERMANENT, "", "HTTP 400", NULL);
 	judge(404, "{\"code\":200}", PROVIDER_PERMANENT, "", "HTTP 404", NULL);
 }
 
@@ -556,7 +567,7 @@ test_judge_huge(void)
 
 	memset(big, '{', n);
 	big[n] = '\0';
-	judge(200, big, PROVIDER_TRANSIENT, "", "malformed answer: not a JSON object", NULL);
+	judge(200, big, PROVIDER_AMBIGUOUS, "", "unreadable answer: not a JSON object", NULL);
 	/* A megabyte-long data is no message id, and a megabyte-long msg is cut. */
 	strcpy(big, "{\"code\":200,\"data\":\"");
 	memset(big + 20, 'd', n - 20);

@@ -17,6 +17,7 @@
 #define HOUR_MS 3600000LL
 #define DAY_MS (24 * HOUR_MS)
 #define BIG (1024 * 1024)
+#define UNREADABLE "unreadable answer"
 
 /* Step contents exactly as a campaign file would hold them (compact, so bytes can be compared). */
 #define CONTENTS_1 "[{\"type\":1,\"content\":\"#客户昵称#，早上好\"},{\"type\":99,\"mcId\":" \
@@ -52,6 +53,8 @@ items_reset(struct provider_item *it, size_t n)
 		it[i].code[0] = '\0';
 		/* A value judge never writes here, so a forgotten item shows up. */
 		it[i].outcome = PROVIDER_DEFERRED;
+		/* judge writes 0 or 1 here on every item; -1 shows one it skipped. */
+		it[i].channel_fault = -1;
 	}
 }
 
@@ -436,6 +439,7 @@ struct verdict_case {
 	const char *code;      /* NULL: not checked */
 	const char *text_has;  /* NULL: not checked */
 	const char *id;        /* NULL: no message id */
+	int fault;             /* channel_fault wanted on every item (SPEC 5.11) */
 };
 
 static void
@@ -460,6 +464,7 @@ check_verdicts(const struct verdict_case *c, size_t n_cases)
 				T_EQ_STR(f.it[j].message_id, c[i].id);
 			else
 				T_CHECK(f.it[j].message_id == NULL);
+			T_EQ_INT(f.it[j].channel_fault, c[i].fault);
 		}
 		if (t_current_failed) {
 			fprintf(stderr, "  case %zu: HTTP %ld %.200s\n", i, c[i].http, c[i].body);
@@ -474,33 +479,66 @@ static void
 test_judge_codes(void)
 {
 	static const struct verdict_case cases[] = {
-		{200, "{}", PROVIDER_SENT, "", NULL, NULL},
-		{200, " {}\r\n", PROVIDER_SENT, "", NULL, NULL},
-		{200, "{\"code\":0}", PROVIDER_SENT, "0", NULL, NULL},
+		{200, "{}", PROVIDER_SENT, "", NULL, NULL, 0},
+		{200, " {}\r\n", PROVIDER_SENT, "", NULL, NULL, 0},
+		{200, "{\"code\":0}", PROVIDER_SENT, "0", NULL, NULL, 0},
 		{200, "{\"code\":0,\"msg\":\"ok\",\"data\":{\"sopId\":\"S-1\",\"id\":\"other\"}}",
-		 PROVIDER_SENT, "0", "ok", "S-1"},
-		{200, "{\"code\":0,\"data\":{\"id\":123456789012}}", PROVIDER_SENT, "0", NULL, "123456789012"},
-		{200, "{\"code\":0,\"data\":{\"sopId\":\"\",\"id\":\"I-2\"}}", PROVIDER_SENT, "0", NULL, "I-2"},
-		{200, "{\"code\":0,\"data\":\"S-9\"}", PROVIDER_SENT, "0", NULL, NULL},
-		{200, "{\"code\":\"0\"}", PROVIDER_SENT, "0", NULL, NULL},
+		 PROVIDER_SENT, "0", "ok", "S-1", 0},
+		{200, "{\"code\":0,\"data\":{\"id\":123456789012}}", PROVIDER_SENT, "0", NULL, "123456789012",
+		 0},
+		{200, "{\"code\":0,\"data\":{\"sopId\":\"\",\"id\":\"I-2\"}}", PROVIDER_SENT, "0", NULL, "I-2", 0},
+		{200, "{\"code\":0,\"data\":\"S-9\"}", PROVIDER_SENT, "0", NULL, NULL, 0},
+		{200, "{\"code\":\"0\"}", PROVIDER_SENT, "0", NULL, NULL, 0},
+		/* No code: success only without a sign of failure (SPEC 5.4). */
+		{200, "{\"success\":true,\"data\":{\"sopId\":\"S-3\"}}", PROVIDER_SENT, "", NULL, "S-3", 0},
+		{200, "{\"success\":false}", PROVIDER_PERMANENT, "", "success: false", NULL, 0},
+		{200, "{\"success\":false,\"msg\":\"群不存在\",\"data\":{\"sopId\":\"S-4\"}}", PROVIDER_PERMANENT,
+		 "", "群不存在", NULL, 0},
+		{200, "{\"success\":false,\"message\":\"no such group\"}", PROVIDER_PERMANENT, "",
+		 "no such group", NULL, 0},
+		{200, "{\"error\":\"Bad Request\"}", PROVIDER_PERMANENT, "", "success: false", NULL, 0},
+		{200, "{\"error\":\"Bad Request\",\"message\":\"groupInfos required\"}", PROVIDER_PERMANENT, "",
+		 "groupInfos required", NULL, 0},
+		{500, "{\"success\":false}", PROVIDER_AMBIGUOUS, "", "HTTP 500", NULL, 0},
+		{429, "{\"error\":\"Too Many Requests\"}", PROVIDER_TRANSIENT, "", "HTTP 429", NULL, 0},
+		{400, "{\"success\":false}", PROVIDER_PERMANENT, "", "HTTP 400", NULL, 0},
+		/* A code decides over success: code 0 is success. */
+		{200, "{\"code\":0,\"success\":false}", PROVIDER_SENT, "0", NULL, NULL, 0},
 		{200, "{\"code\":1003,\"msg\":\"请求时间与服务器时间相差过大\"}", PROVIDER_TRANSIENT, "1003",
-		 "相差过大", NULL},
-		{200, "{\"code\":1003}", PROVIDER_TRANSIENT, "1003", "clock", NULL},
-		{400, "{\"code\":1003}", PROVIDER_TRANSIENT, "1003", NULL, NULL},
-		{200, "{\"code\":1002,\"msg\":\"签名校验未通过\"}", PROVIDER_PERMANENT, "1002", "签名", NULL},
-		{200, "{\"code\":1002}", PROVIDER_PERMANENT, "1002", "app_key", NULL},
+		 "相差过大", NULL, 0},
+		{200, "{\"code\":1003}", PROVIDER_TRANSIENT, "1003", "clock", NULL, 0},
+		{400, "{\"code\":1003}", PROVIDER_TRANSIENT, "1003", NULL, NULL, 0},
+		/* A refused sign is the channel's credentials: the channel is suspended (SPEC 5.11). */
+		{200, "{\"code\":1002,\"msg\":\"签名校验未通过\"}", PROVIDER_PERMANENT, "1002", "签名", NULL, 1},
+		{200, "{\"code\":1002}", PROVIDER_PERMANENT, "1002", "app_key", NULL, 1},
 		{200, "{\"code\":1002,\"msg\":\"bad key secret-app-key\"}", PROVIDER_PERMANENT, "1002",
-		 "sign rejected", NULL},
-		{200, "{\"code\":40417,\"msg\":\"请求参数验证失败\"}", PROVIDER_PERMANENT, "40417", "参数", NULL},
-		{200, "{\"code\":-1}", PROVIDER_PERMANENT, "-1", NULL, NULL},
-		{200, "{\"code\":\"500\",\"msg\":\"x\"}", PROVIDER_PERMANENT, "500", "x", NULL},
-		{200, "{\"code\":1,\"data\":{\"sopId\":\"S-1\"}}", PROVIDER_PERMANENT, "1", NULL, NULL},
-		{500, "{}", PROVIDER_TRANSIENT, NULL, "HTTP 500", NULL},
-		{503, "{\"code\":0,\"data\":{\"sopId\":\"S-1\"}}", PROVIDER_TRANSIENT, NULL, NULL, NULL},
-		{502, "{\"code\":1002}", PROVIDER_TRANSIENT, "1002", NULL, NULL},
-		{404, "{}", PROVIDER_PERMANENT, NULL, "HTTP 404", NULL},
-		{429, "{}", PROVIDER_TRANSIENT, NULL, NULL, NULL},
-		{201, "{}", PROVIDER_PERMANENT, NULL, "HTTP 201", NULL},
+		 "sign rejected", NULL, 1},
+		{401, "{\"code\":1002}", PROVIDER_PERMANENT, "1002", NULL, NULL, 1},
+		/* Other codes are the SOP's, not the channel's. */
+		{200, "{\"code\":40417,\"msg\":\"请求参数验证失败\"}", PROVIDER_PERMANENT, "40417", "参数", NULL,
+		 0},
+		{200, "{\"code\":40001,\"msg\":\"x\"}", PROVIDER_PERMANENT, "40001", "x", NULL, 0},
+		{200, "{\"code\":1001}", PROVIDER_PERMANENT, "1001", NULL, NULL, 0},
+		{200, "{\"code\":-1}", PROVIDER_PERMANENT, "-1", NULL, NULL, 0},
+		{200, "{\"code\":\"500\",\"msg\":\"x\"}", PROVIDER_PERMANENT, "500", "x", NULL, 0},
+		{200, "{\"code\":1,\"data\":{\"sopId\":\"S-1\"}}", PROVIDER_PERMANENT, "1", NULL, NULL, 0},
+		/* The HTTP status, where the body carries no refusal (SPEC 5.10). */
+		{500, "{}", PROVIDER_AMBIGUOUS, "", "HTTP 500", NULL, 0},
+		{502, "{}", PROVIDER_AMBIGUOUS, "", "HTTP 502", NULL, 0},
+		{504, "{\"code\":0}", PROVIDER_AMBIGUOUS, "", "HTTP 504", NULL, 0},
+		{503, "{\"code\":0,\"data\":{\"sopId\":\"S-1\"}}", PROVIDER_TRANSIENT, "", "HTTP 503", NULL, 0},
+		{429, "{}", PROVIDER_TRANSIENT, "", "HTTP 429", NULL, 0},
+		{408, "{}", PROVIDER_TRANSIENT, "", "HTTP 408", NULL, 0},
+		{400, "{}", PROVIDER_PERMANENT, "", "HTTP 400", NULL, 0},
+		{404, "{}", PROVIDER_PERMANENT, "", "HTTP 404", NULL, 0},
+		{201, "{}", PROVIDER_PERMANENT, "", "HTTP 201", NULL, 0},
+		/* A refusal with a status that says nothing was done: try again (SPEC 5.10). */
+		{429, "{\"code\":40001,\"msg\":\"slow down\"}", PROVIDER_TRANSIENT, "40001", "slow down", NULL,
+		 0},
+		{503, "{\"code\":40417}", PROVIDER_TRANSIENT, "40417", NULL, NULL, 0},
+		/* Other 5xx no longer force a retry: the refusal in the body decides. */
+		{502, "{\"code\":1002}", PROVIDER_PERMANENT, "1002", NULL, NULL, 1},
+		{500, "{\"code\":40417,\"msg\":\"x\"}", PROVIDER_PERMANENT, "40417", "x", NULL, 0},
 	};
 
 	check_verdicts(cases, sizeof cases / sizeof cases[0]);
@@ -518,10 +556,11 @@ test_judge_garbage(void)
 	char *big = malloc(BIG + 3);
 	size_t i;
 
+	/* The SOP may exist behind an answer that cannot be read: ambiguous (SPEC 5.10). */
 	for (i = 0; i < sizeof bodies / sizeof bodies[0]; i++) {
-		struct verdict_case a = {200, bodies[i], PROVIDER_PERMANENT, "", "malformed answer", NULL};
-		struct verdict_case b = {500, bodies[i], PROVIDER_TRANSIENT, NULL, NULL, NULL};
-		struct verdict_case d = {404, bodies[i], PROVIDER_PERMANENT, NULL, NULL, NULL};
+		struct verdict_case a = {200, bodies[i], PROVIDER_AMBIGUOUS, "", UNREADABLE, NULL, 0};
+		struct verdict_case b = {500, bodies[i], PROVIDER_AMBIGUOUS, "", "HTTP 500", NULL, 0};
+		struct verdict_case d = {404, bodies[i], PROVIDER_PERMANENT, "", "HTTP 404", NULL, 0};
 
 		c[0] = a;
 		c[1] = b;
@@ -533,9 +572,9 @@ test_judge_garbage(void)
 	memset(big + 1, 'a', BIG);
 	big[BIG + 1] = '"';
 	big[BIG + 2] = '\0';
-	c[0] = (struct verdict_case){200, big, PROVIDER_PERMANENT, "", "malformed answer", NULL};
-	c[1] = (struct verdict_case){200, big + 1, PROVIDER_PERMANENT, "", "malformed answer", NULL};
-	c[2] = (struct verdict_case){503, big, PROVIDER_TRANSIENT, NULL, NULL, NULL};
+	c[0] = (struct verdict_case){200, big, PROVIDER_AMBIGUOUS, "", UNREADABLE, NULL, 0};
+	c[1] = (struct verdict_case){200, big + 1, PROVIDER_AMBIGUOUS, "", UNREADABLE, NULL, 0};
+	c[2] = (struct verdict_case){503, big, PROVIDER_TRANSIENT, "", "HTTP 503", NULL, 0};
 	big[BIG + 1] = '\0';
 	check_verdicts(&c[1], 1);
 	big[BIG + 1] = '"';
@@ -549,7 +588,7 @@ test_judge_garbage(void)
 	memcpy(big, "{\"code\":1002,\"msg\":\"", 20);
 	memset(big + 20, 'x', BIG - 20);
 	memcpy(big + BIG - 2, "\"}", 3);
-	c[0] = (struct verdict_case){200, big, PROVIDER_PERMANENT, "1002", "xxx", NULL};
+	c[0] = (struct verdict_case){200, big, PROVIDER_PERMANENT, "1002", "xxx", NULL, 1};
 	check_verdicts(c, 1);
 	{
 		struct channel ch = chan("{}");
@@ -563,8 +602,10 @@ test_judge_garbage(void)
 		T_EQ_STR(it.code, "1002");
 		T_CHECK(it.message_text && strlen(it.message_text) < 4096);
 		judge(&ch, 200, NULL, 0, &it, 1);
-		T_EQ_INT(it.outcome, PROVIDER_PERMANENT);
-		T_EQ_STR(it.message_text, "malformed answer");
+		T_EQ_INT(it.outcome, PROVIDER_AMBIGUOUS);
+		T_EQ_STR(it.message_text, UNREADABLE " (no JSON object with an integer code): it may have "
+		         "been accepted");
+		T_EQ_INT(it.channel_fault, 0);
 		items_reset(&it, 1);
 		cJSON_Delete(ch.keys);
 	}

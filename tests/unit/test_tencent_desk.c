@@ -636,18 +636,24 @@ test_usersig_short_ttl(void)
 
 static void
 judge_state(void *state, const struct channel *ch, const char *body, enum provider_outcome want,
-            const char *code)
+            const char *code, int fault)
 {
 	struct provider_item item;
 
 	memset(&item, 0, sizeof item);
+	item.channel_fault = -1;
 	ops->judge(state, ch, 200, body, strlen(body), &item, 1, NOW_MS);
 	T_EQ_INT(item.outcome, want);
 	T_EQ_STR(item.code, code);
+	T_EQ_INT(item.channel_fault, fault);
 	free(item.message_text);
 }
 
-/* 70001 drops a generated UserSig: the next build makes a new one. */
+/*
+ * 70001 drops a generated UserSig: the next build makes a new one, and the retry is safe. A
+ * configured UserSig cannot renew itself, so 70001 is the channel's fault: permanent, and
+ * the channel is suspended until an operator acts (SPEC 5.11).
+ */
 static void
 test_usersig_expired(void)
 {
@@ -663,7 +669,7 @@ test_usersig_expired(void)
 	a = built_sig(state, &ch, t);
 	b = built_sig(state, &ch, t + 10000);
 	T_EQ_STR(b, a);
-	judge_state(state, &ch, expired, PROVIDER_TRANSIENT, "70001");
+	judge_state(state, &ch, expired, PROVIDER_TRANSIENT, "70001", 0);
 	c = built_sig(state, &ch, t + 10000);
 	T_CHECK(strcmp(c, a) != 0);
 	T_EQ_INT(verify_sig(c, (t + 10000) / 1000), (t + 10000) / 1000 + 180 * 86400);
@@ -674,7 +680,7 @@ test_usersig_expired(void)
 	/* A configured UserSig is sent as given (decoded from the URL) and never replaced. */
 	a = built_sig(fixed_state, &fixed, t);
 	T_EQ_STR(a, "abc*def-_");
-	judge_state(fixed_state, &fixed, expired, PROVIDER_TRANSIENT, "70001");
+	judge_state(fixed_state, &fixed, expired, PROVIDER_PERMANENT, "70001", 1);
 	b = built_sig(fixed_state, &fixed, t + 10000);
 	T_EQ_STR(b, "abc*def-_");
 	free(a);
@@ -760,17 +766,22 @@ test_size_limit(void)
 	cJSON_Delete(ch.keys);
 }
 
+/* Judges body with a generated UserSig; checks the verdict and channel_fault (SPEC 5.11). */
 static void
-judge_len(long status, const char *body, size_t len, enum provider_outcome outcome,
-          const char *code, const char *text, int64_t defer)
+judge_fault(long status, const char *body, size_t len, enum provider_outcome outcome,
+            const char *code, const char *text, int64_t defer, int fault)
 {
 	struct channel ch = make_channel(CHANNEL_KEY);
+	void *state = open_state(&ch);
 	struct provider_item item;
 
 	memset(&item, 0, sizeof item);
-	ops->judge(NULL, &ch, status, body, len, &item, 1, NOW_MS);
+	/* judge writes 0 or 1 here; -1 shows it did not. */
+	item.channel_fault = -1;
+	ops->judge(state, &ch, status, body, len, &item, 1, NOW_MS);
 	T_EQ_INT(item.outcome, outcome);
 	T_EQ_STR(item.code, code);
+	T_EQ_INT(item.channel_fault, fault);
 	if (text)
 		T_EQ_STR(item.message_text, text);
 	else
@@ -778,10 +789,19 @@ judge_len(long status, const char *body, size_t len, enum provider_outcome outco
 	if (outcome == PROVIDER_DEFERRED)
 		T_EQ_INT(item.defer_until_ms, defer);
 	T_CHECK(item.message_id == NULL);
-	if (item.outcome != outcome)
+	if (item.outcome != outcome || item.channel_fault != fault)
 		fprintf(stderr, "  body: %.200s\n", body ? body : "(null)");
 	free(item.message_text);
+	ops->close(state);
 	cJSON_Delete(ch.keys);
+}
+
+/* The same, for a verdict that is the message's or the request's, never the channel's. */
+static void
+judge_len(long status, const char *body, size_t len, enum provider_outcome outcome,
+          const char *code, const char *text, int64_t defer)
+{
+	judge_fault(status, body, len, outcome, code, text, defer, 0);
 }
 
 static void
@@ -795,10 +815,17 @@ static void
 test_judge_codes(void)
 {
 	static const int transient[] = {141002, 60007, 60008, 60011, 60018, 60019, 70001};
+	/* The message's own errors, codes not classified yet, and the neighbours of the account
+	   codes below (so that set is exact): permanent for the message alone. */
 	static const int permanent[] = {
-		90001, 90005, 90007, 93000, 141004, 141005, 70107,
+		90001, 90005, 90007, 93000, 141004, 141005, 70107, 70051, 12345, -1,
+		60001, 60009, 60013, 60014, 60022, 70002, 70010, 70015, 70017, 70021, 90008, 90010,
+		141001,
+	};
+	/* The account errors of providers.md: permanent, and the channel is suspended. */
+	static const int account[] = {
 		60002, 60003, 60004, 60005, 60006, 60010, 60012, 60015, 60016, 60017, 60020, 60021,
-		70003, 70009, 70013, 70014, 70016, 70020, 90009, 141000, 70051, 12345, -1,
+		70003, 70009, 70013, 70014, 70016, 70020, 90009, 141000,
 	};
 	char body[160], code[16], text[16];
 	size_t i;
@@ -818,6 +845,12 @@ test_judge_codes(void)
 		snprintf(code, sizeof code, "%d", permanent[i]);
 		judge(200, body, PROVIDER_PERMANENT, code, "info");
 	}
+	for (i = 0; i < sizeof account / sizeof account[0]; i++) {
+		snprintf(body, sizeof body, "{\"ActionStatus\":\"FAIL\",\"ErrorCode\":%d,"
+		         "\"ErrorInfo\":\"info\"}", account[i]);
+		snprintf(code, sizeof code, "%d", account[i]);
+		judge_fault(200, body, strlen(body), PROVIDER_PERMANENT, code, "info", 0, 1);
+	}
 	snprintf(body, sizeof body, "{\"ActionStatus\":\"FAIL\",\"ErrorInfo\":\"too frequent\","
 	         "\"ErrorCode\":70050}");
 	judge_len(200, body, strlen(body), PROVIDER_DEFERRED, "70050", "too frequent",
@@ -827,41 +860,43 @@ test_judge_codes(void)
 static void
 test_judge_shapes(void)
 {
-	const char *malformed_code = "malformed answer: no integer \"ErrorCode\"";
-	const char *malformed_obj = "malformed answer: not a JSON object";
-	const char *malformed_ok = "malformed answer: ErrorCode 0 without ActionStatus \"OK\"";
+	/* Unreadable: it may have been delivered, so ambiguous (SPEC 5.10); the resend carries
+	   the same MsgRandom. */
+	const char *malformed_code = "unreadable answer: no integer \"ErrorCode\"";
+	const char *malformed_obj = "unreadable answer: not a JSON object";
+	const char *malformed_ok = "unreadable answer: ErrorCode 0 without ActionStatus \"OK\"";
 
 	/* A digit string is read as its number. */
 	judge(200, "{\"ActionStatus\":\"OK\",\"ErrorCode\":\"0\"}", PROVIDER_SENT, "0", NULL);
 	judge(200, "{\"ActionStatus\":\"FAIL\",\"ErrorCode\":\"93000\",\"ErrorInfo\":\"big\"}",
 	      PROVIDER_PERMANENT, "93000", "big");
 	/* Success needs both halves. */
-	judge(200, "{\"ActionStatus\":\"FAIL\",\"ErrorCode\":0}", PROVIDER_TRANSIENT, "0", malformed_ok);
-	judge(200, "{\"ErrorCode\":0}", PROVIDER_TRANSIENT, "0", malformed_ok);
-	judge(200, "{\"ActionStatus\":\"ok\",\"ErrorCode\":0}", PROVIDER_TRANSIENT, "0", malformed_ok);
-	judge(200, "{\"ActionStatus\":true,\"ErrorCode\":0}", PROVIDER_TRANSIENT, "0", malformed_ok);
-	judge(200, "{\"ActionStatus\":\"OK\"}", PROVIDER_TRANSIENT, "", malformed_code);
-	judge(200, "{\"ActionStatus\":\"OK\",\"ErrorCode\":null}", PROVIDER_TRANSIENT, "", malformed_code);
-	judge(200, "{\"ActionStatus\":\"OK\",\"ErrorCode\":\"zero\"}", PROVIDER_TRANSIENT, "",
+	judge(200, "{\"ActionStatus\":\"FAIL\",\"ErrorCode\":0}", PROVIDER_AMBIGUOUS, "0", malformed_ok);
+	judge(200, "{\"ErrorCode\":0}", PROVIDER_AMBIGUOUS, "0", malformed_ok);
+	judge(200, "{\"ActionStatus\":\"ok\",\"ErrorCode\":0}", PROVIDER_AMBIGUOUS, "0", malformed_ok);
+	judge(200, "{\"ActionStatus\":true,\"ErrorCode\":0}", PROVIDER_AMBIGUOUS, "0", malformed_ok);
+	judge(200, "{\"ActionStatus\":\"OK\"}", PROVIDER_AMBIGUOUS, "", malformed_code);
+	judge(200, "{\"ActionStatus\":\"OK\",\"ErrorCode\":null}", PROVIDER_AMBIGUOUS, "", malformed_code);
+	judge(200, "{\"ActionStatus\":\"OK\",\"ErrorCode\":\"zero\"}", PROVIDER_AMBIGUOUS, "",
 	      malformed_code);
-	judge(200, "{\"ActionStatus\":\"OK\",\"ErrorCode\":0.5}", PROVIDER_TRANSIENT, "", malformed_code);
-	judge(200, "{\"ActionStatus\":\"OK\",\"ErrorCode\":false}", PROVIDER_TRANSIENT, "",
+	judge(200, "{\"ActionStatus\":\"OK\",\"ErrorCode\":0.5}", PROVIDER_AMBIGUOUS, "", malformed_code);
+	judge(200, "{\"ActionStatus\":\"OK\",\"ErrorCode\":false}", PROVIDER_AMBIGUOUS, "",
 	      malformed_code);
-	judge(200, "{\"ActionStatus\":\"OK\",\"ErrorCode\":[0]}", PROVIDER_TRANSIENT, "",
+	judge(200, "{\"ActionStatus\":\"OK\",\"ErrorCode\":[0]}", PROVIDER_AMBIGUOUS, "",
 	      malformed_code);
 	/* An OK with an error code is an error. */
 	judge(200, "{\"ActionStatus\":\"OK\",\"ErrorCode\":141004}", PROVIDER_PERMANENT, "141004", NULL);
 	/* ErrorInfo that is not a string is ignored. */
 	judge(200, "{\"ActionStatus\":\"FAIL\",\"ErrorCode\":141002,\"ErrorInfo\":{}}",
 	      PROVIDER_TRANSIENT, "141002", NULL);
-	judge(200, "", PROVIDER_TRANSIENT, "", malformed_obj);
-	judge(200, "null", PROVIDER_TRANSIENT, "", malformed_obj);
-	judge(200, "[]", PROVIDER_TRANSIENT, "", malformed_obj);
-	judge(200, "{", PROVIDER_TRANSIENT, "", malformed_obj);
-	judge(200, "<html>", PROVIDER_TRANSIENT, "", malformed_obj);
-	judge(200, "{\"ActionStatus\":\"OK\",\"ErrorCode\":0} trailing", PROVIDER_TRANSIENT, "",
+	judge(200, "", PROVIDER_AMBIGUOUS, "", malformed_obj);
+	judge(200, "null", PROVIDER_AMBIGUOUS, "", malformed_obj);
+	judge(200, "[]", PROVIDER_AMBIGUOUS, "", malformed_obj);
+	judge(200, "{", PROVIDER_AMBIGUOUS, "", malformed_obj);
+	judge(200, "<html>", PROVIDER_AMBIGUOUS, "", malformed_obj);
+	judge(200, "{\"ActionStatus\":\"OK\",\"ErrorCode\":0} trailing", PROVIDER_AMBIGUOUS, "",
 	      malformed_obj);
-	judge_len(200, NULL, 0, PROVIDER_TRANSIENT, "", malformed_obj, 0);
+	judge_len(200, NULL, 0, PROVIDER_AMBIGUOUS, "", malformed_obj, 0);
 }
 
 static void
@@ -874,10 +909,10 @@ test_judge_huge(void)
 
 	memset(big, '7', n);
 	big[n] = '\0';
-	judge(200, big, PROVIDER_TRANSIENT, "", "malformed answer: not a JSON object");
+	judge(200, big, PROVIDER_AMBIGUOUS, "", "unreadable answer: not a JSON object");
 	big[0] = '"';
 	big[n - 1] = '"';
-	judge(200, big, PROVIDER_TRANSIENT, "", "malformed answer: not a JSON object");
+	judge(200, big, PROVIDER_AMBIGUOUS, "", "unreadable answer: not a JSON object");
 	/* A megabyte of ErrorInfo is cut. */
 	memcpy(big, "{\"ActionStatus\":\"FAIL\",\"ErrorCode\":90001,\"ErrorInfo\":\"", 54);
 	memset(big + 54, 'x', n - 54);
@@ -897,11 +932,21 @@ test_judge_http(void)
 {
 	const char *ok = "{\"ActionStatus\":\"OK\",\"ErrorInfo\":\"\",\"ErrorCode\":0}";
 
-	judge(500, ok, PROVIDER_TRANSIENT, "", "HTTP 500");
-	judge(502, "<html>", PROVIDER_TRANSIENT, "", "HTTP 502");
+	/* SPEC 5.10: 429, 503 and 408 say nothing was done; 500, 502, 504 and other 5xx may
+	   have done it; other non-2xx are permanent. The status decides over any body. */
 	judge(429, ok, PROVIDER_TRANSIENT, "", "HTTP 429");
+	judge(503, ok, PROVIDER_TRANSIENT, "", "HTTP 503");
+	judge(408, "", PROVIDER_TRANSIENT, "", "HTTP 408");
+	judge(500, ok, PROVIDER_AMBIGUOUS, "", "HTTP 500");
+	judge(502, "<html>", PROVIDER_AMBIGUOUS, "", "HTTP 502");
+	judge(504, "", PROVIDER_AMBIGUOUS, "", "HTTP 504");
+	judge(501, ok, PROVIDER_AMBIGUOUS, "", "HTTP 501");
+	judge(400, ok, PROVIDER_PERMANENT, "", "HTTP 400");
 	judge(404, ok, PROVIDER_PERMANENT, "", "HTTP 404");
 	judge(403, "", PROVIDER_PERMANENT, "", "HTTP 403");
+	/* Even an account error in the body is not read behind an HTTP error. */
+	judge(502, "{\"ActionStatus\":\"FAIL\",\"ErrorCode\":70009}", PROVIDER_AMBIGUOUS, "",
+	      "HTTP 502");
 }
 
 int
