@@ -40,9 +40,10 @@ struct apiusb_msg {
 /* One member result from data.item; pos keeps the answer's order for duplicates. */
 struct apiusb_entry {
 	const char *uuid;             /* points into the parsed answer */
-	const char *id;               /* points into the answer or at num; "" when missing */
+	const char *id;               /* points into the answer; "" when missing or numeric */
 	size_t pos;
-	char num[32];                 /* a numeric chat_message_id as text */
+	char num[32];                 /* a numeric chat_message_id as text, "" when none (kept in
+	                                 the entry, not pointed at: qsort moves entries) */
 };
 
 /* The provider's "msg", bounded, and dropped entirely if it would echo the access token. */
@@ -277,7 +278,6 @@ apiusb_entry_add(const cJSON *obj, const char *key, struct apiusb_entry *e, size
 		x->id = id->valuestring;
 	} else if (util_json_i64(id, &num) == 0) {
 		snprintf(x->num, sizeof x->num, "%lld", (long long)num);
-		x->id = x->num;
 	}
 	(*n)++;
 }
@@ -296,9 +296,12 @@ apiusb_entry_find(const struct apiusb_entry *e, size_t n, const char *uuid)
 		else
 			hi = mid;
 	}
-	for (; lo < n && strcmp(e[lo].uuid, uuid) == 0; lo++)
+	for (; lo < n && strcmp(e[lo].uuid, uuid) == 0; lo++) {
+		if (e[lo].num[0] != '\0')
+			return e[lo].num;
 		if (e[lo].id[0] != '\0')
 			return e[lo].id;
+	}
 	return NULL;
 }
 
@@ -408,6 +411,11 @@ apiusb_judge(void *state, const struct channel *ch, long http_status, const char
 		goto out;
 	}
 	text = apiusb_answer_text(root, ch);
+	/* The HTTP status says nothing was done (SPEC 5.10): that outranks any ret in the body. */
+	if (http_status == 429 || http_status == 503 || http_status == 408) {
+		provider_judge_http(http_status, items, n);
+		goto out;
+	}
 	if (ret == 200) {
 		/* An accepted body behind an HTTP error is a contradiction: never call it sent. */
 		if (provider_judge_http(http_status, items, n))

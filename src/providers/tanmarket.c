@@ -451,6 +451,19 @@ tanmarket_answer_text(const cJSON *root, const struct channel *ch)
 	return provider_text(msg->valuestring);
 }
 
+/* An "error" member that says something: not null, false, 0 or "". */
+static int
+tanmarket_says_error(const cJSON *e)
+{
+	if (!e || cJSON_IsNull(e) || cJSON_IsFalse(e))
+		return 0;
+	if (cJSON_IsString(e))
+		return e->valuestring[0] != '\0';
+	if (cJSON_IsNumber(e))
+		return e->valuedouble != 0;
+	return 1;
+}
+
 /* A non-zero code: the call was refused, and the SOP was not created. */
 static void
 tanmarket_judge_code(long http_status, int64_t code, const char *text,
@@ -502,7 +515,7 @@ tanmarket_judge(void *state, const struct channel *ch, long http_status, const c
 	}
 	/* No code at all is success only without a sign of failure (SPEC 5.4). */
 	if (!code_v && (cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(root, "success")) ||
-	                cJSON_GetObjectItemCaseSensitive(root, "error"))) {
+	                tanmarket_says_error(cJSON_GetObjectItemCaseSensitive(root, "error")))) {
 		if (!provider_judge_http(http_status, items, n))
 			provider_verdict_all(items, n, PROVIDER_PERMANENT, NULL,
 			                     text ? text : "the answer says success: false");

@@ -593,6 +593,50 @@ test_judge_single_object(void)
 	cJSON_Delete(ch.keys);
 }
 
+/* Numeric ids stay with their members whatever order the answer lists them in, and a string
+   id next to a numeric one does not hide the other member. */
+static void
+test_judge_numeric_ids(void)
+{
+	struct channel ch = chan("{}");
+	char *ids[] = {"u1", "u2"};
+	struct provider_item *it = items_new(ids, 2, NULL);
+	const char *nums = "{\"ret\":200,\"data\":{\"item\":[{\"other_uuid\":\"u2\","
+	                   "\"chat_message_id\":77},{\"other_uuid\":\"u1\",\"chat_message_id\":88}]}}";
+	const char *mixed = "{\"ret\":200,\"data\":{\"item\":[{\"other_uuid\":\"u2\","
+	                    "\"chat_message_id\":77},{\"other_uuid\":\"u1\",\"chat_message_id\":\"m-1\"}]}}";
+
+	judge(&ch, 200, nums, strlen(nums), it, 2);
+	T_EQ_INT(it[0].outcome, PROVIDER_SENT);
+	T_EQ_STR(it[0].message_id, "88");
+	T_EQ_INT(it[1].outcome, PROVIDER_SENT);
+	T_EQ_STR(it[1].message_id, "77");
+	judge(&ch, 200, mixed, strlen(mixed), it, 2);
+	T_EQ_STR(it[0].message_id, "m-1");
+	T_EQ_INT(it[1].outcome, PROVIDER_SENT);
+	T_EQ_STR(it[1].message_id, "77");
+	items_free(it, 2);
+	cJSON_Delete(ch.keys);
+}
+
+/* HTTP 429 and 503 say nothing was done, whatever ret the body carries (SPEC 5.10). */
+static void
+test_judge_http_outranks_ret(void)
+{
+	struct channel ch = chan("{}");
+	char *ids[] = {"u1"};
+	struct provider_item *it = items_new(ids, 1, NULL);
+	const char *slow = "{\"ret\":429,\"msg\":\"slow down\"}", *down = "{\"ret\":503}";
+
+	judge(&ch, 429, slow, strlen(slow), it, 1);
+	T_EQ_INT(it[0].outcome, PROVIDER_TRANSIENT);
+	T_EQ_INT(it[0].channel_fault, 0);
+	judge(&ch, 503, down, strlen(down), it, 1);
+	T_EQ_INT(it[0].outcome, PROVIDER_TRANSIENT);
+	items_free(it, 1);
+	cJSON_Delete(ch.keys);
+}
+
 /*
  * An accepted call with no data.item at all (the seed's own sample answer) is sent to every
  * member, with no message id (SPEC 5.4); a data.item that is there but names nobody leaves
@@ -896,6 +940,8 @@ main(void)
 	T_RUN(test_build_minimal);
 	T_RUN(test_build_rejects);
 	T_RUN(test_judge_partial);
+	T_RUN(test_judge_numeric_ids);
+	T_RUN(test_judge_http_outranks_ret);
 	T_RUN(test_judge_duplicates_unknown);
 	T_RUN(test_judge_single_object);
 	T_RUN(test_judge_item_missing);

@@ -499,6 +499,11 @@ test_judge_codes(void)
 		{200, "{\"error\":\"Bad Request\"}", PROVIDER_PERMANENT, "", "success: false", NULL, 0},
 		{200, "{\"error\":\"Bad Request\",\"message\":\"groupInfos required\"}", PROVIDER_PERMANENT, "",
 		 "groupInfos required", NULL, 0},
+		/* An empty "error" says nothing went wrong. */
+		{200, "{\"success\":true,\"error\":null,\"data\":{\"sopId\":\"S-5\"}}", PROVIDER_SENT, "",
+		 NULL, "S-5", 0},
+		{200, "{\"error\":\"\"}", PROVIDER_SENT, "", NULL, NULL, 0},
+		{200, "{\"error\":false}", PROVIDER_SENT, "", NULL, NULL, 0},
 		{500, "{\"success\":false}", PROVIDER_AMBIGUOUS, "", "HTTP 500", NULL, 0},
 		{429, "{\"error\":\"Too Many Requests\"}", PROVIDER_TRANSIENT, "", "HTTP 429", NULL, 0},
 		{400, "{\"success\":false}", PROVIDER_PERMANENT, "", "HTTP 400", NULL, 0},
