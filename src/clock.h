@@ -11,5 +11,7 @@
 int64_t clock_now_ms(void);
 /* Monotonic clock, milliseconds from an arbitrary origin. */
 int64_t clock_mono_ms(void);
+/* Sleeps ms milliseconds (signals do not cut it short). */
+void clock_sleep_ms(int ms);
 
 #endif

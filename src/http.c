@@ -215,6 +215,19 @@ maybe_sent(CURL *easy, CURLcode result)
 	return 1;
 }
 
+void
+http_drive(struct http *h, int timeout_ms)
+{
+	int running;
+
+	if (!h || h->in_flight == 0) {
+		clock_sleep_ms(timeout_ms);
+		return;
+	}
+	curl_multi_poll(h->multi, NULL, 0, timeout_ms, NULL);
+	curl_multi_perform(h->multi, &running);
+}
+
 int
 http_next(struct http *h, struct http_result *out)
 {
@@ -229,6 +242,14 @@ http_next(struct http *h, struct http_result *out)
 		memset(out, 0, sizeof *out);
 		out->ctx = t->ctx;
 		out->duration_ms = clock_mono_ms() - t->started_mono;
+		{
+			/* When it ended, not when we got round to asking (a store wait may lie between). */
+			curl_off_t total_us = 0;
+
+			if (curl_easy_getinfo(t->easy, CURLINFO_TOTAL_TIME_T, &total_us) == CURLE_OK &&
+			    total_us > 0 && total_us / 1000 < out->duration_ms)
+				out->duration_ms = (int64_t)(total_us / 1000);
+		}
 		out->sent = 1;
 		if (m->data.result == CURLE_OK) {
 			curl_off_t ra = 0;

@@ -39,6 +39,10 @@ int http_start(struct http *h, const struct provider_request *req, int64_t timeo
                int64_t connect_timeout_ms, void *ctx, char **err);
 /* Drives transfers, sleeping at most timeout_ms for activity (or http_wakeup). */
 int http_wait(struct http *h, int timeout_ms);
+/* Reads and writes what the transfers in flight can, waiting at most timeout_ms for activity,
+   without handing anything back: finished ones wait for http_next. Safe to call while a store
+   call waits for a lock. */
+void http_drive(struct http *h, int timeout_ms);
 /* Pops one finished request: 1 (filled *out), 0 none. */
 int http_next(struct http *h, struct http_result *out);
 /* Requests in flight. */

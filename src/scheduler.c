@@ -29,6 +29,11 @@
 #define SUMMARY_EVERY_MS 60000
 /* How long SIGTERM waits for requests in flight before giving up on them. */
 #define DRAIN_MAX_MS 30000
+/* How a failing store is retried: doubling from the first to the second. */
+#define STORE_RETRY_MIN_MS 100
+#define STORE_RETRY_MAX_MS 5000
+/* How long one store call may wait for another process's lock, driving the network meanwhile. */
+#define STORE_BUSY_MAX_MS 10000
 
 struct sched {
 	struct config *cfg;           /* owned; replaced on SIGHUP */
@@ -46,6 +51,11 @@ struct sched {
 	atomic_int reload;            /* SIGHUP seen */
 	pthread_t main_thread;
 	int exit_code;
+	/* A store that fails (locked past the busy wait, disk full): judged results wait in res
+	   and are written again; no claim is made meanwhile. One log line per episode. */
+	int store_failing;
+	int64_t store_retry_mono;     /* when to try the store again */
+	int64_t store_backoff_ms;
 };
 
 static int64_t
@@ -69,30 +79,68 @@ refresh_next_due(struct sched *sc)
 	return 0;
 }
 
-/* Records and clears what finished. A failure here is fatal: results must not be lost. */
+/* The store failed (what names the operation): back off, and say so once per episode. */
+static void
+store_trouble(struct sched *sc, const char *what, const char *err)
+{
+	if (!sc->store_failing)
+		log_error("%s: %s; keeping what was judged in memory and trying again", what,
+		          err ? err : "?");
+	sc->store_failing = 1;
+	sc->store_backoff_ms = sc->store_backoff_ms ? sc->store_backoff_ms * 2 : STORE_RETRY_MIN_MS;
+	if (sc->store_backoff_ms > STORE_RETRY_MAX_MS)
+		sc->store_backoff_ms = STORE_RETRY_MAX_MS;
+	sc->store_retry_mono = clock_mono_ms() + sc->store_backoff_ms;
+}
+
+static void
+store_recovered(struct sched *sc)
+{
+	if (sc->store_failing)
+		log_info("the database answers again");
+	sc->store_failing = 0;
+	sc->store_backoff_ms = 0;
+}
+
+/* Whether the store may be tried now. */
+static int
+store_ready(const struct sched *sc)
+{
+	return !sc->store_failing || clock_mono_ms() >= sc->store_retry_mono;
+}
+
+/*
+ * Records and clears what finished. A failure keeps every result in memory to be written again
+ * (the transaction rolled back, so nothing was half written): an answer the provider gave must
+ * never be lost to a busy or full disk, nor settled later as unknown.
+ */
 static int
 flush(struct sched *sc)
 {
 	char *err = NULL;
-	int rc = store_record(sc->s, runner_id(sc->runner), sc->res.r, sc->res.n, sc->res.ev,
-	                      sc->res.n_ev, &err);
+	int rc;
 	size_t i;
 
+	if (!store_ready(sc))
+		return -1;
+	rc = store_record(sc->s, runner_id(sc->runner), sc->res.r, sc->res.n, sc->res.ev,
+	                  sc->res.n_ev, &err);
 	if (rc != 0) {
-		log_error("cannot record %zu results: %s", sc->res.n + sc->res.n_ev, err ? err : "?");
+		store_trouble(sc, "cannot record results", err);
 		free(err);
-		sc->exit_code = 1;
+		return -1;
 	}
+	store_recovered(sc);
 	/* A retry or deferral is due again later: wake for it (our own writes do not change
 	   data_version, so nothing else would). */
-	for (i = 0; rc == 0 && i < sc->res.n; i++)
+	for (i = 0; i < sc->res.n; i++)
 		if (sc->res.r[i].next_at_ms && sc->res.r[i].next_at_ms < sc->next_due_ms)
 			sc->next_due_ms = sc->res.r[i].next_at_ms;
 	/* A suspension holds back what waits on the channel; a recovery lets it go. */
-	if (rc == 0 && sc->res.n_ev)
+	if (sc->res.n_ev)
 		refresh_next_due(sc);
 	results_clear(&sc->res);
-	return rc;
+	return 0;
 }
 
 /* Claims what is due and hands it to dispatch. Returns the number claimed, or -1. */
@@ -106,10 +154,11 @@ claim(struct sched *sc, int64_t now)
 
 	dispatch_claim_begin(sc->d);
 	if (store_claim(sc->s, runner_id(sc->runner), now, &cb, &jobs, &n, &err) != 0) {
-		log_error("claim failed: %s", err ? err : "?");
+		store_trouble(sc, "cannot claim", err);
 		free(err);
 		return -1;
 	}
+	store_recovered(sc);
 	if (n)
 		log_debug("claimed %zu deliveries", n);
 	dispatch_add(sc->d, jobs, n, now, &sc->res);
@@ -248,18 +297,19 @@ loop(struct sched *sc)
 	int64_t mono = clock_mono_ms(), last_data = mono, last_reap = mono, last_sum = mono;
 	int64_t stop_at = -1, rate_wait, now, got;
 	struct http_result hr;
-	int starved = 0;
+	int starved = 0, pending;
 
 	refresh_next_due(sc);
 	for (;;) {
 		now = sched_now(sc);
-		/* Due rows that wait for capacity sleep on the wire, not the clock. */
+		pending = sc->res.n || sc->res.n_ev;
+		/* Due rows that wait for capacity sleep on the wire, not the clock. No claim while
+		   results wait to be written: the store is failing, and memory must stay bounded. */
 		starved = 0;
-		if (!atomic_load(&sc->stop) && !atomic_load(&sc->reload) && sc->next_due_ms <= now) {
+		if (!atomic_load(&sc->stop) && !atomic_load(&sc->reload) && sc->next_due_ms <= now &&
+		    !pending && store_ready(sc)) {
 			starved = 1;
-			if (dispatch_hungry(sc->d)) {
-				if ((got = claim(sc, now)) < 0)
-					break;
+			if (dispatch_hungry(sc->d) && (got = claim(sc, now)) >= 0) {
 				refresh_next_due(sc);
 				starved = sc->next_due_ms <= now;
 				if (sc->opts->once && got == 0 && dispatch_busy(sc->d) == 0)
@@ -274,9 +324,10 @@ loop(struct sched *sc)
 			rate_wait = dispatch_pump(sc->d, sc->h, now, &sc->res);
 		else if (dispatch_queued(sc->d))
 			rate_wait = 100;
-		if ((sc->res.n || sc->res.n_ev) && flush(sc) != 0)
-			break;
-		if (dispatch_busy(sc->d) == 0) {
+		if (sc->res.n || sc->res.n_ev)
+			flush(sc);
+		pending = sc->res.n || sc->res.n_ev;
+		if (dispatch_busy(sc->d) == 0 && !pending) {
 			if (atomic_load(&sc->reload))
 				reload(sc);
 			if (atomic_load(&sc->stop) || (sc->opts->once && sc->next_due_ms > now))
@@ -290,17 +341,27 @@ loop(struct sched *sc)
 			log_warn("gave up waiting for %zu requests in flight", dispatch_busy(sc->d));
 			break;
 		}
+		if (sc->store_failing && (rate_wait < 0 || sc->store_retry_mono - clock_mono_ms() < rate_wait))
+			rate_wait = sc->store_retry_mono - clock_mono_ms();
 		http_wait(sc->h, sleep_ms(sc, now, rate_wait, starved, last_data));
 		while (http_next(sc->h, &hr)) {
 			dispatch_finish(sc->d, &hr, sched_now(sc), &sc->res);
 			free(hr.body);
 		}
-		if ((sc->res.n || sc->res.n_ev) && flush(sc) != 0)
-			break;
+		if (sc->res.n || sc->res.n_ev)
+			flush(sc);
 		mono = clock_mono_ms();
-		chores(sc, mono, &last_data, &last_reap);
+		if (store_ready(sc))
+			chores(sc, mono, &last_data, &last_reap);
 		summary(sc, &last_sum, mono, 0);
 		notify_watchdog();
+	}
+	if (sc->res.n || sc->res.n_ev) {
+		/* Judged but never written: their rows stay 'sending' and the next start settles them
+		   as after a crash. That is a failure to report, not a clean stop. */
+		log_error("stopping with %zu results the database would not take",
+		          sc->res.n + sc->res.n_ev);
+		sc->exit_code = 1;
 	}
 	summary(sc, &last_sum, clock_mono_ms(), 1);
 }
@@ -341,6 +402,15 @@ wait_signals(struct sched *sc, const sigset_t *set)
 	}
 }
 
+/* The store waits for a lock: keep the network moving, so no answer turns into a timeout. */
+static void
+busy_drive(void *arg, int ms)
+{
+	struct sched *sc = arg;
+
+	http_drive(sc->h, ms);
+}
+
 static int
 setup(struct sched *sc, char **err)
 {
@@ -350,6 +420,7 @@ setup(struct sched *sc, char **err)
 		return -1;
 	if (!(sc->d = dispatch_new(sc->cfg, err)) || !(sc->h = http_new()))
 		return -1;
+	store_set_busy_wait(sc->s, busy_drive, sc, STORE_BUSY_MAX_MS);
 	sc->data_version = store_data_version(sc->s);
 	if ((n = runner_reap_dead(sc->runner, sc->s, sched_now(sc), err)) < 0)
 		return -1;
@@ -395,6 +466,8 @@ scheduler_run(struct config *cfg, const struct scheduler_opts *opts)
 		wait_signals(&sc, &set);
 		pthread_join(th, NULL);
 	}
+	if (sc.s)  /* the network it drove while waiting for locks is going */
+		store_set_busy_wait(sc.s, NULL, NULL, STORE_BUSY_MAX_MS);
 	http_free(sc.h, dispatch_drop);
 	dispatch_free(sc.d);
 	runner_stop(sc.runner, sc.s);

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "clock.h"
 #include "migrations.h"
 #include "store_int.h"
 #include "util.h"
@@ -62,6 +63,33 @@ static const char q_delivery_put[] =
 		"WHERE (state IN " STORE_WAITING " AND (due_at_ms, next_at_ms, expires_at_ms) IS NOT "
 		"(excluded.due_at_ms, excluded.next_at_ms, excluded.expires_at_ms)) "
 		"OR (state = 'cancelled' AND last_error = '" STEP_REMOVED_REASON "')";
+
+/* SQLite's busy handler: n counts the calls of this wait. 1 to try again, 0 to give up. */
+static int
+busy_handler(void *arg, int n)
+{
+	struct store *s = arg;
+	int64_t now = clock_mono_ms();
+
+	if (n == 0)
+		s->busy_since_mono = now;
+	if (now - s->busy_since_mono >= s->busy_max_ms)
+		return 0;
+	/* Short at first (locks are mostly short), then a steady 10 ms. */
+	if (s->busy_wait)
+		s->busy_wait(s->busy_arg, n < 10 ? 1 : 10);
+	else
+		clock_sleep_ms(n < 10 ? 1 : 10);
+	return 1;
+}
+
+void
+store_set_busy_wait(struct store *s, void (*wait)(void *arg, int ms), void *arg, int64_t max_ms)
+{
+	s->busy_wait = wait;
+	s->busy_arg = arg;
+	s->busy_max_ms = max_ms;
+}
 
 sqlite3_stmt *
 store_stmt(struct store *s, enum store_sql id, const char *sql)
@@ -191,7 +219,8 @@ store_open_flags(const char *path, int create, char **err)
 		         s->db ? sqlite3_errmsg(s->db) : "out of memory");
 		goto fail;
 	}
-	sqlite3_busy_timeout(s->db, 10000);
+	s->busy_max_ms = 10000;
+	sqlite3_busy_handler(s->db, busy_handler, s);
 	sqlite3_extended_result_codes(s->db, 1);
 	/*
 	 * WAL lets `herald status` read while the scheduler writes. synchronous=FULL: a claim
