@@ -41,7 +41,7 @@ runner_start(struct store *s, char **err)
 		return NULL;
 	}
 	snprintf(path, sizeof path, "%s-runners.lock", store_path(s));
-	if ((r->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644)) < 0) {
+	if ((r->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0) {
 		util_err(err, "%s: %s", path, strerror(errno));
 		free(r);
 		return NULL;

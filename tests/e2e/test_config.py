@@ -8,6 +8,8 @@ and that no secret, given in the file or in the environment, is ever printed or 
 """
 import json
 import os
+import signal
+import stat
 import subprocess
 import sys
 
@@ -303,6 +305,61 @@ class ConfigTest(harness.HeraldTest):
         for name, value in secrets.items():
             self.assertNotIn(value.encode(), stored, "secret %s stored in the database" % name)
 
+
+    def test_files_are_private(self):
+        """The database, its -wal and -shm and the runners' lock file are created 0600 whatever
+        the umask: they hold recipients and messages."""
+        self.config({"fh": FEIHE})
+        old = os.umask(0o022)
+        try:
+            self.ok("import", self.defn)
+            run = self.spawn("run")
+            files = [self.db + suffix for suffix in ("", "-wal", "-shm", "-runners.lock")]
+            harness.wait_until(lambda: all(os.path.exists(f) for f in files),
+                               what="the database, its -wal/-shm and the lock file")
+            for f in files:
+                self.assertEqual(stat.S_IMODE(os.stat(f).st_mode), 0o600, f)
+            run.send_signal(signal.SIGTERM)
+            self.assertEqual(run.wait(timeout=30 * harness.SLOW), 0)
+            # a umask that would take the owner's own bits does not change the mode either
+            os.umask(0o277)
+            other = os.path.join(self.dir, "other.db")
+            self.ok("--db", other, "migrate")
+            self.assertEqual(stat.S_IMODE(os.stat(other).st_mode), 0o600)
+        finally:
+            os.umask(old)
+
+    def test_process_not_dumpable(self):
+        """herald clears its dumpable flag (no core dumps of a process holding secrets). The
+        kernel shows it by giving the files under the process's /proc directory to root; as
+        root the test runs herald as nobody to see that."""
+        self.config({"fh": FEIHE})
+        as_nobody = os.getuid() == 0
+        if as_nobody:
+            os.chmod(self.dir, 0o777)
+            os.chmod(self.config_path, 0o644)
+        p = subprocess.Popen([harness.HERALD, "--db", self.db, "--config", self.config_path,
+                              "import", "-"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, cwd=self.dir,
+                             preexec_fn=(lambda: os.setuid(65534)) if as_nobody else None)
+        self.procs.append(p)
+        proc = "/proc/%d" % p.pid
+
+        def waiting_on_stdin():
+            # herald, not the forked Python before exec, blocked in read long after main began
+            with open(proc + "/cmdline", "rb") as f:
+                if b"import" not in f.read():
+                    return False
+            with open(proc + "/wchan") as f:
+                return p.poll() is None and f.read() not in ("", "0")
+        harness.wait_until(waiting_on_stdin, what="herald waiting on stdin")
+        # looked up only now: the kernel caches /proc inodes with the owner seen first
+        self.assertEqual(os.stat(proc + "/environ").st_uid, 0)
+        with open(proc + "/status") as f:
+            uid = [line.split()[1] for line in f if line.startswith("Uid:")][0]
+        self.assertNotEqual(uid, "0")
+        p.stdin.close()
+        p.wait(timeout=30 * harness.SLOW)
 
 if __name__ == "__main__":
     harness.main()
