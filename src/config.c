@@ -3,11 +3,13 @@
  * environment variable that holds the value; the resolved values stay in memory only.
  * Errors name the file, the channel and the key, never a value (values may be secrets).
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "config.h"
 #include "provider.h"
@@ -23,6 +25,7 @@ static const struct config_key common_keys[] = {
 	{"rate_per_sec", CONFIG_INT, 0},
 	{"timeout", CONFIG_DURATION, 0},
 	{"connect_timeout", CONFIG_DURATION, 0},
+	{"allow_insecure_http", CONFIG_BOOL, 0},
 	{NULL, 0, 0},
 };
 
@@ -87,6 +90,12 @@ resolve_value(const char *path, const char *ch, const struct config_key *k, cons
 			                "\"15m\" or \"2h30m\"", path, ch, k->name);
 		cJSON_AddNumberToObject(out, k->name, (double)n);
 		return 0;
+	case CONFIG_BOOL:
+		if (text ? strcmp(text, "true") != 0 && strcmp(text, "false") != 0 : !cJSON_IsBool(v))
+			return util_err(err, "%s: channel \"%s\": %s must be true or false", path, ch,
+			                k->name);
+		cJSON_AddNumberToObject(out, k->name, text ? strcmp(text, "true") == 0 : cJSON_IsTrue(v));
+		return 0;
 	}
 	return util_err(err, "%s: channel \"%s\": %s: unknown type", path, ch, k->name);
 }
@@ -128,6 +137,44 @@ check_required(const char *path, const char *name, const struct config_key *keys
 	return 0;
 }
 
+/*
+ * Whether an http:// URL's host is a loopback address: 127.0.0.0/8, ::1 or localhost. Only
+ * there may credentials travel in clear (SPEC §2, allow_insecure_http). The host is copied
+ * into host (for the message) without any user:password@ part.
+ */
+static int
+url_loopback(const char *url, char *host, size_t size)
+{
+	const char *h = url + strlen("http://"), *end, *at;
+	struct in_addr a4;
+	struct in6_addr a6;
+	size_t len;
+
+	end = h + strcspn(h, "/?#");
+	/* userinfo ends at the last '@' before the path; it may hold a password: skip it */
+	for (at = end; at > h && at[-1] != '@'; at--)
+		;
+	if (at > h)
+		h = at;
+	if (*h == '[') {
+		h++;
+		len = strcspn(h, "]");
+	} else {
+		len = strcspn(h, ":/?#");
+	}
+	if (len >= size)
+		len = size - 1;
+	memcpy(host, h, len);
+	host[len] = '\0';
+	if (strcasecmp(host, "localhost") == 0)
+		return 1;
+	if (inet_pton(AF_INET, host, &a4) == 1)
+		return (ntohl(a4.s_addr) >> 24) == 127;
+	if (inet_pton(AF_INET6, host, &a6) == 1)
+		return IN6_IS_ADDR_LOOPBACK(&a6);
+	return 0;
+}
+
 static int
 channel_load(const char *path, const cJSON *obj, struct channel *ch, char **err)
 {
@@ -157,6 +204,14 @@ channel_load(const char *path, const cJSON *obj, struct channel *ch, char **err)
 	if (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0)
 		return util_err(err, "%s: channel \"%s\": base_url must start with http:// or https://",
 		                path, ch->name);
+	if (strncmp(url, "http://", 7) == 0 && !config_int(ch, "allow_insecure_http", 0)) {
+		char host[256];
+
+		if (!url_loopback(url, host, sizeof host))
+			return util_err(err, "%s: channel \"%s\": base_url: plain http:// to \"%s\" "
+			                "would send credentials in clear; use https://, or set "
+			                "\"allow_insecure_http\": true", path, ch->name, host);
+	}
 	if (!(ch->base_url = strdup(url)))
 		return util_err(err, "out of memory");
 	while (strlen(ch->base_url) > 8 && ch->base_url[strlen(ch->base_url) - 1] == '/')

@@ -17,6 +17,7 @@ enum config_type {
 	CONFIG_STRING,
 	CONFIG_INT,        /* a JSON integer (or an _env variable holding one) */
 	CONFIG_DURATION,   /* "90s", "2h30m", ... stored as ms */
+	CONFIG_BOOL,       /* true or false (an _env variable: "true" or "false"), stored as 1/0 */
 };
 
 /* One key a provider accepts in its channels (besides the common ones). */

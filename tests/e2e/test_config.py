@@ -361,5 +361,32 @@ class ConfigTest(harness.HeraldTest):
         p.stdin.close()
         p.wait(timeout=30 * harness.SLOW)
 
+    def test_plain_http_only_to_loopback(self):
+        """SPEC §2 allow_insecure_http: credentials never travel in clear off this machine
+        unless the channel says so."""
+        for url in ("http://example.com", "http://10.0.0.7:8080/api", "http://127.0.0.1.example.com",
+                    "http://[2001:db8::1]:80", "http://localhost.example.com",
+                    "http://user:pw-77e1@10.0.0.1/x"):
+            err = self.config_error({"channels": {"fh": dict(FEIHE, base_url=url)}},
+                                    '"fh"', "base_url", "allow_insecure_http")
+            self.assertNotIn("pw-77e1", err)
+        # loopback, https, or said out loud
+        for ch in (dict(FEIHE, base_url="http://127.0.0.1:9"), dict(FEIHE, base_url="http://127.8.9.10"),
+                   dict(FEIHE, base_url="http://localhost:9/x"), dict(FEIHE, base_url="http://[::1]:9"),
+                   dict(FEIHE, base_url="https://guide-api.feihe.com"),
+                   dict(FEIHE, base_url="http://10.0.0.7:8080", allow_insecure_http=True),
+                   dict(FEIHE, base_url="http://10.0.0.7", allow_insecure_http_env="HERALD_TEST_INSECURE")):
+            self.config({"fh": ch})
+            rc, out, err = self.run_herald("import", self.defn, "--dry-run",
+                                           env={"HERALD_TEST_INSECURE": "true"})
+            self.assertEqual(rc, 0, "%s: %s" % (ch, err))
+        self.config_error({"channels": {"fh": dict(FEIHE, base_url="http://10.0.0.7",
+                                                   allow_insecure_http=False)}}, "base_url")
+        self.config_error({"channels": {"fh": dict(FEIHE, allow_insecure_http="yes")}},
+                          '"fh"', "allow_insecure_http")
+        # another provider, the same rule
+        self.config_error({"channels": {"sn": {"provider": "sainiu",
+                                               "base_url": "http://sainiu.example.com"}}}, '"sn"')
+
 if __name__ == "__main__":
     harness.main()
