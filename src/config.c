@@ -39,6 +39,25 @@ static const struct {
 	{"feihe", "https://guide-api.feihe.com"},
 };
 
+/*
+ * The keys that are credentials. A command that does not send (import validates and schedules)
+ * never needs them, so their K_env may be unset there.
+ */
+static const char *const secret_keys[] = {
+	"secret_key", "usersig", "access_token", "app_key", "sign_key", NULL,
+};
+
+static int
+is_secret(const char *name)
+{
+	int i;
+
+	for (i = 0; secret_keys[i]; i++)
+		if (strcmp(secret_keys[i], name) == 0)
+			return 1;
+	return 0;
+}
+
 static const struct config_key *
 key_find(const struct config_key *keys, const char *name)
 {
@@ -49,23 +68,34 @@ key_find(const struct config_key *keys, const char *name)
 }
 
 /*
- * Resolves one value of channel `ch` into `out` as the key's type demands: JSON strings
- * and numbers as written, or the environment variable an _env key names.
+ * Resolves one value of channel `chan` into its keys as the key's type demands: JSON strings
+ * and numbers as written, or the environment variable an _env key names. An unset variable
+ * is no error yet: the key becomes null and the channel remembers why (config_usable).
  */
 static int
-resolve_value(const char *path, const char *ch, const struct config_key *k, const cJSON *v,
-              int from_env, cJSON *out, char **err)
+resolve_value(const char *path, struct channel *chan, const struct config_key *k, const cJSON *v,
+              int from_env, char **err)
 {
-	const char *text = NULL;
+	const char *text = NULL, *ch = chan->name;
+	cJSON *out = chan->keys;
+	char **unset;
 	int64_t n;
 
 	if (from_env) {
 		if (!cJSON_IsString(v) || !v->valuestring[0])
 			return util_err(err, "%s: channel \"%s\": %s_env must name an environment variable",
 			                path, ch, k->name);
-		if (!(text = getenv(v->valuestring)) || !text[0])
-			return util_err(err, "%s: channel \"%s\": %s_env: environment variable %s is not set",
-			                path, ch, k->name, v->valuestring);
+		if (!(text = getenv(v->valuestring)) || !text[0]) {
+			unset = is_secret(k->name) ? &chan->unset_secret : &chan->unset_setting;
+			if (!*unset) {
+				util_err(unset, "%s: channel \"%s\": %s_env: environment variable %s is not "
+				         "set", path, ch, k->name, v->valuestring);
+				if (!*unset)
+					return util_err(err, "out of memory");
+			}
+			cJSON_AddNullToObject(out, k->name);
+			return 0;
+		}
 	} else if (cJSON_IsString(v)) {
 		text = v->valuestring;
 	}
@@ -102,9 +132,11 @@ resolve_value(const char *path, const char *ch, const struct config_key *k, cons
 
 /* Resolves every key of one channel object into ch->keys, rejecting unknown ones. */
 static int
-channel_keys(const char *path, const char *name, const cJSON *obj,
-             const struct provider_ops *ops, cJSON *out, char **err)
+channel_keys(const char *path, struct channel *ch, const cJSON *obj, char **err)
 {
+	const struct provider_ops *ops = ch->ops;
+	const char *name = ch->name;
+	cJSON *out = ch->keys;
 	const cJSON *v;
 	char key[128];
 
@@ -120,7 +152,7 @@ channel_keys(const char *path, const char *name, const cJSON *obj,
 		if (cJSON_GetObjectItemCaseSensitive(out, key))
 			return util_err(err, "%s: channel \"%s\": %s is given twice (directly and as _env)",
 			                path, name, key);
-		if (resolve_value(path, name, k, v, from_env, out, err) != 0)
+		if (resolve_value(path, ch, k, v, from_env, err) != 0)
 			return -1;
 	}
 	return 0;
@@ -192,9 +224,11 @@ channel_load(const char *path, const cJSON *obj, struct channel *ch, char **err)
 		                ch->name, p->valuestring, provider_names());
 	if (!(ch->keys = cJSON_CreateObject()))
 		return util_err(err, "out of memory");
-	if (channel_keys(path, ch->name, obj, ch->ops, ch->keys, err) != 0 ||
+	if (channel_keys(path, ch, obj, err) != 0 ||
 	    check_required(path, ch->name, ch->ops->keys, ch->keys, err) != 0)
 		return -1;
+	if (cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(ch->keys, "base_url")))
+		goto checks;              /* base_url_env unset: nothing to check it against yet */
 	url = config_str(ch, "base_url");
 	for (i = 0; !url && i < sizeof default_urls / sizeof default_urls[0]; i++)
 		if (strcmp(default_urls[i].provider, ch->ops->name) == 0)
@@ -216,12 +250,19 @@ channel_load(const char *path, const cJSON *obj, struct channel *ch, char **err)
 		return util_err(err, "out of memory");
 	while (strlen(ch->base_url) > 8 && ch->base_url[strlen(ch->base_url) - 1] == '/')
 		ch->base_url[strlen(ch->base_url) - 1] = '\0';
+checks:
 	ch->max_in_flight = (int)config_int(ch, "max_in_flight", 16);
 	if (ch->max_in_flight < 1 || ch->max_in_flight > 1024)
 		return util_err(err, "%s: channel \"%s\": max_in_flight must be 1..1024", path, ch->name);
 	ch->rate_per_sec = (double)config_int(ch, "rate_per_sec", 0);
 	ch->timeout_ms = config_int(ch, "timeout", 30000);
 	ch->connect_timeout_ms = config_int(ch, "connect_timeout", 10000);
+	/*
+	 * The provider's own checks read the values, which an unset variable leaves out: they run
+	 * in the process where the variables are set, the one that sends.
+	 */
+	if (ch->unset_secret || ch->unset_setting)
+		return 0;
 	if (ch->ops->check_channel && ch->ops->check_channel(ch, err) != 0) {
 		char *inner = *err;
 
@@ -231,6 +272,16 @@ channel_load(const char *path, const cJSON *obj, struct channel *ch, char **err)
 		return -1;
 	}
 	return 0;
+}
+
+static void
+channel_free(struct channel *ch)
+{
+	free(ch->name);
+	free(ch->base_url);
+	free(ch->unset_secret);
+	free(ch->unset_setting);
+	cJSON_Delete(ch->keys);
 }
 
 /* Reads the optional "scheduler" section. */
@@ -265,6 +316,7 @@ static int
 config_parse(const char *path, const cJSON *root, struct config *c, char **err)
 {
 	const cJSON *chans = cJSON_GetObjectItemCaseSensitive(root, "channels"), *v;
+	size_t n;
 
 	if (!cJSON_IsObject(root))
 		return util_err(err, "%s: the top level must be an object", path);
@@ -273,17 +325,26 @@ config_parse(const char *path, const cJSON *root, struct config *c, char **err)
 			return util_err(err, "%s: unknown top-level key \"%s\"", path, v->string);
 	if (!cJSON_IsObject(chans))
 		return util_err(err, "%s: \"channels\" must be an object", path);
-	c->n_channels = cJSON_GetArraySize(chans);
-	if (c->n_channels && !(c->channels = calloc((size_t)c->n_channels, sizeof *c->channels)))
+	n = (size_t)cJSON_GetArraySize(chans);
+	if (n && (!(c->channels = calloc(n, sizeof *c->channels)) ||
+	          !(c->unready = calloc(n, sizeof *c->unready))))
 		return util_err(err, "out of memory");
-	c->n_channels = 0;
 	cJSON_ArrayForEach(v, chans) {
-		struct channel *ch = &c->channels[c->n_channels++];
+		struct channel ch = {0};
 
-		if (!(ch->name = strdup(v->string)))
-			return util_err(err, "out of memory");
-		if (channel_load(path, v, ch, err) != 0)
+		if (!(ch.name = strdup(v->string))) {
+			util_err(err, "out of memory");
+			channel_free(&ch);
 			return -1;
+		}
+		if (channel_load(path, v, &ch, err) != 0) {
+			channel_free(&ch);
+			return -1;
+		}
+		if (ch.unset_secret || ch.unset_setting)
+			c->unready[c->n_unready++] = ch;
+		else
+			c->channels[c->n_channels++] = ch;
 	}
 	return scheduler_load(path, cJSON_GetObjectItemCaseSensitive(root, "scheduler"), c, err);
 }
@@ -338,12 +399,12 @@ config_free(struct config *c)
 
 	if (!c)
 		return;
-	for (i = 0; i < c->n_channels; i++) {
-		free(c->channels[i].name);
-		free(c->channels[i].base_url);
-		cJSON_Delete(c->channels[i].keys);
-	}
+	for (i = 0; i < c->n_channels; i++)
+		channel_free(&c->channels[i]);
+	for (i = 0; i < c->n_unready; i++)
+		channel_free(&c->unready[i]);
 	free(c->channels);
+	free(c->unready);
 	free(c);
 }
 
@@ -355,7 +416,20 @@ config_channel(const struct config *c, const char *name)
 	for (i = 0; c && i < c->n_channels; i++)
 		if (strcmp(c->channels[i].name, name) == 0)
 			return &c->channels[i];
+	for (i = 0; c && i < c->n_unready; i++)
+		if (strcmp(c->unready[i].name, name) == 0)
+			return &c->unready[i];
 	return NULL;
+}
+
+int
+config_usable(const struct channel *ch, enum config_need need, char **err)
+{
+	const char *why = ch->unset_setting;
+
+	if (!why && need == CONFIG_NEED_SECRETS)
+		why = ch->unset_secret;
+	return why ? util_err(err, "%s", why) : 0;
 }
 
 const char *

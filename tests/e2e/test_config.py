@@ -139,21 +139,28 @@ class ConfigTest(harness.HeraldTest):
         rc, out, err = self.run_herald("import", defn, env=env)
         self.assertEqual(rc, 0, err)
         self.assertEqual(self.status("t1")["provider"], "tanmarket")
-        # the variable unset, or empty: 78 naming it
+        # the variable unset, or empty: the import needs no secret, a run that would send
+        # through the channel refuses to start, naming channel, key and variable
         for value in (None, ""):
             e = dict(os.environ)
             e.pop("HERALD_TEST_TAN_KEY", None)
             if value is not None:
                 e["HERALD_TEST_TAN_KEY"] = value
-            before = self.db_snapshot()
+            e["HERALD_TEST_INFLIGHT"] = "4"
             p = subprocess.run([harness.HERALD, "--db", self.db, "--config", self.config_path,
                                 "import", defn], env=e, capture_output=True, cwd=self.dir,
                                timeout=60 * harness.SLOW)
+            self.outputs.append(p.stdout.decode() + p.stderr.decode())
+            self.assertEqual(p.returncode, 0, p.stderr.decode())
+            before = self.db_snapshot()
+            p = subprocess.run([harness.HERALD, "--db", self.db, "--config", self.config_path,
+                                "run", "--once", "--now", "2026-11-23T10:00:30+08:00"], env=e,
+                               capture_output=True, cwd=self.dir, timeout=60 * harness.SLOW)
             err = p.stderr.decode()
             self.outputs.append(p.stdout.decode() + err)
             self.assertEqual(p.returncode, 78, err)
-            self.assertIn("HERALD_TEST_TAN_KEY", err)
-            self.assertIn('"tan"', err)
+            for needle in ('"tan"', "app_key_env", "HERALD_TEST_TAN_KEY"):
+                self.assertIn(needle, err)
             self.assertEqual(self.db_snapshot(), before)
         # an _env value of the wrong type names the key, not the value
         err = self.config_error({"channels": {"fh": dict(FEIHE, max_in_flight_env="HERALD_TEST_N")}},
@@ -387,6 +394,45 @@ class ConfigTest(harness.HeraldTest):
         # another provider, the same rule
         self.config_error({"channels": {"sn": {"provider": "sainiu",
                                                "base_url": "http://sainiu.example.com"}}}, '"sn"')
+
+    def test_secrets_needed_only_where_used(self):
+        """SPEC §2: a command needs the secrets of the channels it touches, not of every one."""
+        mock = self.mock()
+        unset = {"tan": dict(TAN, app_key_env="HERALD_TEST_UNSET_KEY"),
+                 "desk": {"provider": "tencent_desk", "sdkappid": 1400000000, "identifier": "a",
+                          "secret_key_env": "HERALD_TEST_UNSET_TIM", "base_url": mock.url},
+                 "slow": dict(FEIHE, max_in_flight_env="HERALD_TEST_UNSET_N")}
+        self.config(dict(unset, fh=dict(FEIHE, base_url=mock.url)))
+        env = {k: "" for k in ("HERALD_TEST_UNSET_KEY", "HERALD_TEST_UNSET_TIM",
+                               "HERALD_TEST_UNSET_N")}
+        # import onto a channel whose keys are all there; then status and friends need none
+        self.ok("import", self.defn, env=env)
+        for cmd in (("status",), ("status", "c1"), ("deliveries", "c1"), ("attempts", "c1"),
+                    ("migrate",)):
+            self.ok(*cmd, env=env)
+        # import onto a channel lacking only its secret: validation needs none
+        self.ok("import", self.write("d.json", definition("desk", "d1")), env=env)
+        # a channel lacking a setting (which shapes sending) cannot take an import
+        rc, out, err = self.run_herald("import", self.write("s.json", definition("slow", "s1")),
+                                       env=env)
+        self.assertEqual(rc, 78, err)
+        for needle in ('"slow"', "max_in_flight_env", "HERALD_TEST_UNSET_N"):
+            self.assertIn(needle, err)
+        # run: the desk campaign waits on a channel without its secret: refused, nothing sent
+        before = self.db_snapshot()
+        rc, out, err = self.run_herald("run", "--once", "--now", "2026-11-23T10:00:30+08:00",
+                                       env=env)
+        self.assertEqual(rc, 78, err)
+        for needle in ('"desk"', "secret_key_env", "HERALD_TEST_UNSET_TIM"):
+            self.assertIn(needle, err)
+        self.assertEqual(mock.requests(), [])
+        self.assertEqual(self.db_snapshot(), before)
+        # paused, it waits on nobody: the run sends on fh and leaves desk alone
+        self.ok("pause", "d1", env=env)
+        self.ok("run", "--once", "--now", "2026-11-23T10:00:30+08:00", env=env)
+        self.assertEqual(self.counts("c1")["sent"], 2)
+        self.assertEqual(self.counts("d1")["pending"], 2)
+        self.assertEqual({r["provider"] for r in mock.requests()}, {"feihe"})
 
 if __name__ == "__main__":
     harness.main()
