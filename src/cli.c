@@ -399,9 +399,12 @@ static const struct cmd_entry cmd_table[] = {
 	 "unless all of it is valid. --dry-run validates and prints the summary only."},
 	{"status", cli_status, "status [KEY] [--json]",
 	 "Every campaign, or one: state, deliveries per state, next send time, latest error."},
-	{"deliveries", cli_deliveries, "deliveries KEY [--state STATE] [--limit N] [--json]",
-	 "The deliveries of a campaign: recipient, step, due time, state, attempts, last error,\n"
-	 "provider message id."},
+	{"deliveries", cli_deliveries,
+	 "deliveries KEY [--state STATE] [--limit N] [--after CURSOR] [--json]",
+	 "The deliveries of a campaign in due order: recipient, step, due time, state, attempts,\n"
+	 "last error, provider message id. --limit N prints a page of N rows and, when more\n"
+	 "follow, the cursor for --after (\"next\" in --json). Without --limit a terminal gets a\n"
+	 "screenful, a pipe every row."},
 	{"attempts", cli_attempts, "attempts KEY [--recipient ID] [--json]",
 	 "The attempt log: when, how long, HTTP status, provider code and message, outcome."},
 	{"pause", cmd_pause, "pause KEY", "Stop dispatching the campaign; everything is kept."},
