@@ -390,11 +390,19 @@ def median(xs):
 
 # ---- 1. import ---------------------------------------------------------------------------------
 
-def import_once(env, csv_name, n, steps, herald_side, keep_as=None):
+def import_once(env, csv_name, n, steps, herald_side, keep_as=None, drop_index=None):
     """One import of csv_name (n rows) into a fresh migrated database, by herald or by the raw
-    limit. Returns the Child; checks every row arrived."""
+    limit. Returns the Child; checks every row arrived. drop_index: an index dropped from the
+    migrated schema first, to measure what keeping it costs an import."""
     config = env.path("import.json")
     db = env.migrated_db("import-%s.db" % ("herald" if herald_side else "raw"), config)
+    if drop_index:
+        con = sqlite3.connect(db)
+        try:
+            con.execute("DROP INDEX " + drop_index)
+            con.commit()
+        finally:
+            con.close()
     if herald_side:
         c = env.run(env.herald_cmd(db, config, "import", env.path("import-%s.def.json" % csv_name)))
         if c.rc != 0:
@@ -449,6 +457,21 @@ def bench_import(env, n, runs, name, keep_as=None):
             "herald_cpu_s": median([c.cpu for c in herald]),
             "herald_rss_mb": max(c.rss_kb for c in herald) / 1024,
             "raw_rss_mb": max(c.rss_kb for c in raw) / 1024}
+
+
+def bench_page_index(env, n, runs, name):
+    """What the (campaign_id, due_at_ms, id) index of `deliveries` pages costs an import: herald
+    importing n recipients with it and without it, alternating."""
+    csv_name = prepare_import(env, n, name)
+    with_, without = [], []
+    for r in range(runs):
+        with_.append(import_once(env, csv_name, n, 3, True).wall)
+        without.append(import_once(env, csv_name, n, 3, True, drop_index="deliveries_due").wall)
+        log("import %d recipients, run %d/%d: %.1f s with the page index, %.1f s without" % (
+            n, r + 1, runs, with_[-1], without[-1]))
+    w, wo = median(with_), median(without)
+    return {"recipients": n, "deliveries": 3 * n, "runs": runs, "with_s": w, "without_s": wo,
+            "cost": w / wo - 1}
 
 
 # ---- 2. dispatch -------------------------------------------------------------------------------
@@ -677,8 +700,21 @@ def bench_queries(env, big_db, big_key, n_campaigns, runs):
     checkpoint(big_db)
     out = {"deliveries": total, "campaigns": n_campaigns, "runs": runs}
     out["floor_ms"] = time_cmd(env, [env.herald, "--version"], runs)
+    # A cursor from the middle of the big campaign, as `deliveries` prints it (cli_show.c:
+    # due time and id in hex), for a page that starts deep in the index.
+    con = sqlite3.connect(big_db)
+    try:
+        due, did = con.execute(
+            "SELECT d.due_at_ms, d.id FROM deliveries d JOIN campaigns c ON c.id = d.campaign_id "
+            "WHERE c.key = ? ORDER BY d.due_at_ms, d.id LIMIT 1 OFFSET ?",
+            (big_key, total // 2)).fetchone()
+    finally:
+        con.close()
+    mid = "%x-%x" % (due, did)
     cmds = {"status_key_json": ("status", big_key, "--json"),
             "deliveries_failed_100": ("deliveries", big_key, "--state", "failed", "--limit", "100"),
+            "deliveries_page_100": ("deliveries", big_key, "--limit", "100"),
+            "deliveries_page_100_mid": ("deliveries", big_key, "--limit", "100", "--after", mid),
             "status_all": ("status",)}
     for name, args in cmds.items():
         out[name + "_ms"] = time_cmd(env, env.herald_cmd(big_db, config, *args), runs)
@@ -782,11 +818,18 @@ def figures(res):
     if q:
         for name, label in (("status_key_json", "status KEY --json"),
                             ("deliveries_failed_100", "deliveries KEY --state failed --limit 100"),
+                            ("deliveries_page_100", "deliveries KEY --limit 100 (first page)"),
+                            ("deliveries_page_100_mid", "deliveries KEY --limit 100 --after MID"),
                             ("status_all", "status (%d campaigns)" % q["campaigns"])):
             ms = q[name + "_ms"]
             rows.append(("4 %s, %d deliveries" % (label, q["deliveries"]), "%.1f ms" % ms,
                          "floor %.1f ms" % q["floor_ms"], "%.2f of target" % (ms / 50.0),
                          "< 50 ms", verdict(ms < 50)))
+    p = res.get("pageindex")
+    if p:
+        rows.append(("1 import %d recipients: page index cost" % p["recipients"],
+                     "%.1f s" % p["with_s"], "without %.1f s" % p["without_s"],
+                     "%+.1f %%" % (100 * p["cost"]), "", ""))
     m = res.get("memory")
     if m:
         for what in ("import", "dispatch"):
@@ -861,7 +904,8 @@ def main():
                     "stopped (SIGTERM) and its rate taken from what it sent")
     ap.add_argument("--concurrency", type=int, default=32, help="max_in_flight per channel")
     ap.add_argument("--mock-threads", type=int, default=2)
-    ap.add_argument("--only", help="comma list of import,dispatch,ontime,queries,memory")
+    ap.add_argument("--only", help="comma list of import,pageindex,dispatch,ontime,queries,"
+                    "memory")
     ap.add_argument("--work", help="work directory (default: a new temporary one)")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     ap.add_argument("--json-out", help="also write the JSON line to this file")
@@ -873,7 +917,7 @@ def main():
         size["import_runs"] = a.import_runs
     if a.cap:
         size["cap"] = size["mem_cap"] = a.cap
-    only = set((a.only or "import,dispatch,ontime,queries,memory").split(","))
+    only = set((a.only or "import,pageindex,dispatch,ontime,queries,memory").split(","))
     b = find_binaries(os.path.abspath(a.build))
     work = a.work or tempfile.mkdtemp(prefix="herald-bench-")
     os.makedirs(work, exist_ok=True)
@@ -918,6 +962,9 @@ def main():
         parts.append(("import_small", lambda: bench_import(env, size["import_small"],
                                                            size["runs"], "small",
                                                            keep_as="small.db")))
+    if "pageindex" in only:
+        parts.append(("pageindex", lambda: bench_page_index(env, size["import_small"],
+                                                            size["runs"], "small")))
     if "dispatch" in only:
         parts.append(("dispatch", lambda: bench_dispatch(env, size["dispatch_n"], size["runs"],
                                                          size["cap"])))

@@ -5,6 +5,8 @@
 # released one), regenerate schema/schema.sql (tests/unit/test_store.c compares them),
 # and rebuild. The store runs each file in its own BEGIN IMMEDIATE ... COMMIT and sets
 # PRAGMA user_version to NNNN.
+# FILES comes '|'-separated (see CMakeLists.txt).
+string(REPLACE "|" ";" FILES "${FILES}")
 set(body "/* Generated from the migrations folder by cmake/embed_sql.cmake; do not edit. */\n")
 string(APPEND body "#include \"migrations.h\"\n\nconst struct migration migrations[] = {\n")
 set(count 0)

@@ -95,6 +95,7 @@ CREATE INDEX attempts_campaign ON attempts (campaign_id, id);
 CREATE INDEX attempts_delivery ON attempts (delivery_id);
 CREATE INDEX deliveries_batch ON deliveries (batch_id) WHERE batch_id IS NOT NULL;
 CREATE INDEX deliveries_campaign_state ON deliveries (campaign_id, state, due_at_ms);
+CREATE INDEX deliveries_due ON deliveries (campaign_id, due_at_ms, id);
 CREATE INDEX deliveries_ready ON deliveries (campaign_id, next_at_ms)
 	WHERE state IN ('pending', 'retrying', 'deferred');
 CREATE INDEX deliveries_sending ON deliveries (claimed_by) WHERE state = 'sending';

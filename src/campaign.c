@@ -119,6 +119,12 @@ parse_header(struct parse *p, const cJSON *root, const struct config *cfg, struc
 			*rc = CAMPAIGN_CONFIG;
 		} else if (!(d->channel = config_channel(cfg, chan))) {
 			report(p, "$.channel: no channel \"%s\" in the configuration", chan);
+		} else if (config_usable(d->channel, CONFIG_NEED_SETTINGS, &err) != 0) {
+			/* Its secrets are the sender's business; its other keys shape the schedule. */
+			report(p, "%s", err ? err : "out of memory");
+			free(err);
+			err = NULL;
+			*rc = CAMPAIGN_CONFIG;
 		} else {
 			snprintf(d->row.provider, sizeof d->row.provider, "%s", d->channel->ops->name);
 		}

@@ -400,6 +400,58 @@ cmd_migrate(const struct cli_env *env)
 	return 0;
 }
 
+struct run_check {
+	const struct config *cfg;
+	char *err;                    /* the first channel that cannot send */
+};
+
+static int
+run_check_campaign(void *arg, const struct store_status *st)
+{
+	static const char *const waiting[] = {"pending", "sending", "retrying", "deferred"};
+	struct run_check *rc = arg;
+	const struct channel *ch;
+	int64_t n = 0;
+	size_t i;
+
+	if (strcmp(st->c.state, "active") != 0)
+		return 0;
+	for (i = 0; i < sizeof waiting / sizeof waiting[0]; i++)
+		n += st->counts[store_state_index(waiting[i])];
+	if (n == 0 || !(ch = config_channel(rc->cfg, st->c.channel)))
+		return 0;
+	return config_usable(ch, CONFIG_NEED_SECRETS, &rc->err) != 0;
+}
+
+/*
+ * A scheduler needs every key, secrets included, of the channels it is about to send on: those
+ * of active campaigns with deliveries waiting. One of them without its secret refuses the
+ * start (78), so a deployment that forgot a variable fails where its operator looks, instead
+ * of quietly holding a campaign. Channels nothing waits on may lack theirs.
+ */
+static int
+check_run_channels(const struct cli_env *env, const struct config *cfg)
+{
+	struct run_check rc = {cfg, NULL};
+	struct store *s;
+	char *err = NULL;
+	int ret = 0;
+
+	if (!(s = cli_open_store(env)))
+		return 1;
+	if (store_status(s, NULL, run_check_campaign, &rc, &err) < 0) {
+		cli_error("%s", err ? err : "cannot read the campaigns");
+		ret = 1;
+	} else if (rc.err) {
+		cli_error("%s (needed to send: set it, or pause the channel's campaigns)", rc.err);
+		ret = EXIT_CONFIG;
+	}
+	free(err);
+	free(rc.err);
+	store_close(s);
+	return ret;
+}
+
 static int
 cmd_run(const struct cli_env *env)
 {
@@ -426,6 +478,10 @@ cmd_run(const struct cli_env *env)
 	         vals[3] ? LOG_DEBUG : LOG_INFO);
 	if (!(cfg = cli_load_config(env, &rc)))
 		return rc;
+	if ((rc = check_run_channels(env, cfg)) != 0) {
+		config_free(cfg);
+		return rc;
+	}
 	so.db_path = env->db_path;
 	so.config_path = env->config_path;
 	rc = scheduler_run(cfg, &so);
@@ -438,9 +494,12 @@ static const struct cmd_entry cmd_table[] = {
 	 "unless all of it is valid. --dry-run validates and prints the summary only."},
 	{"status", cli_status, "status [KEY] [--json]",
 	 "Every campaign, or one: state, deliveries per state, next send time, latest error."},
-	{"deliveries", cli_deliveries, "deliveries KEY [--state STATE] [--limit N] [--json]",
-	 "The deliveries of a campaign: recipient, step, due time, state, attempts, last error,\n"
-	 "provider message id."},
+	{"deliveries", cli_deliveries,
+	 "deliveries KEY [--state STATE] [--limit N] [--after CURSOR] [--json]",
+	 "The deliveries of a campaign in due order: recipient, step, due time, state, attempts,\n"
+	 "last error, provider message id. --limit N prints a page of N rows and, when more\n"
+	 "follow, the cursor for --after (\"next\" in --json). Without --limit a terminal gets a\n"
+	 "screenful, a pipe every row."},
 	{"attempts", cli_attempts, "attempts KEY [--recipient ID] [--json]",
 	 "The attempt log: when, how long, HTTP status, provider code and message, outcome."},
 	{"show", cli_show, "show KEY [--json]",

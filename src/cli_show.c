@@ -3,9 +3,12 @@
  * JSON of SPEC §1 for scripts. Times print in the campaign's own time zone, with the offset.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
@@ -260,22 +263,67 @@ delivery_row(void *arg, const struct store_delivery_row *r)
 	                                                   r->provider_message_id, r->last_error});
 }
 
+/*
+ * The cursor `deliveries` prints for the next page: the last row's due time and id, in hex.
+ * Opaque to users (the README says so), so its form may change with the page order.
+ */
+static void
+cursor_format(const struct store_page *p, char out[40])
+{
+	snprintf(out, 40, "%" PRIx64 "-%" PRIx64, (uint64_t)p->due_at_ms, (uint64_t)p->id);
+}
+
+/* One lowercase hex number of 1-16 digits at *s, which is moved past it. */
+static int
+hex_part(const char **s, uint64_t *v)
+{
+	int n;
+
+	for (*v = 0, n = 0; (**s >= '0' && **s <= '9') || (**s >= 'a' && **s <= 'f'); (*s)++, n++)
+		*v = *v << 4 | (uint64_t)(**s <= '9' ? **s - '0' : **s - 'a' + 10);
+	return n >= 1 && n <= 16 ? 0 : -1;
+}
+
+static int
+cursor_parse(const char *s, struct store_page *p)
+{
+	uint64_t due, id;
+
+	if (hex_part(&s, &due) != 0 || *s++ != '-' || hex_part(&s, &id) != 0 || *s != '\0')
+		return -1;
+	p->due_at_ms = (int64_t)due;
+	p->id = (int64_t)id;
+	return 0;
+}
+
+/* Rows a terminal shows under the header with room for the cursor line and the prompt. */
+static int64_t
+screenful(void)
+{
+	struct winsize ws;
+
+	if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_row > 6)
+		return ws.ws_row - 3;
+	return 21;
+}
+
 int
 cli_deliveries(const struct cli_env *env)
 {
-	static const char *const opts[] = {"--state=", "--limit=", "--json", NULL};
+	static const char *const opts[] = {"--state=", "--limit=", "--json", "--after=", NULL};
 	static const char *const headers[] = {"RECIPIENT", "STEP", "DUE", "STATE", "ATTEMPTS",
 	                                      "MESSAGE ID", "LAST ERROR"};
-	const char *vals[3] = {NULL}, *pos[1];
+	const char *vals[4] = {NULL}, *pos[1];
+	struct store_page after, next = {0, 0};
 	struct store_campaign c;
 	struct show sh = {0};
 	struct store *s;
-	char *err = NULL;
+	char *err = NULL, cursor[40];
 	int64_t limit = 0;
-	int rc;
+	int rc, more = 0;
 
-	if ((rc = cli_parse(env, opts, vals, pos, 1, 1,
-	                    "deliveries KEY [--state STATE] [--limit N] [--json]")) != 0)
+	if ((rc = cli_parse(env, opts, vals, pos, 1, 1, "deliveries KEY [--state STATE] [--limit N] "
+	                    "[--after CURSOR] [--json]")) != 0)
 		return rc;
 	if (vals[0] && store_state_index(vals[0]) < 0) {
 		cli_error("--state: \"%s\" is not a delivery state (pending, sending, sent, retrying, "
@@ -286,6 +334,13 @@ cli_deliveries(const struct cli_env *env)
 		cli_error("--limit must be a positive integer");
 		return EXIT_USAGE;
 	}
+	if (vals[3] && cursor_parse(vals[3], &after) != 0) {
+		cli_error("--after: \"%s\" is not a cursor printed by herald deliveries", vals[3]);
+		return EXIT_USAGE;
+	}
+	/* A person at a terminal gets a screenful and the cursor on; a script gets everything. */
+	if (!vals[1] && isatty(STDOUT_FILENO))
+		limit = screenful();
 	if (!(s = open_campaign(env, pos[0], &c, &rc)))
 		return rc;
 	sh.json = vals[2] != NULL;
@@ -296,14 +351,26 @@ cli_deliveries(const struct cli_env *env)
 			table_align_right(sh.table, 4);
 			table_max_width(sh.table, 6, 80);
 		}
-		if (store_deliveries(s, c.id, vals[0], limit, delivery_row, &sh, &err) != 0) {
+		if (store_deliveries(s, c.id, vals[0], vals[3] ? &after : NULL, limit, delivery_row,
+		                     &sh, &next, &more, &err) != 0) {
 			cli_error("%s", err ? err : "deliveries failed");
 			rc = 1;
 		}
 	} else {
 		rc = 1;
 	}
+	if (rc == 0 && more)
+		cursor_format(&next, cursor);
+	if (rc == 0 && sh.json) {
+		if (more)
+			cJSON_AddStringToObject(sh.root, "next", cursor);
+		else
+			cJSON_AddNullToObject(sh.root, "next");
+	}
 	show_end(&sh, rc == 0);
+	if (rc == 0 && !vals[2] && more)
+		printf("more: herald deliveries %s%s%s --after %s\n", c.key, vals[0] ? " --state " : "",
+		       vals[0] ? vals[0] : "", cursor);
 	free(err);
 	store_close(s);
 	return rc;
@@ -587,6 +654,8 @@ cli_export(const struct cli_env *env)
 	static const char *const opts[] = {"--state=", "--format=", NULL};
 	const char *vals[2] = {NULL}, *pos[1];
 	struct export x = {{0}, 1, stdout};
+	struct store_page end;
+	int more;
 	struct store_campaign c;
 	struct store *s;
 	char *err = NULL;
@@ -612,7 +681,8 @@ cli_export(const struct cli_env *env)
 	if (x.csv)
 		fputs("\xEF\xBB\xBF" "recipient,step,due_at,state,attempts,last_error,"
 		      "provider_message_id\r\n", x.out);
-	if (store_deliveries(s, c.id, vals[0], 0, export_row, &x, &err) != 0 && !ferror(x.out)) {
+	if (store_deliveries(s, c.id, vals[0], NULL, 0, export_row, &x, &end, &more, &err) != 0 &&
+	    !ferror(x.out)) {
 		cli_error("%s", err ? err : "export failed");
 		rc = 1;
 	}

@@ -3,11 +3,13 @@
  * environment variable that holds the value; the resolved values stay in memory only.
  * Errors name the file, the channel and the key, never a value (values may be secrets).
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "config.h"
 #include "provider.h"
@@ -26,6 +28,7 @@ static const struct config_key common_keys[] = {
 	{"on_ambiguous", CONFIG_STRING, 0},
 	{"suspend_after", CONFIG_INT, 0},
 	{"probe_every", CONFIG_DURATION, 0},
+	{"allow_insecure_http", CONFIG_BOOL, 0},
 	{NULL, 0, 0},
 };
 
@@ -39,6 +42,25 @@ static const struct {
 	{"feihe", "https://guide-api.feihe.com"},
 };
 
+/*
+ * The keys that are credentials. A command that does not send (import validates and schedules)
+ * never needs them, so their K_env may be unset there.
+ */
+static const char *const secret_keys[] = {
+	"secret_key", "usersig", "access_token", "app_key", "sign_key", NULL,
+};
+
+static int
+is_secret(const char *name)
+{
+	int i;
+
+	for (i = 0; secret_keys[i]; i++)
+		if (strcmp(secret_keys[i], name) == 0)
+			return 1;
+	return 0;
+}
+
 static const struct config_key *
 key_find(const struct config_key *keys, const char *name)
 {
@@ -49,23 +71,34 @@ key_find(const struct config_key *keys, const char *name)
 }
 
 /*
- * Resolves one value of channel `ch` into `out` as the key's type demands: JSON strings
- * and numbers as written, or the environment variable an _env key names.
+ * Resolves one value of channel `chan` into its keys as the key's type demands: JSON strings
+ * and numbers as written, or the environment variable an _env key names. An unset variable
+ * is no error yet: the key becomes null and the channel remembers why (config_usable).
  */
 static int
-resolve_value(const char *path, const char *ch, const struct config_key *k, const cJSON *v,
-              int from_env, cJSON *out, char **err)
+resolve_value(const char *path, struct channel *chan, const struct config_key *k, const cJSON *v,
+              int from_env, char **err)
 {
-	const char *text = NULL;
+	const char *text = NULL, *ch = chan->name;
+	cJSON *out = chan->keys;
+	char **unset;
 	int64_t n;
 
 	if (from_env) {
 		if (!cJSON_IsString(v) || !v->valuestring[0])
 			return util_err(err, "%s: channel \"%s\": %s_env must name an environment variable",
 			                path, ch, k->name);
-		if (!(text = getenv(v->valuestring)) || !text[0])
-			return util_err(err, "%s: channel \"%s\": %s_env: environment variable %s is not set",
-			                path, ch, k->name, v->valuestring);
+		if (!(text = getenv(v->valuestring)) || !text[0]) {
+			unset = is_secret(k->name) ? &chan->unset_secret : &chan->unset_setting;
+			if (!*unset) {
+				util_err(unset, "%s: channel \"%s\": %s_env: environment variable %s is not "
+				         "set", path, ch, k->name, v->valuestring);
+				if (!*unset)
+					return util_err(err, "out of memory");
+			}
+			cJSON_AddNullToObject(out, k->name);
+			return 0;
+		}
 	} else if (cJSON_IsString(v)) {
 		text = v->valuestring;
 	}
@@ -90,15 +123,23 @@ resolve_value(const char *path, const char *ch, const struct config_key *k, cons
 			                "\"15m\" or \"2h30m\"", path, ch, k->name);
 		cJSON_AddNumberToObject(out, k->name, (double)n);
 		return 0;
+	case CONFIG_BOOL:
+		if (text ? strcmp(text, "true") != 0 && strcmp(text, "false") != 0 : !cJSON_IsBool(v))
+			return util_err(err, "%s: channel \"%s\": %s must be true or false", path, ch,
+			                k->name);
+		cJSON_AddNumberToObject(out, k->name, text ? strcmp(text, "true") == 0 : cJSON_IsTrue(v));
+		return 0;
 	}
 	return util_err(err, "%s: channel \"%s\": %s: unknown type", path, ch, k->name);
 }
 
 /* Resolves every key of one channel object into ch->keys, rejecting unknown ones. */
 static int
-channel_keys(const char *path, const char *name, const cJSON *obj,
-             const struct provider_ops *ops, cJSON *out, char **err)
+channel_keys(const char *path, struct channel *ch, const cJSON *obj, char **err)
 {
+	const struct provider_ops *ops = ch->ops;
+	const char *name = ch->name;
+	cJSON *out = ch->keys;
 	const cJSON *v;
 	char key[128];
 
@@ -114,7 +155,7 @@ channel_keys(const char *path, const char *name, const cJSON *obj,
 		if (cJSON_GetObjectItemCaseSensitive(out, key))
 			return util_err(err, "%s: channel \"%s\": %s is given twice (directly and as _env)",
 			                path, name, key);
-		if (resolve_value(path, name, k, v, from_env, out, err) != 0)
+		if (resolve_value(path, ch, k, v, from_env, err) != 0)
 			return -1;
 	}
 	return 0;
@@ -128,6 +169,44 @@ check_required(const char *path, const char *name, const struct config_key *keys
 		if (keys->required && !cJSON_GetObjectItemCaseSensitive(out, keys->name))
 			return util_err(err, "%s: channel \"%s\": missing required key %s (or %s_env)", path,
 			                name, keys->name, keys->name);
+	return 0;
+}
+
+/*
+ * Whether an http:// URL's host is a loopback address: 127.0.0.0/8, ::1 or localhost. Only
+ * there may credentials travel in clear (SPEC §2, allow_insecure_http). The host is copied
+ * into host (for the message) without any user:password@ part.
+ */
+static int
+url_loopback(const char *url, char *host, size_t size)
+{
+	const char *h = url + strlen("http://"), *end, *at;
+	struct in_addr a4;
+	struct in6_addr a6;
+	size_t len;
+
+	end = h + strcspn(h, "/?#");
+	/* userinfo ends at the last '@' before the path; it may hold a password: skip it */
+	for (at = end; at > h && at[-1] != '@'; at--)
+		;
+	if (at > h)
+		h = at;
+	if (*h == '[') {
+		h++;
+		len = strcspn(h, "]");
+	} else {
+		len = strcspn(h, ":/?#");
+	}
+	if (len >= size)
+		len = size - 1;
+	memcpy(host, h, len);
+	host[len] = '\0';
+	if (strcasecmp(host, "localhost") == 0)
+		return 1;
+	if (inet_pton(AF_INET, host, &a4) == 1)
+		return (ntohl(a4.s_addr) >> 24) == 127;
+	if (inet_pton(AF_INET6, host, &a6) == 1)
+		return IN6_IS_ADDR_LOOPBACK(&a6);
 	return 0;
 }
 
@@ -148,9 +227,11 @@ channel_load(const char *path, const cJSON *obj, struct channel *ch, char **err)
 		                ch->name, p->valuestring, provider_names());
 	if (!(ch->keys = cJSON_CreateObject()))
 		return util_err(err, "out of memory");
-	if (channel_keys(path, ch->name, obj, ch->ops, ch->keys, err) != 0 ||
+	if (channel_keys(path, ch, obj, err) != 0 ||
 	    check_required(path, ch->name, ch->ops->keys, ch->keys, err) != 0)
 		return -1;
+	if (cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(ch->keys, "base_url")))
+		goto checks;              /* base_url_env unset: nothing to check it against yet */
 	url = config_str(ch, "base_url");
 	for (i = 0; !url && i < sizeof default_urls / sizeof default_urls[0]; i++)
 		if (strcmp(default_urls[i].provider, ch->ops->name) == 0)
@@ -160,10 +241,19 @@ channel_load(const char *path, const cJSON *obj, struct channel *ch, char **err)
 	if (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0)
 		return util_err(err, "%s: channel \"%s\": base_url must start with http:// or https://",
 		                path, ch->name);
+	if (strncmp(url, "http://", 7) == 0 && !config_int(ch, "allow_insecure_http", 0)) {
+		char host[256];
+
+		if (!url_loopback(url, host, sizeof host))
+			return util_err(err, "%s: channel \"%s\": base_url: plain http:// to \"%s\" "
+			                "would send credentials in clear; use https://, or set "
+			                "\"allow_insecure_http\": true", path, ch->name, host);
+	}
 	if (!(ch->base_url = strdup(url)))
 		return util_err(err, "out of memory");
 	while (strlen(ch->base_url) > 8 && ch->base_url[strlen(ch->base_url) - 1] == '/')
 		ch->base_url[strlen(ch->base_url) - 1] = '\0';
+checks:
 	ch->max_in_flight = (int)config_int(ch, "max_in_flight", 16);
 	if (ch->max_in_flight < 1 || ch->max_in_flight > 1024)
 		return util_err(err, "%s: channel \"%s\": max_in_flight must be 1..1024", path, ch->name);
@@ -183,6 +273,12 @@ channel_load(const char *path, const cJSON *obj, struct channel *ch, char **err)
 	if (ch->probe_every_ms < 100 || ch->probe_every_ms > 86400000)
 		return util_err(err, "%s: channel \"%s\": probe_every must be 100ms..24h", path,
 		                ch->name);
+	/*
+	 * The provider's own checks read the values, which an unset variable leaves out: they run
+	 * in the process where the variables are set, the one that sends.
+	 */
+	if (ch->unset_secret || ch->unset_setting)
+		return 0;
 	if (ch->ops->check_channel && ch->ops->check_channel(ch, err) != 0) {
 		char *inner = *err;
 
@@ -192,6 +288,16 @@ channel_load(const char *path, const cJSON *obj, struct channel *ch, char **err)
 		return -1;
 	}
 	return 0;
+}
+
+static void
+channel_free(struct channel *ch)
+{
+	free(ch->name);
+	free(ch->base_url);
+	free(ch->unset_secret);
+	free(ch->unset_setting);
+	cJSON_Delete(ch->keys);
 }
 
 /* Reads the optional "scheduler" section. */
@@ -235,6 +341,7 @@ static int
 config_parse(const char *path, const cJSON *root, struct config *c, char **err)
 {
 	const cJSON *chans = cJSON_GetObjectItemCaseSensitive(root, "channels"), *v;
+	size_t n;
 
 	if (!cJSON_IsObject(root))
 		return util_err(err, "%s: the top level must be an object", path);
@@ -243,17 +350,26 @@ config_parse(const char *path, const cJSON *root, struct config *c, char **err)
 			return util_err(err, "%s: unknown top-level key \"%s\"", path, v->string);
 	if (!cJSON_IsObject(chans))
 		return util_err(err, "%s: \"channels\" must be an object", path);
-	c->n_channels = cJSON_GetArraySize(chans);
-	if (c->n_channels && !(c->channels = calloc((size_t)c->n_channels, sizeof *c->channels)))
+	n = (size_t)cJSON_GetArraySize(chans);
+	if (n && (!(c->channels = calloc(n, sizeof *c->channels)) ||
+	          !(c->unready = calloc(n, sizeof *c->unready))))
 		return util_err(err, "out of memory");
-	c->n_channels = 0;
 	cJSON_ArrayForEach(v, chans) {
-		struct channel *ch = &c->channels[c->n_channels++];
+		struct channel ch = {0};
 
-		if (!(ch->name = strdup(v->string)))
-			return util_err(err, "out of memory");
-		if (channel_load(path, v, ch, err) != 0)
+		if (!(ch.name = strdup(v->string))) {
+			util_err(err, "out of memory");
+			channel_free(&ch);
 			return -1;
+		}
+		if (channel_load(path, v, &ch, err) != 0) {
+			channel_free(&ch);
+			return -1;
+		}
+		if (ch.unset_secret || ch.unset_setting)
+			c->unready[c->n_unready++] = ch;
+		else
+			c->channels[c->n_channels++] = ch;
 	}
 	return scheduler_load(path, cJSON_GetObjectItemCaseSensitive(root, "scheduler"), c, err);
 }
@@ -309,12 +425,12 @@ config_free(struct config *c)
 
 	if (!c)
 		return;
-	for (i = 0; i < c->n_channels; i++) {
-		free(c->channels[i].name);
-		free(c->channels[i].base_url);
-		cJSON_Delete(c->channels[i].keys);
-	}
+	for (i = 0; i < c->n_channels; i++)
+		channel_free(&c->channels[i]);
+	for (i = 0; i < c->n_unready; i++)
+		channel_free(&c->unready[i]);
 	free(c->channels);
+	free(c->unready);
 	free(c);
 }
 
@@ -326,7 +442,20 @@ config_channel(const struct config *c, const char *name)
 	for (i = 0; c && i < c->n_channels; i++)
 		if (strcmp(c->channels[i].name, name) == 0)
 			return &c->channels[i];
+	for (i = 0; c && i < c->n_unready; i++)
+		if (strcmp(c->unready[i].name, name) == 0)
+			return &c->unready[i];
 	return NULL;
+}
+
+int
+config_usable(const struct channel *ch, enum config_need need, char **err)
+{
+	const char *why = ch->unset_setting;
+
+	if (!why && need == CONFIG_NEED_SECRETS)
+		why = ch->unset_secret;
+	return why ? util_err(err, "%s", why) : 0;
 }
 
 const char *

@@ -17,6 +17,7 @@ enum config_type {
 	CONFIG_STRING,
 	CONFIG_INT,        /* a JSON integer (or an _env variable holding one) */
 	CONFIG_DURATION,   /* "90s", "2h30m", ... stored as ms */
+	CONFIG_BOOL,       /* true or false (an _env variable: "true" or "false"), stored as 1/0 */
 };
 
 /* One key a provider accepts in its channels (besides the common ones). */
@@ -37,12 +38,22 @@ struct channel {
 	int on_ambiguous_retry;           /* on_ambiguous "retry": resend even without de-duplication */
 	int suspend_after;                /* consecutive failed requests that suspend the channel */
 	int64_t probe_every_ms;           /* a suspended channel's first probe interval (doubling) */
-	cJSON *keys;                      /* every key with _env resolved: {"secret_key": "..."} */
+	cJSON *keys;                      /* every key with _env resolved: {"secret_key": "..."};
+	                                     an _env whose variable is unset is null here */
+	char *unset_secret;               /* the error for its first unset secret K_env, or NULL */
+	char *unset_setting;              /* likewise for any other key, or NULL */
 };
 
+/*
+ * A K_env whose variable is unset is an error only where its channel is used (SPEC §2), so a
+ * channel with one loads, but apart: `channels` holds only those a scheduler can send on, and
+ * `unready` the others, which config_channel still finds for commands that need less.
+ */
 struct config {
-	struct channel *channels;         /* n_channels of them, in file order */
+	struct channel *channels;         /* n_channels of them, in file order, every key resolved */
 	int n_channels;
+	struct channel *unready;          /* n_unready channels with an unset K_env */
+	int n_unready;
 	int max_attempts;                 /* scheduler: attempts before failed */
 	int64_t backoff_base_ms;
 	int64_t backoff_max_ms;
@@ -57,8 +68,17 @@ struct config {
 struct config *config_load(const char *path, int *missing, char **err);
 void config_free(struct config *c);
 
-/* The channel called NAME, or NULL. Valid as long as the config. */
+/* The channel called NAME, ready or not (config_usable), or NULL. Valid as long as the config. */
 const struct channel *config_channel(const struct config *c, const char *name);
+
+/* What a command needs of a channel it touches. */
+enum config_need {
+	CONFIG_NEED_SETTINGS,             /* every key but the secrets: validating, scheduling */
+	CONFIG_NEED_SECRETS,              /* every key: sending */
+};
+
+/* 0 when ch has every key NEED asks for, else -1 with *err naming channel, key and variable. */
+int config_usable(const struct channel *ch, enum config_need need, char **err);
 
 /* A channel key's string value (after _env), or NULL when absent. */
 const char *config_str(const struct channel *ch, const char *key);

@@ -1,6 +1,9 @@
 /* herald: a scheduled campaign engine. main is argv in, exit status out; cli.c does the rest. */
 #include <malloc.h>
 #include <signal.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 
 #include "cli.h"
 
@@ -9,6 +12,13 @@ main(int argc, char **argv)
 {
 	/* libcurl runs with NOSIGNAL; a peer closing a socket must not kill the process. */
 	signal(SIGPIPE, SIG_IGN);
+#ifdef __linux__
+	/*
+	 * The process holds channel secrets (and Tencent SecretKeys) in memory: no core dump of it
+	 * may land on disk, and other processes of the same user may not ptrace it.
+	 */
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+#endif
 #ifdef M_TRIM_THRESHOLD
 	/*
 	 * SQLite opens a statement journal with a 64 KiB buffer for most writes and frees it when

@@ -3,10 +3,12 @@
  * side of import. Queries live in store_query.c; the scheduler's claims in store_sched.c.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "clock.h"
 #include "migrations.h"
@@ -201,6 +203,35 @@ store_migrate(struct store *s, char **err)
 	return 0;
 }
 
+/*
+ * Creates the database file owner-only (0600) when it does not exist yet, so that SQLite,
+ * which gives its -wal and -shm files the main file's mode, creates those 0600 too. The
+ * campaigns hold recipient ids and message texts: other local users have no business there.
+ * fchmod makes the mode independent of the umask. An existing file keeps the mode its owner
+ * gave it.
+ */
+static int
+create_private(const char *path, char **err)
+{
+	int fd;
+
+	if (strcmp(path, ":memory:") == 0 || path[0] == '\0')
+		return 0;
+	if ((fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) < 0) {
+		if (errno == EEXIST)
+			return 0;
+		return util_err(err, "%s: cannot create database: %s", path, strerror(errno));
+	}
+	if (fchmod(fd, 0600) != 0) {
+		util_err(err, "%s: cannot set mode 0600: %s", path, strerror(errno));
+		close(fd);
+		unlink(path);
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
 /* Opens PATH with SQLite open flags `create` (0 or SQLITE_OPEN_CREATE), then migrates. */
 static struct store *
 store_open_flags(const char *path, int create, char **err)
@@ -211,6 +242,8 @@ store_open_flags(const char *path, int create, char **err)
 		util_err(err, "out of memory");
 		goto fail;
 	}
+	if (create && create_private(path, err) != 0)
+		goto fail;
 	/* NOMUTEX: a handle belongs to one thread at a time, so SQLite's own locking is waste. */
 	if (sqlite3_open_v2(path, &s->db,
 	                    SQLITE_OPEN_READWRITE | create | SQLITE_OPEN_NOMUTEX,

@@ -125,6 +125,7 @@ int store_status(struct store *s, const char *key,
                  int (*fn)(void *arg, const struct store_status *st), void *arg, char **err);
 
 struct store_delivery_row {
+	int64_t id;                      /* with due_at_ms, the row's place in page order */
 	const char *recipient;
 	int step;
 	int64_t due_at_ms;
@@ -134,11 +135,26 @@ struct store_delivery_row {
 	const char *provider_message_id; /* NULL when none */
 	int64_t send_at_ms;              /* provider-scheduled send time asked for, -1 = none */
 };
-/* Deliveries of a campaign, ordered by due time then recipient; state NULL = all; limit <= 0 =
-   no limit. Row pointers are valid during the callback only. */
-int store_deliveries(struct store *s, int64_t campaign_id, const char *state, int64_t limit,
+/*
+ * A place in a campaign's deliveries, in page order (due time, then id). Neither changes while
+ * the scheduler works, so pages cut at such places show every delivery exactly once however
+ * states change between them (a re-import that reschedules moves rows, by design).
+ */
+struct store_page {
+	int64_t due_at_ms;
+	int64_t id;
+};
+
+/*
+ * A page of a campaign's deliveries in due order, each an index walk: state NULL = all; after
+ * NULL = from the start, else only rows past it; limit <= 0 = no limit. *more is set to 1 and
+ * *next to the last row's place when rows remain past the page, else *more is 0. Row
+ * pointers are valid during the callback only.
+ */
+int store_deliveries(struct store *s, int64_t campaign_id, const char *state,
+                     const struct store_page *after, int64_t limit,
                      int (*fn)(void *arg, const struct store_delivery_row *r), void *arg,
-                     char **err);
+                     struct store_page *next, int *more, char **err);
 
 struct store_attempt_row {
 	const char *recipient;

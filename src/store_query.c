@@ -93,37 +93,73 @@ store_status(struct store *s, const char *key,
 }
 
 int
-store_deliveries(struct store *s, int64_t campaign_id, const char *state, int64_t limit,
-                 int (*fn)(void *arg, const struct store_delivery_row *r), void *arg, char **err)
+store_deliveries(struct store *s, int64_t campaign_id, const char *state,
+                 const struct store_page *after, int64_t limit,
+                 int (*fn)(void *arg, const struct store_delivery_row *r), void *arg,
+                 struct store_page *next, int *more, char **err)
 {
-	/* Two texts, not "(?2 IS NULL OR state = ?2)": that form keeps SQLite off the
-	   (campaign_id, state, due_at_ms) index, and a filtered page of 3M rows took half a second. */
-#define DELIVERIES_SQL(where)                                                                 \
-	"SELECT r.rid, d.step, d.due_at_ms, d.state, d.attempts, d.last_error, "                  \
-	"d.provider_message_id, coalesce(d.send_at_ms, -1) FROM deliveries d "                    \
-	"JOIN recipients r ON r.id = d.recipient_id WHERE d.campaign_id = ?1" where               \
-	" ORDER BY d.due_at_ms, d.id LIMIT ?3"
-	const char *sql = state ? DELIVERIES_SQL(" AND d.state = ?2") : DELIVERIES_SQL("");
-#undef DELIVERIES_SQL
+	/*
+	 * Two texts per filter, not "(?2 IS NULL OR state = ?2)": that form keeps SQLite off the
+	 * (campaign_id, state, due_at_ms) index, and a filtered page of 3M rows took half a second.
+	 * Unfiltered, (campaign_id, due_at_ms, id) serves. Past a cursor, "(due_at_ms, id) > (?, ?)"
+	 * would seek on due_at_ms only (SQLite does not range over a rowid inside a row value) and
+	 * then step over every row sharing the cursor's due time, a million in a big campaign. So
+	 * the page is the rest of the cursor's due time by id, then the later due times, each a
+	 * seek, and the outer sort orders at most twice the page. One row past the page says
+	 * whether there is a next one.
+	 */
+#define DELIVERIES_COLS                                                                       \
+	"SELECT d.id, r.rid, d.step, d.due_at_ms, d.state, d.attempts, d.last_error, "            \
+	"d.provider_message_id, coalesce(d.send_at_ms, -1) "
+#define DELIVERIES_FIRST(where)                                                               \
+	DELIVERIES_COLS "FROM deliveries d JOIN recipients r ON r.id = d.recipient_id "           \
+	"WHERE d.campaign_id = ?1" where " ORDER BY d.due_at_ms, d.id LIMIT ?3"
+#define DELIVERIES_AFTER(where)                                                               \
+	DELIVERIES_COLS "FROM (SELECT * FROM (SELECT id, due_at_ms FROM deliveries "              \
+	"WHERE campaign_id = ?1" where " AND due_at_ms = ?4 AND id > ?5 ORDER BY id LIMIT ?3) "   \
+	"UNION ALL SELECT * FROM (SELECT id, due_at_ms FROM deliveries WHERE campaign_id = ?1"    \
+	where " AND due_at_ms > ?4 ORDER BY due_at_ms, id LIMIT ?3)) p "                          \
+	"JOIN deliveries d ON d.id = p.id JOIN recipients r ON r.id = d.recipient_id "            \
+	"ORDER BY p.due_at_ms, p.id LIMIT ?3"
+	const char *sql = after ? (state ? DELIVERIES_AFTER(" AND state = ?2") : DELIVERIES_AFTER(""))
+	                        : (state ? DELIVERIES_FIRST(" AND d.state = ?2") : DELIVERIES_FIRST(""));
+#undef DELIVERIES_AFTER
+#undef DELIVERIES_FIRST
+#undef DELIVERIES_COLS
 	struct store_delivery_row r;
 	sqlite3_stmt *q;
+	int64_t n = 0;
 	int rc;
 
+	*more = 0;
 	if (sqlite3_prepare_v2(s->db, sql, -1, &q, NULL) != SQLITE_OK)
 		return store_fail(s, err, "deliveries");
 	sqlite3_bind_int64(q, 1, campaign_id);
 	if (state)
 		sqlite3_bind_text(q, 2, state, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(q, 3, limit > 0 ? limit : -1);
+	sqlite3_bind_int64(q, 3, limit > 0 ? limit + 1 : -1);
+	if (after) {
+		sqlite3_bind_int64(q, 4, after->due_at_ms);
+		sqlite3_bind_int64(q, 5, after->id);
+	}
 	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-		r.recipient = (const char *)sqlite3_column_text(q, 0);
-		r.step = sqlite3_column_int(q, 1);
-		r.due_at_ms = sqlite3_column_int64(q, 2);
-		r.state = (const char *)sqlite3_column_text(q, 3);
-		r.attempts = sqlite3_column_int(q, 4);
-		r.last_error = (const char *)sqlite3_column_text(q, 5);
-		r.provider_message_id = (const char *)sqlite3_column_text(q, 6);
-		r.send_at_ms = sqlite3_column_int64(q, 7);
+		if (limit > 0 && n == limit) {
+			*more = 1;
+			rc = SQLITE_DONE;
+			break;
+		}
+		r.id = sqlite3_column_int64(q, 0);
+		r.recipient = (const char *)sqlite3_column_text(q, 1);
+		r.step = sqlite3_column_int(q, 2);
+		r.due_at_ms = sqlite3_column_int64(q, 3);
+		r.state = (const char *)sqlite3_column_text(q, 4);
+		r.attempts = sqlite3_column_int(q, 5);
+		r.last_error = (const char *)sqlite3_column_text(q, 6);
+		r.provider_message_id = (const char *)sqlite3_column_text(q, 7);
+		r.send_at_ms = sqlite3_column_int64(q, 8);
+		next->due_at_ms = r.due_at_ms;
+		next->id = r.id;
+		n++;
 		if (fn(arg, &r) != 0) {
 			rc = SQLITE_DONE;
 			break;

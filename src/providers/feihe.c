@@ -89,13 +89,18 @@ feihe_check_recipient(const cJSON *recipient, char **err)
 	return 0;
 }
 
-/* Sets *text to the message's text; with rendered, enforces WeChat's size limit too. */
+/*
+ * Sets *text to the message's text; with rendered, enforces WeChat's size limit too. *text is
+ * NULL on failure: util_err lives in another file, so at -O3 the compiler cannot see that its
+ * -1 reaches the caller's check, and an unset *text looked used uninitialized.
+ */
 static int
 message_text(const cJSON *message, int rendered, const char **text, char **err)
 {
 	const cJSON *type;
 	size_t len;
 
+	*text = NULL;
 	type = cJSON_GetObjectItemCaseSensitive(message, "type");
 	if (!cJSON_IsObject(message) || !cJSON_IsString(type) ||
 	    strcmp(type->valuestring, "text") != 0)

@@ -8,6 +8,8 @@ and that no secret, given in the file or in the environment, is ever printed or 
 """
 import json
 import os
+import signal
+import stat
 import subprocess
 import sys
 
@@ -137,21 +139,28 @@ class ConfigTest(harness.HeraldTest):
         rc, out, err = self.run_herald("import", defn, env=env)
         self.assertEqual(rc, 0, err)
         self.assertEqual(self.status("t1")["provider"], "tanmarket")
-        # the variable unset, or empty: 78 naming it
+        # the variable unset, or empty: the import needs no secret, a run that would send
+        # through the channel refuses to start, naming channel, key and variable
         for value in (None, ""):
             e = dict(os.environ)
             e.pop("HERALD_TEST_TAN_KEY", None)
             if value is not None:
                 e["HERALD_TEST_TAN_KEY"] = value
-            before = self.db_snapshot()
+            e["HERALD_TEST_INFLIGHT"] = "4"
             p = subprocess.run([harness.HERALD, "--db", self.db, "--config", self.config_path,
                                 "import", defn], env=e, capture_output=True, cwd=self.dir,
                                timeout=60 * harness.SLOW)
+            self.outputs.append(p.stdout.decode() + p.stderr.decode())
+            self.assertEqual(p.returncode, 0, p.stderr.decode())
+            before = self.db_snapshot()
+            p = subprocess.run([harness.HERALD, "--db", self.db, "--config", self.config_path,
+                                "run", "--once", "--now", "2026-11-23T10:00:30+08:00"], env=e,
+                               capture_output=True, cwd=self.dir, timeout=60 * harness.SLOW)
             err = p.stderr.decode()
             self.outputs.append(p.stdout.decode() + err)
             self.assertEqual(p.returncode, 78, err)
-            self.assertIn("HERALD_TEST_TAN_KEY", err)
-            self.assertIn('"tan"', err)
+            for needle in ('"tan"', "app_key_env", "HERALD_TEST_TAN_KEY"):
+                self.assertIn(needle, err)
             self.assertEqual(self.db_snapshot(), before)
         # an _env value of the wrong type names the key, not the value
         err = self.config_error({"channels": {"fh": dict(FEIHE, max_in_flight_env="HERALD_TEST_N")}},
@@ -303,6 +312,127 @@ class ConfigTest(harness.HeraldTest):
         for name, value in secrets.items():
             self.assertNotIn(value.encode(), stored, "secret %s stored in the database" % name)
 
+
+    def test_files_are_private(self):
+        """The database, its -wal and -shm and the runners' lock file are created 0600 whatever
+        the umask: they hold recipients and messages."""
+        self.config({"fh": FEIHE})
+        old = os.umask(0o022)
+        try:
+            self.ok("import", self.defn)
+            run = self.spawn("run")
+            files = [self.db + suffix for suffix in ("", "-wal", "-shm", "-runners.lock")]
+            harness.wait_until(lambda: all(os.path.exists(f) for f in files),
+                               what="the database, its -wal/-shm and the lock file")
+            for f in files:
+                self.assertEqual(stat.S_IMODE(os.stat(f).st_mode), 0o600, f)
+            run.send_signal(signal.SIGTERM)
+            self.assertEqual(run.wait(timeout=30 * harness.SLOW), 0)
+            # a umask that would take the owner's own bits does not change the mode either
+            os.umask(0o277)
+            other = os.path.join(self.dir, "other.db")
+            self.ok("--db", other, "migrate")
+            self.assertEqual(stat.S_IMODE(os.stat(other).st_mode), 0o600)
+        finally:
+            os.umask(old)
+
+    def test_process_not_dumpable(self):
+        """herald clears its dumpable flag (no core dumps of a process holding secrets). The
+        kernel shows it by giving the files under the process's /proc directory to root; as
+        root the test runs herald as nobody to see that."""
+        self.config({"fh": FEIHE})
+        as_nobody = os.getuid() == 0
+        if as_nobody:
+            os.chmod(self.dir, 0o777)
+            os.chmod(self.config_path, 0o644)
+        p = subprocess.Popen([harness.HERALD, "--db", self.db, "--config", self.config_path,
+                              "import", "-"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, cwd=self.dir,
+                             preexec_fn=(lambda: os.setuid(65534)) if as_nobody else None)
+        self.procs.append(p)
+        proc = "/proc/%d" % p.pid
+
+        def waiting_on_stdin():
+            # herald, not the forked Python before exec, blocked in read long after main began
+            with open(proc + "/cmdline", "rb") as f:
+                if b"import" not in f.read():
+                    return False
+            with open(proc + "/wchan") as f:
+                return p.poll() is None and f.read() not in ("", "0")
+        harness.wait_until(waiting_on_stdin, what="herald waiting on stdin")
+        # looked up only now: the kernel caches /proc inodes with the owner seen first
+        self.assertEqual(os.stat(proc + "/environ").st_uid, 0)
+        with open(proc + "/status") as f:
+            uid = [line.split()[1] for line in f if line.startswith("Uid:")][0]
+        self.assertNotEqual(uid, "0")
+        p.stdin.close()
+        p.wait(timeout=30 * harness.SLOW)
+
+    def test_plain_http_only_to_loopback(self):
+        """SPEC §2 allow_insecure_http: credentials never travel in clear off this machine
+        unless the channel says so."""
+        for url in ("http://example.com", "http://10.0.0.7:8080/api", "http://127.0.0.1.example.com",
+                    "http://[2001:db8::1]:80", "http://localhost.example.com",
+                    "http://user:pw-77e1@10.0.0.1/x"):
+            err = self.config_error({"channels": {"fh": dict(FEIHE, base_url=url)}},
+                                    '"fh"', "base_url", "allow_insecure_http")
+            self.assertNotIn("pw-77e1", err)
+        # loopback, https, or said out loud
+        for ch in (dict(FEIHE, base_url="http://127.0.0.1:9"), dict(FEIHE, base_url="http://127.8.9.10"),
+                   dict(FEIHE, base_url="http://localhost:9/x"), dict(FEIHE, base_url="http://[::1]:9"),
+                   dict(FEIHE, base_url="https://guide-api.feihe.com"),
+                   dict(FEIHE, base_url="http://10.0.0.7:8080", allow_insecure_http=True),
+                   dict(FEIHE, base_url="http://10.0.0.7", allow_insecure_http_env="HERALD_TEST_INSECURE")):
+            self.config({"fh": ch})
+            rc, out, err = self.run_herald("import", self.defn, "--dry-run",
+                                           env={"HERALD_TEST_INSECURE": "true"})
+            self.assertEqual(rc, 0, "%s: %s" % (ch, err))
+        self.config_error({"channels": {"fh": dict(FEIHE, base_url="http://10.0.0.7",
+                                                   allow_insecure_http=False)}}, "base_url")
+        self.config_error({"channels": {"fh": dict(FEIHE, allow_insecure_http="yes")}},
+                          '"fh"', "allow_insecure_http")
+        # another provider, the same rule
+        self.config_error({"channels": {"sn": {"provider": "sainiu",
+                                               "base_url": "http://sainiu.example.com"}}}, '"sn"')
+
+    def test_secrets_needed_only_where_used(self):
+        """SPEC §2: a command needs the secrets of the channels it touches, not of every one."""
+        mock = self.mock()
+        unset = {"tan": dict(TAN, app_key_env="HERALD_TEST_UNSET_KEY"),
+                 "desk": {"provider": "tencent_desk", "sdkappid": 1400000000, "identifier": "a",
+                          "secret_key_env": "HERALD_TEST_UNSET_TIM", "base_url": mock.url},
+                 "slow": dict(FEIHE, max_in_flight_env="HERALD_TEST_UNSET_N")}
+        self.config(dict(unset, fh=dict(FEIHE, base_url=mock.url)))
+        env = {k: "" for k in ("HERALD_TEST_UNSET_KEY", "HERALD_TEST_UNSET_TIM",
+                               "HERALD_TEST_UNSET_N")}
+        # import onto a channel whose keys are all there; then status and friends need none
+        self.ok("import", self.defn, env=env)
+        for cmd in (("status",), ("status", "c1"), ("deliveries", "c1"), ("attempts", "c1"),
+                    ("migrate",)):
+            self.ok(*cmd, env=env)
+        # import onto a channel lacking only its secret: validation needs none
+        self.ok("import", self.write("d.json", definition("desk", "d1")), env=env)
+        # a channel lacking a setting (which shapes sending) cannot take an import
+        rc, out, err = self.run_herald("import", self.write("s.json", definition("slow", "s1")),
+                                       env=env)
+        self.assertEqual(rc, 78, err)
+        for needle in ('"slow"', "max_in_flight_env", "HERALD_TEST_UNSET_N"):
+            self.assertIn(needle, err)
+        # run: the desk campaign waits on a channel without its secret: refused, nothing sent
+        before = self.db_snapshot()
+        rc, out, err = self.run_herald("run", "--once", "--now", "2026-11-23T10:00:30+08:00",
+                                       env=env)
+        self.assertEqual(rc, 78, err)
+        for needle in ('"desk"', "secret_key_env", "HERALD_TEST_UNSET_TIM"):
+            self.assertIn(needle, err)
+        self.assertEqual(mock.requests(), [])
+        self.assertEqual(self.db_snapshot(), before)
+        # paused, it waits on nobody: the run sends on fh and leaves desk alone
+        self.ok("pause", "d1", env=env)
+        self.ok("run", "--once", "--now", "2026-11-23T10:00:30+08:00", env=env)
+        self.assertEqual(self.counts("c1")["sent"], 2)
+        self.assertEqual(self.counts("d1")["pending"], 2)
+        self.assertEqual({r["provider"] for r in mock.requests()}, {"feihe"})
 
 if __name__ == "__main__":
     harness.main()

@@ -286,7 +286,7 @@ class TencentTest(MockCase):
         self.assertEqual(tim(self.mock, session), OK_TIM)
         rec = self.mock.last()
         self.assertEqual((rec["verdict"], rec["key"]), ("accepted", session["SessionId"]))
-        self.assertIn("usersig=FIXED", rec["query"])
+        self.assertIn("usersig=***", rec["query"])  # a credential: masked in records
 
     def test_msgrandom_duplicate(self):
         self.assertEqual(tim(self.mock, tim_msg(rnd=7)), OK_TIM)
@@ -694,6 +694,56 @@ class TanmarketTest(MockCase):
 
 def feihe_ok(mock, open_id="o1"):
     return feihe(mock, {"openId": open_id, "msg": "m"})
+
+
+class MaskingTest(MockCase):
+    """Records and the --log file never hold a credential: Tencent's usersig, APIUSB's
+    access_token (query or form), Tanmarket's appKey; right or wrong, they are masked, while
+    the mock still judges the real values."""
+    SIG, TOKEN, KEY = "SIG-s3cr3t-4d1a", "TOKEN-s3cr3t-8c2b", "APPKEY-s3cr3t-6e3f"
+    ARGS = ("--tim-usersig", SIG, "--tim-sdkappid", str(SDKAPPID), "--tim-identifier", "admin",
+            "--apiusb-token", TOKEN, "--tanmarket-app-id", APP_ID)
+    ENV = {"MOCK_TANMARKET_APP_KEY": KEY}
+
+    def test_credentials_masked(self):
+        self.assertEqual(tim(self.mock, tim_msg(), url=tim_url(sig=self.SIG)), OK_TIM)
+        self.assertNotEqual(tim(self.mock, tim_msg(), url=tim_url(sig=self.SIG + "x"))["ErrorCode"], 0)
+        self.assertEqual(apiusb(self.mock, apiusb_form(access_token=self.TOKEN))["ret"], 200)
+        self.assertEqual(apiusb(self.mock, apiusb_form(access_token=self.TOKEN + "x"))["ret"], 406)
+        # in a POST's query (refused: it belongs in the form), percent-encoded, and a GET
+        self.assertEqual(apiusb(self.mock, apiusb_form(access_token=None, s=None),
+                                query="s=%s&access_token=%s" % (SERVICE, self.TOKEN))["ret"], 400)
+        self.assertEqual(apiusb(self.mock, apiusb_form(access_token=None) + "&access%5Ftoken=" +
+                                self.TOKEN)["ret"], 200)
+        status, text, _ = self.mock.call("GET", APIUSB + "?" + apiusb_form(
+            access_token=self.TOKEN, service=SERVICE, s=None))
+        self.assertEqual(json.loads(text)["ret"], 200)
+        self.assertEqual(tanmarket(self.mock, sop(), key=self.KEY)["code"], 0)
+        self.assertEqual(tanmarket(self.mock, sop(), key=self.KEY + "x")["code"], 1002)
+
+        recs = self.mock.requests()
+        verdicts = [r["verdict"] for r in recs]
+        self.assertEqual(verdicts.count("accepted"), 5, verdicts)
+        with open(self.mock.log) as f:
+            log = f.read()
+        self.assertEqual(len(log.splitlines()), len(recs))
+        for where, text in (("records", json.dumps(recs, ensure_ascii=False)), ("log", log)):
+            for secret in (self.SIG, self.TOKEN, self.KEY):
+                self.assertNotIn(secret[:10], text, "%s hold %s" % (where, secret))
+        tims = [r for r in recs if r["provider"] == "tencent_desk"]
+        for r in tims:
+            self.assertEqual(urllib.parse.parse_qs(r["query"])["usersig"], ["***"])
+            self.assertEqual(urllib.parse.parse_qs(r["query"])["identifier"], ["admin"])
+        api = [r for r in recs if r["provider"] == "apiusb"]
+        self.assertEqual(len(api), 5)
+        for r in api:
+            both = r["query"] + "&" + r["body"]
+            self.assertRegex(both, r"(^|&)access(_|%5F)token=\*\*\*(&|$)")
+            # the rest of the form is kept as sent
+            self.assertIn("chat_message_to_uuid=u1%2Cu2%2Cu3", both)
+        for r in (r for r in recs if r["provider"] == "tanmarket"):
+            self.assertEqual(r["headers"]["appKey"], "***")
+            self.assertEqual(len(r["headers"]["sign"]), 64)   # a signature, kept
 
 
 class RulesTest(MockCase):

@@ -163,8 +163,9 @@ class QueriesTest(harness.HeraldTest):
     def test_deliveries(self):
         self.imp("k1")
         out = self.json("deliveries", "k1", "--state", "pending", "--limit", "2")
-        self.assertEqual(list(out), ["deliveries"])
+        self.assertEqual(list(out), ["deliveries", "next"])
         self.assertEqual(len(out["deliveries"]), 2)
+        self.assertIsInstance(out["next"], str)      # a third pending one remains
         for d in out["deliveries"]:
             self.assertEqual(list(d), ["recipient", "step", "due_at", "state", "attempts",
                                        "last_error", "provider_message_id"])
@@ -189,13 +190,126 @@ class QueriesTest(harness.HeraldTest):
         for h in ("RECIPIENT", "STEP", "DUE", "STATE", "ATTEMPTS"):
             self.assertIn(h, lines[0])
         self.assertIn("回复时间超过限制", table)
-        self.assertEqual(len(self.ok("deliveries", "k1", "--limit", "1").rstrip("\n").split("\n")), 2)
+        lines = self.ok("deliveries", "k1", "--limit", "1").rstrip("\n").split("\n")
+        self.assertEqual(len(lines), 3)
+        self.assertRegex(lines[2], r"^more: herald deliveries k1 --after \S+$")
+        self.assertEqual(self.json("deliveries", "k1")["next"], None)
         self.fails(65, "deliveries", "nope")
         self.fails(64, "deliveries", "k1", "--state", "lost")
         self.fails(64, "deliveries", "k1", "--limit", "0")
         self.fails(64, "deliveries", "k1", "--limit", "two")
         self.fails(64, "deliveries", "k1", "--limit")
         self.fails(64, "deliveries")
+
+    # ---- deliveries, a page at a time ------------------------------------------------------
+
+    def page_all(self, key, limit, *args, between=None):
+        """Every page of `deliveries KEY --limit N` (JSON), following "next"; between(i, seen)
+        runs before each following page. Returns the rows in the order seen."""
+        rows, cursor, pages = [], None, 0
+        while True:
+            extra = ["--after", cursor] if cursor else []
+            doc = self.json("deliveries", key, "--limit", str(limit), *(list(args) + extra))
+            self.assertLessEqual(len(doc["deliveries"]), limit)
+            rows += doc["deliveries"]
+            pages += 1
+            cursor = doc["next"]
+            if cursor is None:
+                return rows, pages
+            self.assertEqual(len(doc["deliveries"]), limit, "a short page with a next one")
+            if between:
+                between(pages, rows)
+
+    def test_deliveries_pages_see_each_row_once(self):
+        """--after walks (due time, id): states changing between pages, on rows already seen
+        and rows still ahead, neither repeat nor skip a delivery."""
+        ids = ["r%02d" % i for i in range(40)]
+        self.imp("pg", recipients=ids)         # 80 deliveries; 40 share each due time
+        everything = {(d["recipient"], d["step"]) for d in self.deliveries("pg")}
+        self.assertEqual(len(everything), 80)
+        states = ["sent", "failed", "retrying", "sending", "cancelled", "deferred", "pending"]
+
+        def churn(page, seen):
+            # some rows behind the cursor and some ahead change state, as a scheduler would
+            self.sql("UPDATE deliveries SET state = ?, attempts = attempts + 1 WHERE id IN "
+                     "(SELECT id FROM deliveries ORDER BY (id * 7 + ?) % 11 LIMIT 9)",
+                     states[page % len(states)], page)
+        rows, pages = self.page_all("pg", 7, between=churn)
+        seen = [(d["recipient"], d["step"]) for d in rows]
+        self.assertEqual(len(seen), len(set(seen)), "a delivery shown twice")
+        self.assertEqual(set(seen), everything)
+        self.assertEqual(pages, 12)
+        self.assertEqual([d["due_at"] for d in rows], sorted(d["due_at"] for d in rows))
+        self.assertGreater(len({d["state"] for d in rows}), 2, "the churn changed nothing")
+        # a state filter pages the same way
+        self.sql("UPDATE deliveries SET state = 'failed' WHERE id % 3 = 0")
+        failed = self.deliveries("pg", "--state", "failed")
+        rows, _ = self.page_all("pg", 4, "--state", "failed")
+        self.assertEqual(rows, failed)
+        # limits that divide the total exactly end with next = null, not an empty page
+        rows, pages = self.page_all("pg", 8)
+        self.assertEqual((len(rows), pages), (80, 10))
+        # the table prints the command for the next page, --state kept
+        out = self.ok("deliveries", "pg", "--state", "failed", "--limit", "5")
+        last = out.rstrip("\n").split("\n")[-1]
+        m = re.fullmatch(r"more: herald deliveries pg --state failed --after (\S+)", last)
+        self.assertTrue(m, last)
+        doc = self.json("deliveries", "pg", "--state", "failed", "--after", m.group(1))
+        self.assertEqual(doc["deliveries"], failed[5:])
+        for bad in ("", "zz", "1-", "-1-2", "12-34-56", "12 34"):
+            self.fails(64, "deliveries", "pg", "--after", bad)
+
+    def test_deliveries_pages_while_the_scheduler_sends(self):
+        """Paging through while a real `herald run` moves rows from pending to sent."""
+        mock = self.mock()
+        mock.rules([{"provider": "feihe", "times": 0, "delay_ms": 5}])
+        self.config({"fh": {"provider": "feihe", "base_url": mock.url, "max_in_flight": 2}})
+        ids = ["s%03d" % i for i in range(150)]
+        self.imp("live", recipients=ids)
+        run = self.spawn("run", "--once", "--now", "2026-11-23T10:00:30+08:00")
+        passes = []
+        while True:
+            running = run.poll() is None
+            rows, _ = self.page_all("live", 13)
+            passes.append(rows)
+            if not running:
+                break
+        self.assertEqual(run.wait(timeout=60 * harness.SLOW), 0)
+        self.assertGreaterEqual(len(passes), 2, "no pass began while the scheduler ran")
+        for rows in passes:
+            seen = [(d["recipient"], d["step"]) for d in rows]
+            self.assertEqual(len(seen), 300)
+            self.assertEqual(len(set(seen)), 300)
+        self.assertEqual(self.counts("live")["sent"], 150)
+
+    def test_deliveries_default_limit_on_a_terminal(self):
+        """A terminal gets a screenful (its rows - 3) and the cursor line; a pipe gets all."""
+        import fcntl
+        import pty
+        import struct
+        import termios
+        self.imp("tty", recipients=["t%02d" % i for i in range(30)])
+        master, slave = pty.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 12, 100, 0, 0))
+        p = subprocess.Popen([harness.HERALD, "--db", self.db, "deliveries", "tty"],
+                             stdout=slave, stderr=subprocess.PIPE, cwd=self.dir)
+        os.close(slave)
+        out = b""
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:            # EIO: the terminal's other side has closed
+                break
+            if not chunk:
+                break
+            out += chunk
+        os.close(master)
+        self.assertEqual(p.wait(timeout=30 * harness.SLOW), 0, p.stderr.read())
+        p.stderr.close()
+        lines = out.decode().replace("\r\n", "\n").rstrip("\n").split("\n")
+        self.assertEqual(len(lines), 1 + 9 + 1, lines)   # header, 12 - 3 rows, cursor line
+        self.assertTrue(lines[-1].startswith("more: herald deliveries tty --after "), lines[-1])
+        self.assertEqual(len(self.ok("deliveries", "tty").rstrip("\n").split("\n")), 61)
 
     def test_attempts(self):
         self.imp("k1")

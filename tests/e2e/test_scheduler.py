@@ -109,12 +109,9 @@ class SchedTest(HeraldTest):
             for p, path in self.logs:
                 with open(path, errors="replace") as f:
                     self.outputs.append(("herald (spawned)", f.read()))
+            # The mock masks UserSigs in its records, so the generated ones cannot be looked
+            # up here; the key they derive from can.
             secrets = [TIM_SECRET]
-            for m in self.mocks:
-                if m.proc.poll() is None:
-                    for r in m.requests("tencent_desk"):
-                        sig = urllib.parse.parse_qs(r["query"]).get("usersig")
-                        secrets += sig or []
             for what, out in self.outputs:
                 self.assertNotRegex(out, r"Sanitizer|runtime error:", what)
                 for s in secrets:  # whole or cut short; the failure must not print it either
@@ -325,9 +322,9 @@ class RunOnce(SchedTest):
             levels.add(rec["level"])
         self.assertIn("warn", levels)  # the two failures
         self.assertEqual(self.states("timlogs"), {("timGood", 1): "sent", ("timBad", 1): "failed"})
-        # The UserSig went on the wire (and so into the secrets tearDown looks for).
+        # The UserSig went on the wire (the mock records it masked).
         [good] = [r for r in t.requests() if r["key"] == "timGood"]
-        self.assertTrue(urllib.parse.parse_qs(good["query"])["usersig"][0])
+        self.assertEqual(urllib.parse.parse_qs(good["query"])["usersig"], ["***"])
         # Text logs too.
         self.due_now("logs2", ["oLogText"])
         rc, out, err = self.herald("run", "--once", "--log-format", "text")

@@ -296,6 +296,61 @@ on_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *value
 	return MHD_YES;
 }
 
+/*
+ * What records and the log show instead of a credential. Records and the --log file end up
+ * on disk and in CI artifacts; a real key pointed at the mock must not. Signatures (Tanmarket
+ * sign, SaiNiu sign) are kept: they are one-way, per request, and tests compare them.
+ */
+#define MASK		"***"
+
+/* Whether a form or query parameter name (raw, maybe percent-encoded) names a credential. */
+static int
+secret_param(const char *name, size_t len)
+{
+	static const char *const secrets[] = { "usersig", "access_token" };
+	char dec[32];
+	size_t i, n = 0;
+	unsigned v;
+
+	for (i = 0; i < len; i++) {
+		if (n + 1 == sizeof(dec))
+			return 0;	/* longer than any credential's name */
+		if (name[i] == '%' && i + 2 < len && sscanf(name + i + 1, "%2x", &v) == 1) {
+			dec[n++] = (char)v;
+			i += 2;
+		} else
+			dec[n++] = name[i] == '+' ? ' ' : name[i];
+	}
+	dec[n] = '\0';
+	for (i = 0; i < sizeof(secrets) / sizeof(secrets[0]); i++)
+		if (strcasecmp(dec, secrets[i]) == 0)
+			return 1;
+	return 0;
+}
+
+/* An a=b&c=d string (query or form body) as a JSON string, credentials masked. */
+static void
+add_masked_form(struct mock_buf *b, const char *s, size_t len)
+{
+	struct mock_buf out = { 0 };
+	const char *end = s + len, *p, *amp, *eq;
+
+	for (p = s; p < end; p = amp + 1) {
+		if ((amp = memchr(p, '&', (size_t)(end - p))) == NULL)
+			amp = end;
+		eq = memchr(p, '=', (size_t)(amp - p));
+		if (eq != NULL && secret_param(p, (size_t)(eq - p))) {
+			mock_buf_add(&out, p, (size_t)(eq + 1 - p));
+			mock_buf_adds(&out, MASK);
+		} else
+			mock_buf_add(&out, p, (size_t)(amp - p));
+		if (amp < end)
+			mock_buf_add(&out, "&", 1);
+	}
+	mock_buf_add_jstr(b, out.p != NULL ? out.p : "", out.len);
+	mock_buf_free(&out);
+}
+
 /* The record object's members from method to received_at_ms, comma-terminated. */
 static char *
 record_mid(const struct mock_request *req)
@@ -311,14 +366,20 @@ record_mid(const struct mock_request *req)
 	mock_buf_adds(&b, ",\"path\":");
 	mock_buf_add_jstr0(&b, req->path);
 	mock_buf_adds(&b, ",\"query\":");
-	mock_buf_add_jstr0(&b, req->query);
+	add_masked_form(&b, req->query, strlen(req->query));
 	mock_buf_adds(&b, ",\"headers\":{");
 	for (h = 0; h < MOCK_NHEADERS; h++) {
 		mock_buf_addf(&b, "%s\"%s\":", h ? "," : "", names[h]);
-		mock_buf_add_jstr0(&b, req->hdr[h]);
+		mock_buf_add_jstr0(&b, h == MOCK_H_APPKEY && req->hdr[h] != NULL ? MASK :
+		    req->hdr[h]);
 	}
 	mock_buf_adds(&b, "},\"body\":");
-	mock_buf_add_jstr(&b, req->body, req->body_len);
+	/* APIUSB's access_token travels in its form body (or its query). */
+	if (req->hdr[MOCK_H_CTYPE] != NULL && strncasecmp(req->hdr[MOCK_H_CTYPE],
+	    "application/x-www-form-urlencoded", 33) == 0)
+		add_masked_form(&b, req->body, req->body_len);
+	else
+		mock_buf_add_jstr(&b, req->body, req->body_len);
 	mock_buf_addf(&b, ",\"received_at_ms\":%lld,", (long long)req->received_at_ms);
 	return mock_buf_take(&b);
 }

@@ -148,6 +148,10 @@
  *    "received_at_ms","verdict":"accepted"|"rejected"|"duplicate"|"scripted",
  *    "reason" (null when accepted),"key" (null if unreadable),
  *    "rule" (id of the rule applied, or null)}
+ *
+ *   Credentials are recorded as "***", whether right or wrong: the usersig and
+ *   access_token parameters of a query or form body, and the appKey header.
+ *   Signatures (sign) are kept. The mock judges the real values all the same.
  */
 #include <errno.h>
 #include <fcntl.h>
