@@ -164,11 +164,12 @@ file_recipients(struct run *r)
 	int rc;
 
 	if (!(rd = recipients_open(r->def->recipients_file, &err))) {
-		int missing = errno == ENOENT || errno == EACCES;
+		/* Missing, unreadable, or not a file at all: an input file problem (SPEC §1). */
+		int nomem = errno == ENOMEM;
 
 		say(r, "%s: %s", r->def->path, err ? err : "cannot open the recipients file");
 		free(err);
-		return missing ? CAMPAIGN_NOINPUT : CAMPAIGN_INVALID;
+		return nomem ? CAMPAIGN_ERROR : CAMPAIGN_NOINPUT;
 	}
 	while (!r->fatal && (rc = recipients_next(rd, &rec, &line, &err)) != 0) {
 		if (rc < 0) {
