@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 import unittest
+import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
@@ -621,6 +622,38 @@ class ImportTest(harness.HeraldTest):
         self.rejected(campaign(recipients=[{"id": "new", "vars": {"nickname": "x"}}],
                                recipients_file="gb.csv"), "line 3")
         self.assertEqual({r for r, _ in self.by_key("welcome")}, {"oc-a", "oc-b"})
+
+    # ---- SaiNiu's late calls and expire_after ---------------------------------------------
+
+    def test_sainiu_late_call_never_sends_past_expiry(self):
+        """SPEC §5.2 with expire_after: a late call's send time moves to the earliest the
+        provider takes, but a send time past due + expire_after is an expired delivery."""
+        mock = self.mock()
+        self.config({"sn": {"provider": "sainiu", "base_url": mock.url}})
+        shanghai = datetime.timezone(datetime.timedelta(hours=8))
+        # In the future, so the mock's 2 h rule (on the real clock) holds for every send time.
+        d1 = datetime.datetime.now(shanghai).date() + datetime.timedelta(days=30)
+        due = datetime.datetime.combine(d1, datetime.time(10, 0), shanghai)
+        step = {"day": 1, "time": "10:00", "message": {"type": "text", "text": "通知"}}
+        # Called 30 min before due: the earliest send time is due + 1h35m.
+        self.import_def(campaign("tight", channel="sn", start_date=d1.isoformat(), steps=[step],
+                                 expire_after="1h35m", recipients=[{"id": "seller-a"}]), "t.json")
+        self.import_def(campaign("loose", channel="sn", start_date=d1.isoformat(), steps=[step],
+                                 expire_after="1h36m", recipients=[{"id": "seller-b"}]), "l.json")
+        now = due - datetime.timedelta(minutes=30)
+        self.ok("run", "--once", "--now", now.isoformat())
+        self.assertEqual(self.deliveries("tight")[0]["state"], "expired")
+        self.assertEqual(self.deliveries("loose")[0]["state"], "sent")
+        calls = mock.requests("sainiu")
+        self.assertEqual(len(calls), 1, calls)
+        data = json.loads(dict(urllib.parse.parse_qsl(calls[0]["body"]))["data"])
+        self.assertEqual(data["userNick"], "seller-b")
+        want = int((now + datetime.timedelta(hours=2, minutes=5)).timestamp() * 1000)
+        self.assertLessEqual(want, int(data["sendtime"]))
+        self.assertLessEqual(int(data["sendtime"]), int((due + datetime.timedelta(
+            hours=1, minutes=36)).timestamp() * 1000))
+        self.assertEqual(calls[0]["verdict"], "accepted", calls[0])
+
 
     # ---- memory stays flat -------------------------------------------------------------
 
