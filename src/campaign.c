@@ -177,12 +177,18 @@ parse_step(struct parse *p, const cJSON *s, int i, struct campaign_def *d)
 		report(p, "$.steps[%d].message: must be an object", i);
 		return;
 	}
-	if (d->channel && d->channel->ops->check_message(msg, 0, &err) != 0)
+	/*
+	 * Placeholders are looked for in the decoded strings, as the scheduler renders them: in
+	 * the serialized JSON a newline inside the braces is the two bytes "\n" and would hide
+	 * one. A message with none is final as written, so it is held to the provider's limits
+	 * now; one with placeholders is held to them per recipient (check_render).
+	 */
+	st->has_placeholders = render_json_has_placeholders(msg);
+	if (d->channel && d->channel->ops->check_message(msg, !st->has_placeholders, &err) != 0)
 		report(p, "$.steps[%d].message: %s", i, err ? err : "invalid");
 	free(err);
 	st->message = msg;
 	st->message_json = cJSON_PrintUnformatted(msg);
-	st->has_placeholders = st->message_json && render_has_placeholders(st->message_json);
 	d->n_steps++;
 }
 
@@ -274,8 +280,11 @@ campaign_def_free(struct campaign_def *d)
 {
 	int i;
 
-	for (i = 0; d->steps && i < d->n_steps; i++)
+	for (i = 0; d->steps && i < d->n_steps; i++) {
 		cJSON_free(d->steps[i].message_json);
+		cJSON_free(d->steps[i].first_rendered);
+		free(d->steps[i].first_rid);
+	}
 	free(d->steps);
 	tz_free(d->tz);
 	cJSON_Delete(d->root);
@@ -324,9 +333,43 @@ anchor_day(const struct campaign_def *d, const cJSON *rec, int32_t *day, char **
 	                "offset", e->valuestring);
 }
 
+/*
+ * A provider that carries every recipient in one request (Tanmarket's SOP: one content per
+ * step for every group) cannot send a step that renders differently between recipients. The
+ * first recipient's rendering is the reference; the first one that differs from it is
+ * reported, once per step, so a thousand differing groups do not bury the other problems.
+ */
+static int
+check_same(struct campaign_def *d, int i, const char *rid, const cJSON *out, char **err)
+{
+	struct campaign_step *st = &d->steps[i];
+	char *json;
+	int rc = 0;
+
+	if (d->channel->ops->batching != PROVIDER_BY_CAMPAIGN)
+		return 0;
+	if (!(json = cJSON_PrintUnformatted(out)))
+		return util_err(err, "out of memory");
+	if (!st->first_rendered) {
+		st->first_rendered = json;
+		if (!(st->first_rid = strdup(rid)))
+			rc = util_err(err, "out of memory");
+		return rc;
+	}
+	if (strcmp(json, st->first_rendered) != 0 && !st->differs_reported) {
+		st->differs_reported = 1;
+		rc = util_err(err, "$.steps[%d].message renders differently for this group than for "
+		              "\"%s\"; %s sends one content per step to every group, so its "
+		              "placeholders must render the same for all", i, st->first_rid,
+		              d->row.provider);
+	}
+	cJSON_free(json);
+	return rc;
+}
+
 /* Renders every step for the recipient and checks the provider's limits on the result. */
 static int
-check_render(const struct campaign_def *d, const char *rid, const cJSON *vars, char **err)
+check_render(struct campaign_def *d, const char *rid, const cJSON *vars, char **err)
 {
 	char *missing = NULL, *inner = NULL;
 	cJSON *out;
@@ -336,25 +379,27 @@ check_render(const struct campaign_def *d, const char *rid, const cJSON *vars, c
 		if (!d->steps[i].has_placeholders)
 			continue;
 		if (!(out = render_json(d->steps[i].message, rid, vars, &missing))) {
-			rc = missing ? util_err(err, "step %d: no value for {{%s}} and no default", i + 1,
-			                        missing)
+			rc = missing ? util_err(err, "$.steps[%d].message: no value for {{%s}} and no "
+			                        "default", i, missing)
 			             : util_err(err, "out of memory");
 			free(missing);
 			return rc;
 		}
-		rc = d->channel->ops->check_message(out, 1, &inner);
+		if ((rc = d->channel->ops->check_message(out, 1, &inner)) != 0)
+			util_err(err, "$.steps[%d].message, rendered for this recipient: %s", i,
+			         inner ? inner : "invalid");
+		else
+			rc = check_same(d, i, rid, out, err);
+		free(inner);
 		cJSON_Delete(out);
-		if (rc != 0) {
-			util_err(err, "step %d after rendering: %s", i + 1, inner ? inner : "invalid");
-			free(inner);
+		if (rc != 0)
 			return -1;
-		}
 	}
 	return 0;
 }
 
 int
-campaign_recipient(const struct campaign_def *d, const cJSON *rec, struct campaign_recipient *out,
+campaign_recipient(struct campaign_def *d, const cJSON *rec, struct campaign_recipient *out,
                    char **err)
 {
 	static const char *const rid_keys[] = {"id", "session_id", "chat_id"};
