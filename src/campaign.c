@@ -16,6 +16,16 @@
 #include "utf8.h"
 #include "util.h"
 
+/*
+ * Bounds on what a definition may say, so every instant Herald derives from it (due +
+ * expire_after, day 1 + 3660 days, ...) stays far inside int64 milliseconds and inside the
+ * four-digit years every printed date has. Ten years of expiry is already no expiry.
+ */
+#define DURATION_MAX_MS (3650 * 86400000LL)
+#define DAY_MIN 0                     /* 1970-01-01 */
+#define DAY_MAX 2932896               /* 9999-12-31 */
+#define DATE_RANGE "1970-01-01 to 9999-12-31"
+
 struct parse {
 	const char *path;
 	campaign_problem_fn *problem;
@@ -134,6 +144,8 @@ parse_header(struct parse *p, const cJSON *root, const struct config *cfg, struc
 	snprintf(d->row.anchor, sizeof d->row.anchor, "%s", anchor);
 	if (start && sop_parse_date(start, &d->start_day) != 0)
 		report(p, "$.start_date: \"%s\" is not a date YYYY-MM-DD", start);
+	else if (start && (d->start_day < DAY_MIN || d->start_day > DAY_MAX))
+		report(p, "$.start_date: \"%s\" is outside %s", start, DATE_RANGE);
 	else if (start)
 		snprintf(d->row.start_date, sizeof d->row.start_date, "%s", start);
 	if (!start && strcmp(anchor, "start_date") == 0)
@@ -145,7 +157,9 @@ parse_header(struct parse *p, const cJSON *root, const struct config *cfg, struc
 	d->row.expire_after_ms = 24 * 3600 * 1000LL;
 	if (expire && sop_parse_duration(expire, &d->row.expire_after_ms) != 0)
 		report(p, "$.expire_after: \"%s\" is not a duration such as \"90s\", \"15m\", \"2h30m\" or "
-		       "\"7d\"", expire);
+		       "\"7d\" (at most 3650d)", expire);
+	else if (expire && d->row.expire_after_ms > DURATION_MAX_MS)
+		report(p, "$.expire_after: \"%s\" is longer than 3650d", expire);
 }
 
 static void
@@ -323,9 +337,17 @@ anchor_day(const struct campaign_def *d, const cJSON *rec, int32_t *day, char **
 	if (!cJSON_IsString(e))
 		return util_err(err, "enrolled_at is required (anchor is enrollment): a date YYYY-MM-DD "
 		                "or an ISO 8601 time with offset");
-	if (sop_parse_date(e->valuestring, day) == 0)
+	if (sop_parse_date(e->valuestring, day) == 0) {
+		if (*day < DAY_MIN || *day > DAY_MAX)
+			return util_err(err, "enrolled_at \"%s\" is outside %s", e->valuestring,
+			                DATE_RANGE);
 		return 0;
+	}
 	if (sop_parse_instant(e->valuestring, &ms) == 0) {
+		/* Bounded before any zone arithmetic, so none of it can overflow. */
+		if (ms < (int64_t)DAY_MIN * 86400000 || ms >= ((int64_t)DAY_MAX + 1) * 86400000)
+			return util_err(err, "enrolled_at \"%s\" is outside %s", e->valuestring,
+			                DATE_RANGE);
 		*day = sop_local_day(d->tz, ms);
 		return 0;
 	}

@@ -704,6 +704,38 @@ class ImportTest(harness.HeraldTest):
         self.import_def(campaign("keys", channel="tan", steps=[tan],
                                  recipients=[{"chat_id": "g", "chat_owner": "o"}]), "keys.json")
 
+    def test_durations_and_dates_bounded(self):
+        self.seed()
+        for text in ("106751991167d", "3651d", "87625h", "9223372036854775807ms"):
+            self.rejected(campaign("far", expire_after=text), "$.expire_after", "3650d")
+        self.import_def(campaign("far", expire_after="3650d"), "far.json")
+        rows = self.sql("SELECT DISTINCT d.expires_at_ms - d.due_at_ms FROM deliveries d JOIN "
+                        "campaigns c ON c.id = d.campaign_id WHERE c.key = 'far'")
+        self.assertEqual(rows, [(3650 * 86400 * 1000,)])
+        for date in ("0000-01-01", "1969-12-31"):
+            self.rejected(campaign("old", start_date=date), "$.start_date", "1970")
+        self.import_def(campaign("late", start_date="9999-12-31"), "late.json")
+        for enrolled in ("1969-12-31", "-9223372036854775808", "9223372036854775807",
+                         "0001-01-01T00:00:00Z", "99999999999999999"):
+            self.rejected(campaign("enr", anchor="enrollment", start_date=None,
+                                   recipients=[{"id": "a", "vars": {"nickname": "x"},
+                                                "enrolled_at": enrolled}]),
+                          "$.recipients[0]", '"a"', "enrolled_at")
+
+    def test_recipients_file_must_be_a_regular_file(self):
+        self.seed()
+        fifo = os.path.join(self.dir, "pipe.csv")
+        os.mkfifo(fifo)
+        for path, needle in (("/dev/zero", "/dev/zero"), (fifo, "pipe.csv"),
+                             (self.dir, os.path.basename(self.dir))):
+            before = self.db_snapshot()
+            bad = self.write("bad.json", campaign(recipients=None, recipients_file=path))
+            rc, out, err = self.herald("import", bad, timeout=20)
+            self.assertEqual(rc, 66, err)
+            self.assertIn(needle, err)
+            self.assertIn("regular file", err)
+            self.assertEqual(self.db_snapshot(), before)
+
     # ---- SaiNiu's late calls and expire_after ---------------------------------------------
 
     def test_sainiu_late_call_never_sends_past_expiry(self):
