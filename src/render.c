@@ -52,6 +52,20 @@ is_name_char(char c)
 }
 
 /*
+ * The first pair "cc" at or after p, or NULL. A plain loop rather than strstr:
+ * a checking strstr (AddressSanitizer's) measures the whole rest of the
+ * string on every call, which made the scan quadratic again.
+ */
+static const char *
+find_pair(const char *p, char c)
+{
+	for (; *p != '\0'; p++)
+		if (p[0] == c && p[1] == c)
+			return p;
+	return NULL;
+}
+
+/*
  * The first "}}" at or after q. Callers ask for non-decreasing q, so a "}}"
  * already found at or after q is still the first one, and "none after from"
  * means none after q either: each byte is searched at most once.
@@ -62,7 +76,7 @@ next_close(struct scan *sc, const char *q)
 	if (sc->from == NULL || (sc->close != NULL && sc->close < q) ||
 	    (sc->close == NULL && q < sc->from)) {
 		sc->from = q;
-		sc->close = strstr(q, "}}");
+		sc->close = find_pair(q, '}');
 	}
 	return sc->close;
 }
@@ -195,7 +209,7 @@ render_text(const char *tmpl, const char *id, const cJSON *vars, char **out,
 		goto out;
 
 	lit = p = tmpl;
-	while ((brace = strstr(p, "{{")) != NULL) {
+	while ((brace = find_pair(p, '{')) != NULL) {
 		if ((n = parse_placeholder(brace, &ph, &sc)) == 0) {
 			p = brace + 1;
 			continue;
@@ -290,7 +304,7 @@ render_has_placeholders(const char *tmpl)
 
 	if (tmpl == NULL)
 		return 0;
-	while ((p = strstr(p, "{{")) != NULL) {
+	while ((p = find_pair(p, '{')) != NULL) {
 		if (parse_placeholder(p, &ph, &sc) != 0)
 			return 1;
 		p++;
