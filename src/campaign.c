@@ -16,6 +16,16 @@
 #include "utf8.h"
 #include "util.h"
 
+/*
+ * Bounds on what a definition may say, so every instant Herald derives from it (due +
+ * expire_after, day 1 + 3660 days, ...) stays far inside int64 milliseconds and inside the
+ * four-digit years every printed date has. Ten years of expiry is already no expiry.
+ */
+#define DURATION_MAX_MS (3650 * 86400000LL)
+#define DAY_MIN 0                     /* 1970-01-01 */
+#define DAY_MAX 2932896               /* 9999-12-31 */
+#define DATE_RANGE "1970-01-01 to 9999-12-31"
+
 struct parse {
 	const char *path;
 	campaign_problem_fn *problem;
@@ -140,6 +150,8 @@ parse_header(struct parse *p, const cJSON *root, const struct config *cfg, struc
 	snprintf(d->row.anchor, sizeof d->row.anchor, "%s", anchor);
 	if (start && sop_parse_date(start, &d->start_day) != 0)
 		report(p, "$.start_date: \"%s\" is not a date YYYY-MM-DD", start);
+	else if (start && (d->start_day < DAY_MIN || d->start_day > DAY_MAX))
+		report(p, "$.start_date: \"%s\" is outside %s", start, DATE_RANGE);
 	else if (start)
 		snprintf(d->row.start_date, sizeof d->row.start_date, "%s", start);
 	if (!start && strcmp(anchor, "start_date") == 0)
@@ -151,7 +163,9 @@ parse_header(struct parse *p, const cJSON *root, const struct config *cfg, struc
 	d->row.expire_after_ms = 24 * 3600 * 1000LL;
 	if (expire && sop_parse_duration(expire, &d->row.expire_after_ms) != 0)
 		report(p, "$.expire_after: \"%s\" is not a duration such as \"90s\", \"15m\", \"2h30m\" or "
-		       "\"7d\"", expire);
+		       "\"7d\" (at most 3650d)", expire);
+	else if (expire && d->row.expire_after_ms > DURATION_MAX_MS)
+		report(p, "$.expire_after: \"%s\" is longer than 3650d", expire);
 }
 
 static void
@@ -183,12 +197,18 @@ parse_step(struct parse *p, const cJSON *s, int i, struct campaign_def *d)
 		report(p, "$.steps[%d].message: must be an object", i);
 		return;
 	}
-	if (d->channel && d->channel->ops->check_message(msg, 0, &err) != 0)
+	/*
+	 * Placeholders are looked for in the decoded strings, as the scheduler renders them: in
+	 * the serialized JSON a newline inside the braces is the two bytes "\n" and would hide
+	 * one. A message with none is final as written, so it is held to the provider's limits
+	 * now; one with placeholders is held to them per recipient (check_render).
+	 */
+	st->has_placeholders = render_json_has_placeholders(msg);
+	if (d->channel && d->channel->ops->check_message(msg, !st->has_placeholders, &err) != 0)
 		report(p, "$.steps[%d].message: %s", i, err ? err : "invalid");
 	free(err);
 	st->message = msg;
 	st->message_json = cJSON_PrintUnformatted(msg);
-	st->has_placeholders = st->message_json && render_has_placeholders(st->message_json);
 	d->n_steps++;
 }
 
@@ -280,8 +300,11 @@ campaign_def_free(struct campaign_def *d)
 {
 	int i;
 
-	for (i = 0; d->steps && i < d->n_steps; i++)
+	for (i = 0; d->steps && i < d->n_steps; i++) {
 		cJSON_free(d->steps[i].message_json);
+		cJSON_free(d->steps[i].first_rendered);
+		free(d->steps[i].first_rid);
+	}
 	free(d->steps);
 	tz_free(d->tz);
 	cJSON_Delete(d->root);
@@ -320,9 +343,17 @@ anchor_day(const struct campaign_def *d, const cJSON *rec, int32_t *day, char **
 	if (!cJSON_IsString(e))
 		return util_err(err, "enrolled_at is required (anchor is enrollment): a date YYYY-MM-DD "
 		                "or an ISO 8601 time with offset");
-	if (sop_parse_date(e->valuestring, day) == 0)
+	if (sop_parse_date(e->valuestring, day) == 0) {
+		if (*day < DAY_MIN || *day > DAY_MAX)
+			return util_err(err, "enrolled_at \"%s\" is outside %s", e->valuestring,
+			                DATE_RANGE);
 		return 0;
+	}
 	if (sop_parse_instant(e->valuestring, &ms) == 0) {
+		/* Bounded before any zone arithmetic, so none of it can overflow. */
+		if (ms < (int64_t)DAY_MIN * 86400000 || ms >= ((int64_t)DAY_MAX + 1) * 86400000)
+			return util_err(err, "enrolled_at \"%s\" is outside %s", e->valuestring,
+			                DATE_RANGE);
 		*day = sop_local_day(d->tz, ms);
 		return 0;
 	}
@@ -330,9 +361,43 @@ anchor_day(const struct campaign_def *d, const cJSON *rec, int32_t *day, char **
 	                "offset", e->valuestring);
 }
 
+/*
+ * A provider that carries every recipient in one request (Tanmarket's SOP: one content per
+ * step for every group) cannot send a step that renders differently between recipients. The
+ * first recipient's rendering is the reference; the first one that differs from it is
+ * reported, once per step, so a thousand differing groups do not bury the other problems.
+ */
+static int
+check_same(struct campaign_def *d, int i, const char *rid, const cJSON *out, char **err)
+{
+	struct campaign_step *st = &d->steps[i];
+	char *json;
+	int rc = 0;
+
+	if (d->channel->ops->batching != PROVIDER_BY_CAMPAIGN)
+		return 0;
+	if (!(json = cJSON_PrintUnformatted(out)))
+		return util_err(err, "out of memory");
+	if (!st->first_rendered) {
+		st->first_rendered = json;
+		if (!(st->first_rid = strdup(rid)))
+			rc = util_err(err, "out of memory");
+		return rc;
+	}
+	if (strcmp(json, st->first_rendered) != 0 && !st->differs_reported) {
+		st->differs_reported = 1;
+		rc = util_err(err, "$.steps[%d].message renders differently for this group than for "
+		              "\"%s\"; %s sends one content per step to every group, so its "
+		              "placeholders must render the same for all", i, st->first_rid,
+		              d->row.provider);
+	}
+	cJSON_free(json);
+	return rc;
+}
+
 /* Renders every step for the recipient and checks the provider's limits on the result. */
 static int
-check_render(const struct campaign_def *d, const char *rid, const cJSON *vars, char **err)
+check_render(struct campaign_def *d, const char *rid, const cJSON *vars, char **err)
 {
 	char *missing = NULL, *inner = NULL;
 	cJSON *out;
@@ -342,25 +407,27 @@ check_render(const struct campaign_def *d, const char *rid, const cJSON *vars, c
 		if (!d->steps[i].has_placeholders)
 			continue;
 		if (!(out = render_json(d->steps[i].message, rid, vars, &missing))) {
-			rc = missing ? util_err(err, "step %d: no value for {{%s}} and no default", i + 1,
-			                        missing)
+			rc = missing ? util_err(err, "$.steps[%d].message: no value for {{%s}} and no "
+			                        "default", i, missing)
 			             : util_err(err, "out of memory");
 			free(missing);
 			return rc;
 		}
-		rc = d->channel->ops->check_message(out, 1, &inner);
+		if ((rc = d->channel->ops->check_message(out, 1, &inner)) != 0)
+			util_err(err, "$.steps[%d].message, rendered for this recipient: %s", i,
+			         inner ? inner : "invalid");
+		else
+			rc = check_same(d, i, rid, out, err);
+		free(inner);
 		cJSON_Delete(out);
-		if (rc != 0) {
-			util_err(err, "step %d after rendering: %s", i + 1, inner ? inner : "invalid");
-			free(inner);
+		if (rc != 0)
 			return -1;
-		}
 	}
 	return 0;
 }
 
 int
-campaign_recipient(const struct campaign_def *d, const cJSON *rec, struct campaign_recipient *out,
+campaign_recipient(struct campaign_def *d, const cJSON *rec, struct campaign_recipient *out,
                    char **err)
 {
 	static const char *const rid_keys[] = {"id", "session_id", "chat_id"};

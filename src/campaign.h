@@ -24,6 +24,10 @@ struct campaign_step {
 	const cJSON *message;         /* borrowed from the definition's tree */
 	char *message_json;           /* compact JSON of message (owned) */
 	int has_placeholders;         /* 1 if rendering can change it */
+	/* One request for every recipient (PROVIDER_BY_CAMPAIGN): the rendering all must share. */
+	char *first_rendered;         /* compact JSON of the first recipient's rendering (owned) */
+	char *first_rid;              /* that recipient (owned) */
+	int differs_reported;         /* a recipient that renders otherwise was reported */
 };
 
 struct campaign_def {
@@ -67,9 +71,11 @@ struct campaign_recipient {
 /*
  * Checks one recipient record (inline or from a file): its shape for the provider, its vars,
  * its anchor date, and that every step renders (no placeholder without a value) within the
- * provider's limits. 0 / -1 with *err (caller frees) saying what, without the location.
+ * provider's limits and, where one request carries every recipient, the same as for the
+ * first recipient (def remembers that rendering, so recipients go through in order). 0 / -1
+ * with *err (caller frees) saying what, naming the step by JSON path, without the location.
  */
-int campaign_recipient(const struct campaign_def *def, const cJSON *rec,
+int campaign_recipient(struct campaign_def *def, const cJSON *rec,
                        struct campaign_recipient *out, char **err);
 
 #endif

@@ -22,7 +22,7 @@
 
 struct run {
 	struct store *s;
-	const struct campaign_def *def;
+	struct campaign_def *def;
 	const struct import_opts *opts;
 	struct import_summary *sum;
 	campaign_problem_fn *problem;
@@ -116,6 +116,21 @@ fail:
 	return -1;
 }
 
+/* The id a problem names the recipient by: whichever address the provider uses (SPEC §3). */
+static const char *
+record_id(const cJSON *rec)
+{
+	static const char *const keys[] = {"id", "session_id", "chat_id"};
+	const cJSON *v;
+	size_t i;
+
+	for (i = 0; i < sizeof keys / sizeof keys[0]; i++)
+		if (cJSON_IsString(v = cJSON_GetObjectItemCaseSensitive(rec, keys[i])) &&
+		    v->valuestring[0])
+			return v->valuestring;
+	return NULL;
+}
+
 static void
 one_recipient(struct run *r, const cJSON *rec, const char *where)
 {
@@ -124,10 +139,10 @@ one_recipient(struct run *r, const cJSON *rec, const char *where)
 
 	r->sum->recipients++;
 	if (campaign_recipient(r->def, rec, &cr, &err) != 0) {
-		const cJSON *id = cJSON_GetObjectItemCaseSensitive(rec, "id");
+		const char *id = record_id(rec);
 
-		if (cJSON_IsString(id))
-			say(r, "%s (recipient \"%s\"): %s", where, id->valuestring, err ? err : "invalid");
+		if (id)
+			say(r, "%s (recipient \"%s\"): %s", where, id, err ? err : "invalid");
 		else
 			say(r, "%s: %s", where, err ? err : "invalid");
 		free(err);
@@ -164,11 +179,12 @@ file_recipients(struct run *r)
 	int rc;
 
 	if (!(rd = recipients_open(r->def->recipients_file, &err))) {
-		int missing = errno == ENOENT || errno == EACCES;
+		/* Missing, unreadable, or not a file at all: an input file problem (SPEC §1). */
+		int nomem = errno == ENOMEM;
 
 		say(r, "%s: %s", r->def->path, err ? err : "cannot open the recipients file");
 		free(err);
-		return missing ? CAMPAIGN_NOINPUT : CAMPAIGN_INVALID;
+		return nomem ? CAMPAIGN_ERROR : CAMPAIGN_NOINPUT;
 	}
 	while (!r->fatal && (rc = recipients_next(rd, &rec, &line, &err)) != 0) {
 		if (rc < 0) {

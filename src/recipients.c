@@ -572,6 +572,23 @@ again:
 	return 1;
 }
 
+/* What a file that is not a regular one is, for the message refusing it. */
+static const char *
+file_kind(mode_t mode)
+{
+	if (S_ISDIR(mode))
+		return "a directory";
+	if (S_ISCHR(mode))
+		return "a character device";
+	if (S_ISBLK(mode))
+		return "a block device";
+	if (S_ISFIFO(mode))
+		return "a FIFO";
+	if (S_ISSOCK(mode))
+		return "a socket";
+	return "not a file";
+}
+
 struct recipients_reader *
 recipients_open(const char *path, char **err)
 {
@@ -588,22 +605,31 @@ recipients_open(const char *path, char **err)
 	r->line = 1;
 	if ((r->path = strdup(path)) == NULL)
 		goto fail;
-	if ((r->fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+	/*
+	 * Only a regular file has an end: /dev/zero or /dev/urandom would be read forever, and
+	 * opening a FIFO blocks until something writes to it, so the open must not wait
+	 * (O_NONBLOCK) and anything but a regular file is refused before the first read.
+	 */
+	if ((r->fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)) == -1)
 		goto fail;
 	if (fstat(r->fd, &st) == -1)
 		goto fail;
-	if (S_ISDIR(st.st_mode)) {
-		errno = EISDIR;
+	if (!S_ISREG(st.st_mode)) {
+		util_err(err, "recipients file \"%s\": not a regular file (%s)", path,
+		    file_kind(st.st_mode));
+		errno = S_ISDIR(st.st_mode) ? EISDIR : EINVAL;
 		goto fail;
 	}
-	if (S_ISREG(st.st_mode))
-		r->total = (uint64_t)st.st_size;
+	if (fcntl(r->fd, F_SETFL, fcntl(r->fd, F_GETFL) & ~O_NONBLOCK) == -1)
+		goto fail;
+	r->total = (uint64_t)st.st_size;
 	n = strlen(path);
 	r->jsonl = n >= 6 && strcasecmp(path + n - 6, ".jsonl") == 0;
 	return r;
 fail:
 	saved = errno;
-	util_err(err, "recipients file \"%s\": %s", path, strerror(saved));
+	if (err != NULL && *err == NULL)
+		util_err(err, "recipients file \"%s\": %s", path, strerror(saved));
 	recipients_close(r);
 	errno = saved;
 	return NULL;

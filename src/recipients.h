@@ -38,7 +38,10 @@ struct recipients_reader;
  * recipients_close, or NULL with *err set to a new string the caller frees
  * (e.g. "recipients file \"m.csv\": No such file or directory"). On NULL,
  * errno is that of the failure, so ENOENT/EACCES ("missing") can be told from
- * other errors; a directory fails with EISDIR. err may be NULL.
+ * other errors. Only a regular file is read: a directory fails with EISDIR,
+ * anything else (a device, a FIFO, a socket) with EINVAL, without waiting
+ * for a FIFO's writer; both messages say "not a regular file". err may be
+ * NULL.
  */
 struct recipients_reader *recipients_open(const char *path, char **err);
 

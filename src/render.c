@@ -3,6 +3,12 @@
  * scan: at each "{{" try to read a whole placeholder; if that fails, emit the
  * first "{" literally and try again one byte later, so "{{{x}}}" renders as
  * "{" + x + "}" and anything malformed survives byte for byte.
+ *
+ * The scan is linear in the template: a default runs to the next "}}", and
+ * that position is remembered across attempts (struct scan), so "{{a|"
+ * repeated a million times without a "}}" costs one search, not one per "{{".
+ * Rendering runs per delivery in the scheduler, so a hostile template must
+ * not cost more than its length.
  */
 #include "render.h"
 
@@ -18,6 +24,12 @@ struct placeholder {
 	size_t		 name_len;
 	const char	*def;		/* default text, NULL when there is no "|" */
 	size_t		 def_len;
+};
+
+/* The next "}}" at or after a position, found once and reused while the scan moves on. */
+struct scan {
+	const char	*close;		/* the "}}" found, NULL when there is none */
+	const char	*from;		/* where that search started; NULL before the first */
 };
 
 static int
@@ -40,11 +52,43 @@ is_name_char(char c)
 }
 
 /*
+ * The first pair "cc" at or after p, or NULL. A plain loop rather than strstr:
+ * a checking strstr (AddressSanitizer's) measures the whole rest of the
+ * string on every call, which made the scan quadratic again.
+ */
+static const char *
+find_pair(const char *p, char c)
+{
+	for (; *p != '\0'; p++)
+		if (p[0] == c && p[1] == c)
+			return p;
+	return NULL;
+}
+
+/*
+ * The first "}}" at or after q. Callers ask for non-decreasing q, so a "}}"
+ * already found at or after q is still the first one, and "none after from"
+ * means none after q either: each byte is searched at most once.
+ */
+static const char *
+next_close(struct scan *sc, const char *q)
+{
+	if (sc->from == NULL || (sc->close != NULL && sc->close < q) ||
+	    (sc->close == NULL && q < sc->from)) {
+		sc->from = q;
+		sc->close = find_pair(q, '}');
+	}
+	return sc->close;
+}
+
+/*
  * If p starts a complete placeholder, fills *ph and returns its length in
- * bytes; otherwise returns 0.
+ * bytes; otherwise returns 0. The name and the whitespace around it stop at
+ * the first byte that does not belong there, and the next "{{" cannot belong,
+ * so they are linear over a scan too.
  */
 static size_t
-parse_placeholder(const char *p, struct placeholder *ph)
+parse_placeholder(const char *p, struct placeholder *ph, struct scan *sc)
 {
 	const char	*q, *end;
 
@@ -68,7 +112,7 @@ parse_placeholder(const char *p, struct placeholder *ph)
 	}
 	if (q[0] != '|')
 		return 0;
-	if ((end = strstr(q + 1, "}}")) == NULL)
+	if ((end = next_close(sc, q + 1)) == NULL)
 		return 0;
 	ph->def = q + 1;
 	ph->def_len = (size_t)(end - ph->def);
@@ -151,6 +195,7 @@ render_text(const char *tmpl, const char *id, const cJSON *vars, char **out,
 {
 	struct buf		 b = { NULL, 0, 0 };
 	struct placeholder	 ph;
+	struct scan		 sc = { NULL, NULL };
 	const char		*p, *lit, *brace;
 	const cJSON		*v;
 	size_t			 n;
@@ -164,8 +209,8 @@ render_text(const char *tmpl, const char *id, const cJSON *vars, char **out,
 		goto out;
 
 	lit = p = tmpl;
-	while ((brace = strstr(p, "{{")) != NULL) {
-		if ((n = parse_placeholder(brace, &ph)) == 0) {
+	while ((brace = find_pair(p, '{')) != NULL) {
+		if ((n = parse_placeholder(brace, &ph, &sc)) == 0) {
 			p = brace + 1;
 			continue;
 		}
@@ -254,14 +299,31 @@ int
 render_has_placeholders(const char *tmpl)
 {
 	struct placeholder	 ph;
+	struct scan		 sc = { NULL, NULL };
 	const char		*p = tmpl;
 
 	if (tmpl == NULL)
 		return 0;
-	while ((p = strstr(p, "{{")) != NULL) {
-		if (parse_placeholder(p, &ph) != 0)
+	while ((p = find_pair(p, '{')) != NULL) {
+		if (parse_placeholder(p, &ph, &sc) != 0)
 			return 1;
 		p++;
 	}
+	return 0;
+}
+
+int
+render_json_has_placeholders(const cJSON *v)
+{
+	const cJSON	*c;
+
+	if (v == NULL)
+		return 0;
+	if (cJSON_IsString(v))
+		return render_has_placeholders(v->valuestring);
+	/* Keys are copied, never rendered (render_json), so only values count. */
+	for (c = (cJSON_IsObject(v) || cJSON_IsArray(v)) ? v->child : NULL; c != NULL; c = c->next)
+		if (render_json_has_placeholders(c))
+			return 1;
 	return 0;
 }

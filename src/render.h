@@ -49,4 +49,12 @@ cJSON *render_json(const cJSON *v, const char *id, const cJSON *vars, char **mis
  */
 int render_has_placeholders(const char *tmpl);
 
+/*
+ * Returns 1 if render_json would substitute anything in v: a placeholder in
+ * one of its string values, looked for in the decoded strings (a newline in
+ * "{{\nname}}" is whitespace inside the braces, as the renderer sees it), never
+ * in keys. Returns 0 otherwise, and for NULL.
+ */
+int render_json_has_placeholders(const cJSON *v);
+
 #endif

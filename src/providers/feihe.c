@@ -108,7 +108,7 @@ message_text(const cJSON *message, int rendered, const char **text, char **err)
 	if ((*text = provider_json_str(message, "text")) == NULL)
 		return util_err(err, "\"text\" must be a non-empty string");
 	if (rendered && (len = strlen(*text)) > FEIHE_TEXT_MAX)
-		return util_err(err, "text is %zu bytes after rendering; WeChat customer-service "
+		return util_err(err, "text is %zu bytes; WeChat customer-service "
 		                "text is limited to %d bytes (errcode 45002)", len, FEIHE_TEXT_MAX);
 	return 0;
 }

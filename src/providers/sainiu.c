@@ -111,13 +111,22 @@ sainiu_check_message(const cJSON *message, int rendered, char **err)
 	return message_text(message, &text, err);
 }
 
+/*
+ * The call goes `lead` ahead of the due time. What expires is the send time, not the call: a
+ * late call (the scheduler was down, or the due time was already near) carries the earliest
+ * send time the provider accepts, now + 2 h + margin (admit), and that must stay before
+ * due + expire_after like any late send. So the last moment to call is expire_after less
+ * that distance after the due time; the claim expires the delivery from then on, the same
+ * instant at which any other provider's delivery would be sent that late. Since lead is at
+ * least the distance plus 5 minutes, a call made on time never meets this expiry.
+ */
 static void
 sainiu_schedule(const struct channel *ch, int64_t due_at_ms, int64_t day1_start_ms,
                 int64_t expire_after_ms, int64_t *next_at_ms, int64_t *expires_at_ms)
 {
 	(void)day1_start_ms;
 	*next_at_ms = due_at_ms - sainiu_lead(ch);
-	*expires_at_ms = due_at_ms + expire_after_ms;
+	*expires_at_ms = due_at_ms + expire_after_ms - (SAINIU_MIN_AHEAD_MS + SAINIU_MARGIN_MS);
 }
 
 /* The 7-day rule counts per seller account: the recipient is that account. */

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 import unittest
+import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
@@ -70,6 +71,9 @@ class ImportTest(harness.HeraldTest):
             "sn": {"provider": "sainiu", "base_url": "http://127.0.0.1:9"},
             "tan": {"provider": "tanmarket", "base_url": "http://127.0.0.1:9", "app_id": "app",
                     "app_key": "key"},
+            "td": {"provider": "tencent_desk", "base_url": "http://127.0.0.1:9",
+                   "sdkappid": 1400000000, "identifier": "admin", "usersig": "sig",
+                   "from_account": "cs"},
         })
 
     # ---- helpers ------------------------------------------------------------------------
@@ -621,6 +625,148 @@ class ImportTest(harness.HeraldTest):
         self.rejected(campaign(recipients=[{"id": "new", "vars": {"nickname": "x"}}],
                                recipients_file="gb.csv"), "line 3")
         self.assertEqual({r for r, _ in self.by_key("welcome")}, {"oc-a", "oc-b"})
+
+    # ---- what import must refuse (SPEC §5.8) and hostile input -----------------------------
+
+    def test_limits_checked_without_placeholders(self):
+        """A message with nothing to render is checked against the provider's limits as is."""
+        self.seed()
+        text = lambda n: {"type": "text", "text": "x" * n}  # noqa: E731
+        fh = lambda n: campaign("fh-limit", steps=[STEP1, {"day": 2, "time": "10:00",  # noqa: E731
+                                                           "message": text(n)}])
+        err = self.rejected(fh(2049), "$.steps[1].message", "2049 bytes", "2048")
+        self.assertNotIn("$.steps[0]", err)
+        self.import_def(fh(2048), "fh-limit.json")
+        td = lambda n: campaign("td-limit", channel="td", steps=[  # noqa: E731
+            {"day": 1, "time": "10:00", "message": text(n)}],
+            recipients=[{"id": "user-1"}, {"id": "user-2"}])
+        self.rejected(td(13000), "$.steps[0].message", "12 KB")
+        self.import_def(td(12000), "td-limit.json")
+
+    def test_rendered_limit_names_step_and_recipient(self):
+        self.seed()
+        long_name = "长" * 700  # 2100 bytes
+        self.write("r.csv", "id,nickname\nshort,小王\nlong-one,%s\n" % long_name)
+        err = self.rejected(campaign(recipients=None, recipients_file="r.csv"),
+                            "r.csv", "line 3", '"long-one"', "$.steps[0].message", "2048")
+        self.assertNotIn('"short"', err)
+        # A Tanmarket group is named by its chat_id.
+        self.config({"td": {"provider": "tencent_desk", "base_url": "http://127.0.0.1:9",
+                            "sdkappid": 1400000000, "identifier": "admin", "usersig": "sig"}})
+        self.rejected(campaign("td-big", channel="td", steps=[
+            {"day": 1, "time": "10:00", "message": {"type": "text", "text": "{{blob}}"}}],
+            recipients=[{"session_id": "s-small", "vars": {"blob": "x"}},
+                        {"session_id": "s-big", "vars": {"blob": "x" * 13000}}]),
+            "$.recipients[1]", '"s-big"', "$.steps[0].message", "12 KB")
+
+    def test_tanmarket_step_renders_the_same_for_every_group(self):
+        self.seed()
+        groups = [{"chat_id": "g1", "chat_owner": "o", "vars": {"brand": "好店"}},
+                  {"chat_id": "g2", "chat_owner": "o", "vars": {"brand": "好店"}},
+                  {"chat_id": "g3", "chat_owner": "o", "vars": {"brand": "别家"}},
+                  {"chat_id": "g4", "chat_owner": "o", "vars": {"brand": "又一家"}}]
+        steps = [{"day": 1, "time": "10:00", "message": {"contents": [
+                     {"type": 1, "text": "#客户昵称# 欢迎来到{{brand|好店}}"}]}},
+                 {"day": 2, "time": "10:00", "message": {"contents": [
+                     {"type": 1, "text": "#客户昵称# 再见"}]}}]
+        tan = lambda recipients, **kw: campaign("tan", channel="tan", steps=steps,  # noqa: E731
+                                                recipients=recipients, **kw)
+        err = self.rejected(tan(groups), "$.recipients[2]", '"g3"', "$.steps[0].message", '"g1"')
+        self.assertNotIn("$.steps[1]", err)
+        self.assertNotIn('"g2"', err)
+        self.assertNotIn('"g4"', err, "only the first group that differs is named")
+        # The same text through a default or a value is the same SOP; groups from a file too.
+        self.write("g.csv", "chat_id,chat_owner,brand\ng5,o,好店\ng6,o,\n")
+        self.import_def(tan(groups[:2] + [{"chat_id": "g0", "chat_owner": "o"}],
+                            recipients_file="g.csv"), "tan.json")
+        self.assertEqual(len(self.deliveries("tan")), 5 * 2)
+        # {{id}} differs between groups by definition.
+        by_id = [{"day": 1, "time": "10:00", "message": {"contents": [
+            {"type": 1, "text": "群 {{id}}"}]}}]
+        self.rejected(campaign("tan2", channel="tan", steps=by_id, recipients=groups[:2]),
+                      '"g2"', "$.steps[0].message")
+
+    def test_placeholders_found_in_decoded_text(self):
+        """A placeholder is what the scheduler will render: the decoded string, not its JSON."""
+        self.seed()
+        step = {"day": 1, "time": "10:00", "message": {"type": "text", "text": "{{\nnickname}}好"}}
+        self.rejected(campaign("nl", steps=[step], recipients=[{"id": "no-vars"}]),
+                      '"no-vars"', "nickname")
+        tab = {"day": 1, "time": "10:00", "message": {"type": "text", "text": "{{\tx|默认\n}}"}}
+        self.import_def(campaign("nl", steps=[step, tab],
+                                 recipients=[{"id": "v", "vars": {"nickname": "小王"}}]), "nl.json")
+        # A backslash and an n are two characters, not a newline: no placeholder, nothing needed.
+        lit = {"day": 1, "time": "10:00", "message": {"type": "text", "text": "{{\\nnickname}}"}}
+        self.import_def(campaign("lit", steps=[lit], recipients=[{"id": "no-vars"}]), "lit.json")
+        # Keys are never rendered, so a key that looks like one is not a placeholder.
+        tan = {"day": 1, "time": "10:00", "message": {"contents": [
+            {"type": 1, "text": "hi", "{{k}}": "v"}]}}
+        self.import_def(campaign("keys", channel="tan", steps=[tan],
+                                 recipients=[{"chat_id": "g", "chat_owner": "o"}]), "keys.json")
+
+    def test_durations_and_dates_bounded(self):
+        self.seed()
+        for text in ("106751991167d", "3651d", "87625h", "9223372036854775807ms"):
+            self.rejected(campaign("far", expire_after=text), "$.expire_after", "3650d")
+        self.import_def(campaign("far", expire_after="3650d"), "far.json")
+        rows = self.sql("SELECT DISTINCT d.expires_at_ms - d.due_at_ms FROM deliveries d JOIN "
+                        "campaigns c ON c.id = d.campaign_id WHERE c.key = 'far'")
+        self.assertEqual(rows, [(3650 * 86400 * 1000,)])
+        for date in ("0000-01-01", "1969-12-31"):
+            self.rejected(campaign("old", start_date=date), "$.start_date", "1970")
+        self.import_def(campaign("late", start_date="9999-12-31"), "late.json")
+        for enrolled in ("1969-12-31", "-9223372036854775808", "9223372036854775807",
+                         "0001-01-01T00:00:00Z", "99999999999999999"):
+            self.rejected(campaign("enr", anchor="enrollment", start_date=None,
+                                   recipients=[{"id": "a", "vars": {"nickname": "x"},
+                                                "enrolled_at": enrolled}]),
+                          "$.recipients[0]", '"a"', "enrolled_at")
+
+    def test_recipients_file_must_be_a_regular_file(self):
+        self.seed()
+        fifo = os.path.join(self.dir, "pipe.csv")
+        os.mkfifo(fifo)
+        for path, needle in (("/dev/zero", "/dev/zero"), (fifo, "pipe.csv"),
+                             (self.dir, os.path.basename(self.dir))):
+            before = self.db_snapshot()
+            bad = self.write("bad.json", campaign(recipients=None, recipients_file=path))
+            rc, out, err = self.herald("import", bad, timeout=20)
+            self.assertEqual(rc, 66, err)
+            self.assertIn(needle, err)
+            self.assertIn("regular file", err)
+            self.assertEqual(self.db_snapshot(), before)
+
+    # ---- SaiNiu's late calls and expire_after ---------------------------------------------
+
+    def test_sainiu_late_call_never_sends_past_expiry(self):
+        """SPEC §5.2 with expire_after: a late call's send time moves to the earliest the
+        provider takes, but a send time past due + expire_after is an expired delivery."""
+        mock = self.mock()
+        self.config({"sn": {"provider": "sainiu", "base_url": mock.url}})
+        shanghai = datetime.timezone(datetime.timedelta(hours=8))
+        # In the future, so the mock's 2 h rule (on the real clock) holds for every send time.
+        d1 = datetime.datetime.now(shanghai).date() + datetime.timedelta(days=30)
+        due = datetime.datetime.combine(d1, datetime.time(10, 0), shanghai)
+        step = {"day": 1, "time": "10:00", "message": {"type": "text", "text": "通知"}}
+        # Called 30 min before due: the earliest send time is due + 1h35m.
+        self.import_def(campaign("tight", channel="sn", start_date=d1.isoformat(), steps=[step],
+                                 expire_after="1h35m", recipients=[{"id": "seller-a"}]), "t.json")
+        self.import_def(campaign("loose", channel="sn", start_date=d1.isoformat(), steps=[step],
+                                 expire_after="1h36m", recipients=[{"id": "seller-b"}]), "l.json")
+        now = due - datetime.timedelta(minutes=30)
+        self.ok("run", "--once", "--now", now.isoformat())
+        self.assertEqual(self.deliveries("tight")[0]["state"], "expired")
+        self.assertEqual(self.deliveries("loose")[0]["state"], "sent")
+        calls = mock.requests("sainiu")
+        self.assertEqual(len(calls), 1, calls)
+        data = json.loads(dict(urllib.parse.parse_qsl(calls[0]["body"]))["data"])
+        self.assertEqual(data["userNick"], "seller-b")
+        want = int((now + datetime.timedelta(hours=2, minutes=5)).timestamp() * 1000)
+        self.assertLessEqual(want, int(data["sendtime"]))
+        self.assertLessEqual(int(data["sendtime"]), int((due + datetime.timedelta(
+            hours=1, minutes=36)).timestamp() * 1000))
+        self.assertEqual(calls[0]["verdict"], "accepted", calls[0])
+
 
     # ---- memory stays flat -------------------------------------------------------------
 

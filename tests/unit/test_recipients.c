@@ -441,9 +441,34 @@ test_open_errors(void)
 	r = recipients_open(tmpdir, &err);
 	T_CHECK(r == NULL);
 	T_EQ_INT(errno, EISDIR);
-	snprintf(want, sizeof(want), "recipients file \"%s\": Is a directory", tmpdir);
+	snprintf(want, sizeof(want), "recipients file \"%s\": not a regular file (a directory)",
+	    tmpdir);
 	T_EQ_STR(err, want);
 	free(err);
+	err = NULL;
+
+	/* A device never ends; a FIFO without a writer would block the open itself. */
+	errno = 0;
+	r = recipients_open("/dev/zero", &err);
+	T_CHECK(r == NULL);
+	T_EQ_INT(errno, EINVAL);
+	T_EQ_STR(err, "recipients file \"/dev/zero\": not a regular file (a character device)");
+	free(err);
+	err = NULL;
+
+	snprintf(path, sizeof(path), "%s/fifo.csv", tmpdir);
+	T_EQ_INT(mkfifo(path, 0600), 0);
+	alarm(10);	/* a blocked open fails the test instead of hanging it */
+	errno = 0;
+	r = recipients_open(path, &err);
+	alarm(0);
+	T_CHECK(r == NULL);
+	T_EQ_INT(errno, EINVAL);
+	snprintf(want, sizeof(want), "recipients file \"%s\": not a regular file (a FIFO)", path);
+	T_EQ_STR(err, want);
+	free(err);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/does-not-exist.csv", tmpdir);
 
 	errno = 0;
 	T_CHECK(recipients_open(path, NULL) == NULL);

@@ -5,6 +5,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cjson/cJSON.h>
 
@@ -183,6 +184,118 @@ test_has_placeholders(void)
 	T_EQ_INT(render_has_placeholders(NULL), 0);
 }
 
+/* Detection on a tree looks at decoded string values, as render_json renders them. */
+static void
+test_json_has_placeholders(void)
+{
+	static const struct {
+		const char	*json;
+		int		 want;
+	} cases[] = {
+		/* A real newline or tab inside the braces is whitespace around the name. */
+		{ "{\"type\":\"text\",\"text\":\"{{\\nnickname}}\"}", 1 },
+		{ "{\"text\":\"{{\\tx|d\\n}}\"}", 1 },
+		/* A backslash and an n are not whitespace: no placeholder. */
+		{ "{\"text\":\"{{\\\\nnickname}}\"}", 0 },
+		/* Keys are never rendered. */
+		{ "{\"{{k}}\":\"v\"}", 0 },
+		/* Nested in arrays and objects. */
+		{ "{\"contents\":[{\"type\":1},[\"a\",\"{{b}}\"]]}", 1 },
+		{ "{\"contents\":[{\"type\":1,\"n\":2.5,\"z\":null,\"t\":true}]}", 0 },
+		/* Halves in two strings are not one placeholder, though the JSON text has one. */
+		{ "[\"{{a\",\"}}\"]", 0 },
+		{ "{\"a\":\"{{x|\",\"b\":\"}}\"}", 0 },
+		{ "\"{{x}}\"", 1 },
+	};
+	size_t	 i;
+	cJSON	*v;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		v = cJSON_Parse(cases[i].json);
+		T_CHECK(v != NULL);
+		T_EQ_INT(render_json_has_placeholders(v), cases[i].want);
+		if (t_current_failed)
+			fprintf(stderr, "  case %zu: %s\n", i, cases[i].json);
+		cJSON_Delete(v);
+	}
+	T_EQ_INT(render_json_has_placeholders(NULL), 0);
+}
+
+/* CPU seconds of the best of three renders of tmpl (the least disturbed by other work). */
+static double
+render_seconds(const char *tmpl)
+{
+	struct timespec	 t0, t1;
+	double		 best = -1, secs;
+	char		*out = NULL;
+	int		 i;
+
+	for (i = 0; i < 3; i++) {
+		clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t0);
+		T_EQ_INT(render_text(tmpl, "R1", vars, &out, NULL), 0);
+		T_EQ_INT(render_has_placeholders(tmpl), 0);
+		clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t1);
+		T_CHECK(out != NULL && strcmp(out, tmpl) == 0);
+		free(out);
+		out = NULL;
+		secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+		if (best < 0 || secs < best)
+			best = secs;
+	}
+	return best;
+}
+
+/* A template of n bytes: unit repeated, with no "}}" anywhere. */
+static char *
+repeated(const char *unit, size_t n)
+{
+	size_t	 len = strlen(unit), i;
+	char	*s = malloc(n + 1);
+
+	if (s == NULL)
+		return NULL;
+	for (i = 0; i < n; i++)
+		s[i] = unit[i % len];
+	s[n] = '\0';
+	return s;
+}
+
+/*
+ * Rendering runs per delivery, so its time must grow with the template, not with its
+ * square: "{{a|" opens a default that never closes, and a scan that looks for "}}" again at
+ * every "{{" reads the rest of the text each time. Four times the text may take about four
+ * times as long, never sixteen; the bound of 8 leaves room for a noisy machine.
+ */
+static void
+test_linear_time(void)
+{
+	static const char	*units[] = { "{{a|", "{{ a |x", "{{{{", "{{a" };
+	const size_t		 n = 512 * 1024;
+	size_t			 i;
+	char			*small, *large;
+	double			 ts, tl;
+
+	for (i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		small = repeated(units[i], n);
+		large = repeated(units[i], 4 * n);
+		T_CHECK(small != NULL && large != NULL);
+		if (small == NULL || large == NULL) {
+			free(small);
+			free(large);
+			return;
+		}
+		ts = render_seconds(small);
+		tl = render_seconds(large);
+		/* Below a millisecond the clock's grain decides the ratio; call that linear. */
+		T_CHECK(tl < 0.001 || tl < 8 * ts);
+		if (t_current_failed)
+			fprintf(stderr, "  \"%s\": %zu bytes %.4f s, %zu bytes %.4f s\n", units[i],
+			    n, ts, 4 * n, tl);
+		free(small);
+		free(large);
+	}
+}
+
 static void
 test_json(void)
 {
@@ -249,6 +362,8 @@ main(void)
 	T_RUN(test_missing);
 	T_RUN(test_pass_through);
 	T_RUN(test_has_placeholders);
+	T_RUN(test_json_has_placeholders);
+	T_RUN(test_linear_time);
 	T_RUN(test_json);
 	cJSON_Delete(vars);
 	return t_report();

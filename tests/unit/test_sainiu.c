@@ -143,14 +143,64 @@ test_schedule(void)
 	int64_t next = 0, expires = 0;
 	int64_t due = NOW_MS + 5 * D_MS;
 
+	/* The call expires once the earliest send time it could carry is expire_after late. */
 	ops->schedule(&dflt, due, NOW_MS - D_MS, D_MS, &next, &expires);
 	T_EQ_INT(next, due - LEAD_MS);
-	T_EQ_INT(expires, due + D_MS);
+	T_EQ_INT(expires, due + D_MS - EARLIEST_MS);
 	ops->schedule(&three, due, 0, 90 * MIN_MS, &next, &expires);
 	T_EQ_INT(next, due - 3 * H_MS);
-	T_EQ_INT(expires, due + 90 * MIN_MS);
+	T_EQ_INT(expires, due + 90 * MIN_MS - EARLIEST_MS);
+	/* However short expire_after is, a call made on time is before its expiry. */
+	ops->schedule(&dflt, due, 0, 1, &next, &expires);
+	T_CHECK(next < expires);
 	cJSON_Delete(dflt.keys);
 	cJSON_Delete(three.keys);
+}
+
+/*
+ * SPEC §5.2 with expire_after, as the scheduler applies the two: a claim at now expires the
+ * delivery when expires <= now (store_sched.c), else admit picks the send time. Whenever the
+ * call is made, late or on time, a send time that goes out is before due + expire_after, and
+ * a delivery is expired only when the earliest send time the provider takes is not.
+ */
+static void
+test_late_call_within_expiry(void)
+{
+	static const int64_t expire_after[] = {1, MIN_MS, H_MS, EARLIEST_MS, 3 * H_MS, D_MS};
+	static const char *const keys[] = {"{}", "{\"lead\":7800000}", "{\"lead\":86400000}"};
+	const int64_t due = NOW_MS + 3 * D_MS;
+	size_t e, k;
+	int64_t now;
+
+	for (k = 0; k < sizeof keys / sizeof keys[0]; k++) {
+		struct channel ch = make_channel(keys[k]);
+
+		for (e = 0; e < sizeof expire_after / sizeof expire_after[0]; e++) {
+			int64_t next = 0, expires = 0, ea = expire_after[e];
+
+			ops->schedule(&ch, due, 0, ea, &next, &expires);
+			for (now = next; now <= due + ea + MIN_MS; now += MIN_MS / 2) {
+				struct provider_item item;
+				int64_t send_at = -1, defer_until = -1;
+
+				memset(&item, 0, sizeof item);
+				item.recipient_id = "tb123456";
+				item.due_at_ms = due;
+				T_EQ_INT(ops->admit(&ch, &item, NULL, now, &send_at, &defer_until),
+				         PROVIDER_ADMIT);
+				if (now < expires)
+					T_CHECK(send_at < due + ea);
+				else
+					T_CHECK(now + EARLIEST_MS >= due + ea);
+				if (t_current_failed) {
+					fprintf(stderr, "  lead %s, expire_after %lld ms, now due%+lld ms\n",
+					        keys[k], (long long)ea, (long long)(now - due));
+					break;
+				}
+			}
+		}
+		cJSON_Delete(ch.keys);
+	}
 }
 
 static void
@@ -593,6 +643,7 @@ main(void)
 	T_RUN(test_check_channel);
 	T_RUN(test_checks);
 	T_RUN(test_schedule);
+	T_RUN(test_late_call_within_expiry);
 	T_RUN(test_limit_account);
 	T_RUN(test_admit);
 	T_RUN(test_admit_no_limit);
