@@ -437,13 +437,17 @@ check_run_channels(const struct cli_env *env, const struct config *cfg)
 	char *err = NULL;
 	int ret = 0;
 
-	if (!(s = cli_open_store(env)))
+	/* The scheduler's own errors go to its log (journal priorities and all), not as a CLI's. */
+	if (!(s = store_open(env->db_path, &err))) {
+		log_error("%s", err ? err : "cannot open the database");
+		free(err);
 		return 1;
+	}
 	if (store_status(s, NULL, run_check_campaign, &rc, &err) < 0) {
-		cli_error("%s", err ? err : "cannot read the campaigns");
+		log_error("%s", err ? err : "cannot read the campaigns");
 		ret = 1;
 	} else if (rc.err) {
-		cli_error("%s (needed to send: set it, or pause the channel's campaigns)", rc.err);
+		log_error("%s (needed to send: set it, or pause the channel's campaigns)", rc.err);
 		ret = EXIT_CONFIG;
 	}
 	free(err);
