@@ -920,6 +920,10 @@ dispatch_finish(struct dispatch *d, struct http_result *hr, int64_t now_ms, stru
 	else
 		cs->ch->ops->judge(cs->pstate, cs->ch, hr->status, hr->body ? hr->body : "",
 		                   hr->body_len, f->items, f->n, now_ms);
+	/* Whatever a provider says goes to the database and the log: never a credential, even
+	   one it echoes back. */
+	for (i = 0; i < f->n; i++)
+		provider_redact_channel(f->items[i].message_text, cs->ch, cs->pstate);
 	request_verdict(d, f, hr, now_ms, &v, out);
 	for (i = 0; i < f->n; i++) {
 		const struct store_result *r = item_result(d, f, i, hr, &v, now_ms, out);

@@ -16,6 +16,7 @@
 
 #include "clock.h"
 #include "log.h"
+#include "utf8.h"
 
 static enum log_format log_fmt = LOG_TEXT;
 static enum log_level log_min = LOG_INFO;
@@ -86,15 +87,23 @@ log_stamp(char out[64])
 void
 log_msg(enum log_level level, const char *fmt, ...)
 {
-	char text[2048], stamp[64], line[4096], body[3072];
+	char raw[2048], text[2048], stamp[64], line[4096], body[3072], *safe;
 	va_list ap;
 	int n;
 
 	if (level < log_min)
 		return;
 	va_start(ap, fmt);
-	vsnprintf(text, sizeof text, fmt, ap);
+	vsnprintf(raw, sizeof raw, fmt, ap);
 	va_end(ap);
+	/* Messages carry provider text, keys and ids: in a text line no control character may
+	   forge a second line or drive a terminal (JSON escapes them itself). */
+	if (log_fmt == LOG_TEXT && (safe = utf8_escape_controls(raw, 0))) {
+		snprintf(text, sizeof text, "%s", safe);
+		free(safe);
+	} else {
+		memcpy(text, raw, sizeof text);
+	}
 	log_stamp(stamp);
 	if (log_fmt == LOG_JSON) {
 		cJSON *o = cJSON_CreateObject();

@@ -196,3 +196,54 @@ provider_text(const char *s)
 	}
 	return t;
 }
+
+/* Masks every occurrence of needle (length n) in text. */
+static void
+mask_all(char *text, const char *needle, size_t n)
+{
+	char *p = text;
+
+	while ((p = strstr(p, needle)) != NULL) {
+		memset(p, '*', n);
+		p += n;
+	}
+}
+
+void
+provider_redact(char *text, const char *secret)
+{
+	size_t n, len, k;
+	char *enc;
+
+	if (!text || !secret || (n = strlen(secret)) < 6)
+		return;
+	mask_all(text, secret, n);
+	if ((enc = provider_urlencode(secret)) != NULL) {
+		if (strcmp(enc, secret) != 0)
+			mask_all(text, enc, strlen(enc));
+		free(enc);
+	}
+	/* A provider text cut short (provider_text bounds it) may end inside the secret. */
+	len = strlen(text);
+	for (k = n - 1 < len ? n - 1 : len; k >= 6; k--)
+		if (memcmp(text + len - k, secret, k) == 0) {
+			memset(text + len - k, '*', k);
+			break;
+		}
+}
+
+void
+provider_redact_channel(char *text, const struct channel *ch, void *state)
+{
+	static const char *const keys[] = {
+		"secret_key", "usersig", "access_token", "app_key", "sign_key", NULL,
+	};
+	size_t i;
+
+	if (!text || !ch)
+		return;
+	for (i = 0; keys[i]; i++)
+		provider_redact(text, config_str(ch, keys[i]));
+	if (ch->ops && ch->ops->made_secret && state)
+		provider_redact(text, ch->ops->made_secret(state));
+}

@@ -113,6 +113,9 @@ struct provider_ops {
 	/* Per-channel private state (caches such as Tencent's UserSig). NULL open = none. */
 	int (*open)(const struct channel *ch, void **state, char **err);
 	void (*close)(void *state);
+	/* A credential the state made (Tencent's generated UserSig), so provider text echoing it
+	   can be masked like the configured ones; NULL when none. May be NULL. */
+	const char *(*made_secret)(void *state);
 
 	/*
 	 * Builds the request for n items (n == 1 for PROVIDER_SINGLE). 0 / -1 + *err; on -1 the
@@ -162,6 +165,14 @@ const char *provider_json_str(const cJSON *obj, const char *name);
 /* A provider's message text, cut to 512 columns and 2048 bytes on a character boundary so a
    huge answer cannot flood the attempt log. New string (caller frees), NULL for NULL. */
 char *provider_text(const char *s);
+
+/* Masks every occurrence of secret in text (as written and percent-encoded), and a tail of
+   text that begins it (a cut-short echo), with '*', in place. Secrets under 6 bytes are
+   left alone: masking them would garble ordinary words and hide nothing. */
+void provider_redact(char *text, const char *secret);
+/* provider_redact for every credential of the channel: its configured secrets and what the
+   provider's state made (made_secret). The one place provider text is cleaned. */
+void provider_redact_channel(char *text, const struct channel *ch, void *state);
 
 /* Percent-encodes s for a URL query or form body (RFC 3986 unreserved kept). Caller frees. */
 char *provider_urlencode(const char *s);

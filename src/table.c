@@ -60,20 +60,20 @@ table_add(struct table *t, const char *const *cells)
 		t->alloc_rows = na;
 	}
 	for (c = 0; c < t->n_cols; c++) {
-		const char *v = cells[c] ? cells[c] : "-";
-		char *cell = t->max_width[c] && utf8_width(v) > t->max_width[c]
-		                 ? utf8_truncate(v, t->max_width[c])
-		                 : strdup(v);
+		/* A cell is one line (spacing becomes spaces), and nothing in it can drive the
+		   terminal: provider messages, keys and ids are anybody's text. */
+		char *safe = utf8_escape_controls(cells[c] ? cells[c] : "-", 1);
+		char *cell = safe && t->max_width[c] && utf8_width(safe) > t->max_width[c]
+		                 ? utf8_truncate(safe, t->max_width[c])
+		                 : safe;
 
+		if (cell != safe)
+			free(safe);
 		if (!cell) {
 			while (c-- > 0)
 				free(t->cells[row * (size_t)t->n_cols + (size_t)c]);
 			return -1;
 		}
-		/* Newlines would break the grid; a cell is one line. */
-		for (char *p = cell; *p; p++)
-			if (*p == '\n' || *p == '\r' || *p == '\t')
-				*p = ' ';
 		t->cells[row * (size_t)t->n_cols + (size_t)c] = cell;
 	}
 	if (row > 0)

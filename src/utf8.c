@@ -295,3 +295,54 @@ utf8_truncate(const char *s, int max_cols)
 	memcpy(out + keep, ellipsis, sizeof(ellipsis));
 	return out;
 }
+
+char *
+utf8_escape_controls(const char *s, int keep_spacing)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t len, i = 0, n = 0, bad;
+	char *out;
+
+	if (!s)
+		return NULL;
+	len = strlen(s);
+	if (!(out = malloc(len * 4 + 1)))
+		return NULL;
+	while (i < len) {
+		unsigned char c = (unsigned char)s[i];
+		size_t seq = c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+		int escape = 0;
+
+		if (c < 0x20 || c == 0x7f) {
+			if (keep_spacing && (c == '\t' || c == '\n' || c == '\r')) {
+				out[n++] = ' ';
+				i++;
+				continue;
+			}
+			escape = 1;
+			seq = 1;
+		} else if (c >= 0x80) {
+			if (i + seq > len || !utf8_valid(s + i, seq, &bad))
+				escape = 1, seq = 1;
+			else if (c == 0xC2 && (unsigned char)s[i + 1] < 0xA0)
+				escape = 1;  /* U+0080..U+009F: C1 controls, CSI among them */
+		}
+		if (!escape) {
+			memcpy(out + n, s + i, seq);
+			n += seq;
+			i += seq;
+			continue;
+		}
+		for (size_t k = 0; k < seq; k++) {
+			unsigned char b = (unsigned char)s[i + k];
+
+			out[n++] = '\\';
+			out[n++] = 'x';
+			out[n++] = hex[b >> 4];
+			out[n++] = hex[b & 15];
+		}
+		i += seq;
+	}
+	out[n] = '\0';
+	return out;
+}

@@ -34,4 +34,13 @@ int utf8_width(const char *s);
  */
 char *utf8_truncate(const char *s, int max_cols);
 
+/*
+ * Returns a new string (caller frees) in which every byte a terminal or a log reader could
+ * take for a command is written out as \xNN: C0 controls (tab, CR and LF too, unless
+ * keep_spacing turns those into spaces), DEL, the C1 controls U+0080..U+009F and bytes of
+ * ill-formed UTF-8. So an ESC sequence cannot reach a terminal and a newline cannot forge a log
+ * line. NULL only when out of memory (or s is NULL).
+ */
+char *utf8_escape_controls(const char *s, int keep_spacing);
+
 #endif

@@ -444,6 +444,14 @@ usersig_refresh(struct desk_state *st, const struct channel *ch, int64_t now_ms,
 	return 0;
 }
 
+static const char *
+desk_made_secret(void *state)
+{
+	const struct desk_state *st = state;
+
+	return st && st->generated ? st->usersig : NULL;
+}
+
 static void
 desk_close(void *state)
 {
@@ -644,8 +652,8 @@ desk_judge(void *state, const struct channel *ch, long http_status, const char *
 	root = provider_parse_answer(body, body_len);
 	read_answer(root, now_ms, &a);
 	if (a.usersig_expired && st != NULL && st->generated) {
-		free(st->usersig);
-		st->usersig = NULL;
+		/* Renewed at the next build; kept until then so an echo of it can still be masked. */
+		st->expires_ms = 0;
 	} else if (a.usersig_expired) {
 		/* A configured usersig cannot renew itself: retrying it only burns attempts. */
 		a.outcome = PROVIDER_PERMANENT;
@@ -666,6 +674,7 @@ const struct provider_ops provider_tencent_desk = {
 	.check_message = desk_check_message,
 	.open = desk_open,
 	.close = desk_close,
+	.made_secret = desk_made_secret,
 	.build = desk_build,
 	.judge = desk_judge,
 };

@@ -338,5 +338,69 @@ class RunnerLease(FaultTest):
         self.assertEqual(self.stop(b), 0)
 
 
+class HostileAnswers(FaultTest):
+    """Issue: what a provider says reaches the database, the log and the terminal."""
+
+    SIG = "e2e-configured-usersig-5c1f9a7e3b"
+    TOKEN = "e2e-apiusb-token-8d2b4e6f"
+    SIGN = "e2e-sainiu-sign-key-0a9c7e5d"
+
+    def test_echoed_secrets_are_masked_everywhere(self):
+        m = self.mock("--tim-sdkappid", "1400000000", "--tim-identifier", "admin",
+                      "--tim-usersig", self.SIG, "--apiusb-token", self.TOKEN,
+                      "--sainiu-sign-key", self.SIGN)
+        desk = self.tim_channel(m, usersig=self.SIG)
+        del desk["secret_key"]
+        self.config({"desk": desk, "members": self.apiusb_channel(m, access_token=self.TOKEN),
+                     "shop": self.sainiu_channel(m, sign_key=self.SIGN)}, FAST)
+        cut = self.SIG[:12]  # a provider cutting its echo short still gives it away
+        m.rules([
+            {"provider": "tencent_desk", "code": 90001,
+             "message": "bad sig " + self.SIG + " / " + cut, "times": 0},
+            {"provider": "apiusb", "status": 400,
+             "body": '{"ret":400,"msg":"token ' + self.TOKEN + ' bad"}', "times": 0},
+            {"provider": "sainiu", "body": '{"code":400,"msg":"key=' + self.SIGN + '"}', "times": 0},
+        ])
+        self.due_now("t", ["user-a"], channel="desk")
+        self.due_now_with("a", ["%032x" % 3], "members", {"type": "text", "data": "hi"})
+        self.due_now("s", ["shop-nick"], channel="shop", msg="上新")
+        run = self.spawn("run", "--verbose")
+        for key in ("t", "a", "s"):
+            self.assertEqual(self.settled(key, 1)["failed"], 1, key)
+        self.assertEqual(self.stop(run), 0)
+        seen = self.ok("attempts", "t", "--json") + self.ok("attempts", "a", "--json") + \
+            self.ok("attempts", "s", "--json") + self.ok("status", "--json") + \
+            self.ok("deliveries", "t") + self.stderr_of(run)
+        import sqlite3
+        con = sqlite3.connect(self.db)
+        seen += repr(con.execute("SELECT * FROM attempts").fetchall())
+        seen += repr(con.execute("SELECT last_error FROM deliveries").fetchall())
+        seen += repr(con.execute("SELECT last_error FROM campaigns").fetchall())
+        con.close()
+        for secret in (self.SIG, cut, self.TOKEN, self.SIGN):
+            self.assertNotIn(secret, seen)
+        self.assertIn("bad sig ***", self.attempts("t")[0]["provider_message"])
+
+    def test_control_characters_never_reach_the_terminal_or_log(self):
+        m = self.feihe_mock()
+        self.config({"feihe": self.feihe_channel(m)}, FAST)
+        evil = "\u001b[2J\u001b]0;owned\u0007\nFAKE herald error: forged\u009b31m"
+        m.rules({"provider": "feihe", "code": 40003, "message": evil})
+        self.due_now("cc", ["oEvil"])
+        run = self.spawn("run")
+        self.assertEqual(self.settled("cc", 1)["failed"], 1)
+        self.assertEqual(self.stop(run), 0)
+        log = self.stderr_of(run)
+        table = self.ok("attempts", "cc") + self.ok("deliveries", "cc") + self.ok("status")
+        for out in (log, table):
+            self.assertNotIn("\x1b", out)
+            self.assertNotIn("\x07", out)
+            self.assertNotIn("\u009b", out)
+            self.assertIn("\\x1b[2J", out)
+        self.assertFalse(any(l.startswith("FAKE") for l in log.splitlines()), log)
+        # JSON keeps the text exact: it escapes it itself.
+        self.assertIn("\x1b[2J", self.attempts("cc")[0]["provider_message"])
+
+
 if __name__ == "__main__":
     main()
