@@ -10,6 +10,7 @@ import json
 import os
 import signal
 import sqlite3
+import subprocess
 import sys
 import time
 
@@ -400,6 +401,87 @@ class HostileAnswers(FaultTest):
         self.assertFalse(any(l.startswith("FAKE") for l in log.splitlines()), log)
         # JSON keeps the text exact: it escapes it itself.
         self.assertIn("\x1b[2J", self.attempts("cc")[0]["provider_message"])
+
+
+class StoreFaults(FaultTest):
+    """The network never waits on the store, and a store that fails loses nothing."""
+
+    def test_answers_are_read_while_another_process_holds_the_lock(self):
+        m = self.feihe_mock()
+        self.config({"feihe": self.feihe_channel(m, timeout="2s")}, FAST)
+        m.rules([{"provider": "feihe", "match": "oFast", "delay_ms": 300},
+                 {"provider": "feihe", "match": "oSlow", "delay_ms": 1000}])
+        self.due_now("lock", ["oFast", "oSlow"])
+        run = self.spawn("run")
+        wait_until(lambda: len(m.requests("feihe")) == 2, interval=0.005, what="both requests")
+        # Hold the write lock longer than the request timeout while both answers arrive.
+        con = sqlite3.connect(self.db, timeout=10, isolation_level=None)
+        con.execute("BEGIN IMMEDIATE")
+        held = time.monotonic()
+        wait_until(lambda: time.monotonic() - held > 4, interval=0.1, what="the hold")
+        con.execute("ROLLBACK")
+        con.close()
+        counts = self.settled("lock", 2)
+        self.assertEqual(counts["sent"], 2, counts)
+        self.unchanged(lambda: len(m.requests("feihe")), 1.0)
+        self.assertEqual(len(m.requests("feihe")), 2, "nothing was resent")
+        slow = self.attempts_of("lock", "oSlow")
+        self.assertEqual([a["outcome"] for a in slow], ["sent"])
+        self.assertLess(slow[0]["duration_ms"], 2000)
+        self.assertEqual(self.stop(run), 0)
+
+    def test_a_full_disk_loses_nothing_and_duplicates_nothing(self):
+        mnt = os.path.join(self.dir, "small")
+        os.mkdir(mnt)
+        if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", mnt]).returncode != 0:
+            self.skipTest("cannot mount a tmpfs here")
+        self.addCleanup(lambda: subprocess.run(["umount", "-l", mnt]))
+        self.db = os.path.join(mnt, "herald.db")
+        m = self.feihe_mock()
+        self.config({"feihe": self.feihe_channel(m, timeout="5s")}, FAST)
+        ids = ["oDisk%02d" % i for i in range(20)]
+        m.rules({"provider": "feihe", "delay_ms": 800, "times": 0})
+        self.due_now("disk", ids)
+        # Start with an empty WAL, so the results have to grow it.
+        con = sqlite3.connect(self.db)
+        con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        con.close()
+        run = self.spawn("run")
+        wait_until(lambda: len(m.requests("feihe")) == len(ids), what="every request out")
+        filler = os.path.join(mnt, "filler")
+        with open(filler, "wb") as f:
+            try:
+                while True:
+                    f.write(b"\0" * 65536)
+                    f.flush()
+            except OSError:
+                pass
+        wait_until(lambda: "cannot record results" in self.stderr_of(run), timeout=10,
+                   what="the full disk to refuse the results")
+        os.unlink(filler)
+        counts = self.settled("disk", len(ids))
+        self.assertEqual(counts["sent"], len(ids), counts)
+        self.assertIn("the database answers again", self.stderr_of(run))
+        self.unchanged(lambda: len(m.requests("feihe")), 1.0)
+        self.assertEqual(sorted(by_key(m.requests("feihe"))), sorted(ids))
+        self.assertEqual(len(m.requests("feihe")), len(ids), "nothing sent twice")
+        for rid in ids[:3]:
+            self.assertEqual([a["outcome"] for a in self.attempts_of("disk", rid)], ["sent"])
+        self.assertEqual(self.stop(run), 0)
+
+    def test_an_answer_over_the_cap_is_ambiguous(self):
+        m = self.mock()
+        self.config({"members": self.apiusb_channel(m, timeout="5s")}, FAST)
+        # 2 MiB of an answer: a body repeated over, as a rule cannot be posted that big.
+        m.rules({"provider": "apiusb", "body": "x" * (512 * 1024), "repeat": 4, "times": 0})
+        self.due_now_with("big", ["%032x" % 9], "members", {"type": "text", "data": "hi"})
+        run = self.spawn("run")
+        counts = self.settled("big", 1)
+        self.assertEqual(counts["unknown"], 1, counts)
+        self.unchanged(lambda: len(m.requests("apiusb")), 1.0)
+        self.assertEqual(len(m.requests("apiusb")), 1, "an oversized answer is never resent")
+        self.assertIn("larger than 1 MiB", self.deliveries("big")[0]["last_error"])
+        self.assertEqual(self.stop(run), 0)
 
 
 if __name__ == "__main__":

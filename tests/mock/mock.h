@@ -183,6 +183,7 @@ struct mock_action {
 	int		 drop;
 	int		 omit;		/* some members left out (APIUSB) */
 	char		*retry_after;	/* a Retry-After header value, or NULL */
+	int		 repeat;	/* the body is sent this many times over (>= 1) */
 };
 
 /*
@@ -265,6 +266,7 @@ struct mock_rule {
 	int		 drop;
 	int		 omit;
 	char		*retry_after;	/* NULL: no Retry-After header */
+	int		 repeat;	/* body repeated this many times: answers too big to post */
 };
 
 /*

@@ -114,7 +114,7 @@
  *    "status": HTTP status (default 200), "body": "raw answer body",
  *    "code": provider error code, "message": text for that code,
  *    "delay_ms": 0..600000, "drop": true, "omit": true,
- *    "retry_after": "120" or an HTTP date}
+ *    "retry_after": "120" or an HTTP date, "repeat": 1..64}
  *
  *   Rules are tried in the order added; the first whose provider and match fit
  *   and that has times left applies, using one of its times ("*" is any of the
@@ -130,6 +130,8 @@
  *   - omit (apiusb only): the matched member is left out of data.item and the
  *     request otherwise succeeds; only fits requests that would succeed, and
  *     later omit rules may drop further members of the same request.
+ *   - repeat (with body): the body is sent that many times over, for answers
+ *     larger than a rule may be posted.
  *   - retry_after: the answer (scripted or not) carries that Retry-After
  *     header, as a 429 or 503 would.
  *   - delay_ms: the answer waits that long without holding up any other
@@ -251,7 +253,9 @@ static const char help[] =
     "\nrules: {\"provider\": NAME or \"*\", \"match\": KEY or \"*\", \"times\": N (default 1;\n"
     "  0: every time), \"status\": HTTP status, \"body\": raw answer, \"code\": provider\n"
     "  error code, \"message\": its text, \"delay_ms\": 0..600000, \"drop\": true (close with\n"
-    "  no answer), \"omit\": true (apiusb: leave the member out of data.item)}\n"
+    "  no answer), \"omit\": true (apiusb: leave the member out of data.item),\n"
+    "  \"retry_after\": header value (seconds or HTTP date) on the answer, \"repeat\": 1..64\n"
+    "  (with body: send it that many times over, for answers bigger than a rule)}\n"
     "  The first rule whose provider and match fit and that has times left applies.\n"
     "  KEY is Feihe's openId, Tencent's SessionId or ToAccount, an APIUSB member uuid,\n"
     "  SaiNiu's userNick or Tanmarket's first chatId.\n"

@@ -414,7 +414,8 @@ mock_provider_answer(const struct mock_outcome *o, unsigned *status, struct mock
 	if (a->replaces && !a->omit) {
 		*status = (unsigned)a->status;
 		if (a->body != NULL)
-			mock_buf_adds(b, a->body);
+			for (int k = 0; k < (a->repeat > 1 ? a->repeat : 1); k++)
+				mock_buf_adds(b, a->body);
 		else if (a->has_code)
 			error_envelope(o->provider, 1, a->code,
 			    a->message != NULL ? a->message : "mock scripted error", b);

@@ -21,7 +21,7 @@ static int
 rule_parse(const cJSON *j, const char *where, struct mock_rule *r, char *why, size_t whylen)
 {
 	static const char *const members[] = { "provider", "match", "times", "status", "body",
-	    "code", "message", "delay_ms", "drop", "omit", "retry_after", NULL };
+	    "code", "message", "delay_ms", "drop", "omit", "retry_after", "repeat", NULL };
 	const cJSON *m;
 	const char *s;
 	int64_t v;
@@ -92,6 +92,12 @@ rule_parse(const cJSON *j, const char *where, struct mock_rule *r, char *why, si
 			return snprintf(why, whylen, "%s: retry_after must be a header value "
 			    "(seconds or an HTTP date)", where), -1;
 		r->retry_after = mock_xstrdup(m->valuestring);
+	}
+	r->repeat = 1;
+	if ((m = cJSON_GetObjectItemCaseSensitive(j, "repeat")) != NULL) {
+		if (!mock_json_int(m, 1, 64, &v) || r->body == NULL)
+			return snprintf(why, whylen, "%s: repeat must be 1..64, next to body", where), -1;
+		r->repeat = (int)v;
 	}
 	if (r->retry_after != NULL && r->drop)
 		return snprintf(why, whylen, "%s: drop sends no answer: no retry_after", where), -1;
@@ -204,6 +210,7 @@ mock_rule_action(const struct mock_rule *r, struct mock_action *a)
 	a->drop = r->drop;
 	a->omit = r->omit;
 	a->retry_after = r->retry_after != NULL ? mock_xstrdup(r->retry_after) : NULL;
+	a->repeat = r->repeat;
 }
 
 void
