@@ -311,6 +311,7 @@ item_from_job(struct provider_item *it, const struct store_job *j)
 	it->step_time = j->step_time;
 	it->due_at_ms = j->due_at_ms;
 	it->send_at_ms = j->send_at_ms;
+	it->expires_at_ms = j->expires_at_ms;
 	it->msg_random = j->msg_random;
 }
 
@@ -634,18 +635,52 @@ fail_flight(struct dispatch *d, struct flight *f, const char *why, int64_t now_m
 	flight_free(f);
 }
 
+/* Every item of a flight turned out too late to go at all: expired, nothing spent. */
+static void
+expire_flight(struct dispatch *d, struct flight *f, const char *why, int64_t now_ms,
+              struct results *out)
+{
+	size_t i;
+
+	for (i = 0; i < f->n; i++) {
+		struct store_result *r = result_new(out);
+		const char *account = cb_account(d, &f->jobs[i]);
+
+		if (!r)
+			continue;
+		r->delivery_id = f->jobs[i].delivery_id;
+		r->state = "expired";
+		r->started_at_ms = now_ms;
+		r->refund = 1;
+		r->message = keep(out, why);
+		if (account) {
+			r->limit_provider = keep(out, f->jobs[i].campaign.provider);
+			r->limit_account = keep(out, account);
+		}
+	}
+	flight_free(f);
+}
+
 static void
 start(struct dispatch *d, struct http *h, struct flight *f, int64_t now_ms, struct results *out)
 {
 	struct chan_state *cs = f->cs;
 	struct provider_request req = {0};
 	char *err = NULL;
+	size_t i, expired = 0;
 
 	f->started_at_ms = now_ms;
+	for (i = 0; i < f->n; i++)
+		provider_verdict(&f->items[i], PROVIDER_PERMANENT, NULL, NULL);
 	/* Signatures, timestamps and UserSigs are for the provider's real clock, even under --now. */
 	if (cs->ch->ops->build(cs->pstate, cs->ch, f->items, f->n, clock_now_ms(), &req, &err) != 0 ||
 	    http_start(h, &req, cs->ch->timeout_ms, cs->ch->connect_timeout_ms, f, &err) != 0) {
-		fail_flight(d, f, err ? err : "cannot build the request", now_ms, out);
+		for (i = 0; i < f->n; i++)
+			expired += f->items[i].outcome == PROVIDER_EXPIRED;
+		if (expired == f->n)
+			expire_flight(d, f, err ? err : "expired", now_ms, out);
+		else
+			fail_flight(d, f, err ? err : "cannot build the request", now_ms, out);
 		free(err);
 		provider_request_clear(&req);
 		return;
@@ -829,6 +864,7 @@ item_result(struct dispatch *d, struct flight *f, size_t i, const struct http_re
 		         it->message_text ? it->message_text : "transient failure");
 		r->message = keep(out, text);
 		/* fall through */
+	case PROVIDER_EXPIRED:  /* build's verdict only; a judge never gives it */
 	case PROVIDER_PERMANENT:
 		r->state = "failed";
 		d->failed++;

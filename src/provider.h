@@ -24,6 +24,7 @@ enum provider_outcome {
 	PROVIDER_PERMANENT,   /* fail now; retrying cannot help */
 	PROVIDER_DEFERRED,    /* held back until defer_until_ms (a quota or window reopening) */
 	PROVIDER_AMBIGUOUS,   /* sent, and no verdict came back: it may have been accepted (SPEC 5.10) */
+	PROVIDER_EXPIRED,     /* build: too late to go out before its expiry; never sent */
 };
 
 /* How deliveries share one request. */
@@ -47,7 +48,9 @@ struct provider_item {
 	const char *step_time;        /* the step's "HH:mm" */
 	int campaign_day_now;         /* which campaign day (1-based) it is at the time of the call */
 	int64_t due_at_ms;            /* when the message should reach the recipient */
-	int64_t send_at_ms;           /* provider-scheduled sends: the send time admitted (SaiNiu sendtime) */
+	int64_t send_at_ms;           /* provider-scheduled sends: the send time admitted (SaiNiu
+	                                 sendtime); build may move it later, never earlier */
+	int64_t expires_at_ms;        /* past this the delivery must not be sent (schedule's expiry) */
 	uint32_t msg_random;          /* fixed per delivery; reused on every resend */
 
 	/* verdict, written by judge (or by the scheduler for network failures) */
@@ -119,7 +122,8 @@ struct provider_ops {
 
 	/*
 	 * Builds the request for n items (n == 1 for PROVIDER_SINGLE). 0 / -1 + *err; on -1 the
-	 * items are failed permanently with *err as the reason (e.g. a body over the limit).
+	 * items are failed permanently with *err as the reason (e.g. a body over the limit), or,
+	 * when build set every item's outcome to PROVIDER_EXPIRED, expired.
 	 */
 	int (*build)(void *state, const struct channel *ch, struct provider_item *items, size_t n,
 	             int64_t now_ms, struct provider_request *req, char **err);

@@ -561,6 +561,9 @@ record_one(struct store *s, int64_t runner_id, const struct store_result *r)
 	   and any reservation). Recording ours too would count one request twice. */
 	if (sqlite3_changes(s->db) == 0)
 		return 0;
+	/* Expired before its request could leave: there was no attempt to log. */
+	if (strcmp(r->state, "expired") == 0)
+		goto settle;
 	if (!(st = store_stmt(s, SQL_ATTEMPT_INSERT, q_attempt_insert)))
 		return -1;
 	sqlite3_bind_int64(st, 1, r->delivery_id);
@@ -584,6 +587,7 @@ record_one(struct store *s, int64_t runner_id, const struct store_result *r)
 		if (sqlite3_step(st) != SQLITE_DONE)
 			return -1;
 	}
+settle:
 	if (!r->limit_account)
 		return 0;
 	/* A call that may have been accepted counts for the rule as if it was (SPEC 5.10). */

@@ -258,11 +258,20 @@ sainiu_build(void *state, const struct channel *ch, struct provider_item *items,
 		util_err(err, "recipient has no id (userNick)");
 		goto out;
 	}
-	/* The scheduler admits only send times the provider accepts; anything else is a bug. */
+	/*
+	 * The claim admitted a send time with a margin, but the call can come later than that
+	 * (a Retry-After held the channel, a slow queue): admit it again here. A later send time
+	 * keeps the 7-day rule, since this call holds the account's reservation and a later
+	 * sendtime only widens the gap to the last one; past the delivery's expiry it may not go.
+	 */
 	if (items[0].send_at_ms < now_ms + SAINIU_MIN_AHEAD_MS) {
-		util_err(err, "send time %" PRId64 " is less than 2 h after now (%" PRId64 "); "
-		         "SaiNiu refuses it", items[0].send_at_ms, now_ms);
-		goto out;
+		if (items[0].expires_at_ms && now_ms > items[0].expires_at_ms) {
+			provider_verdict(&items[0], PROVIDER_EXPIRED, NULL, NULL);
+			util_err(err, "expired: the call came too late for any send time before "
+			         "due + expire_after");
+			goto out;
+		}
+		items[0].send_at_ms = now_ms + SAINIU_MIN_AHEAD_MS + SAINIU_MARGIN_MS;
 	}
 	if ((data = sainiu_data(nick, text, items[0].send_at_ms)) == NULL ||
 	    sainiu_form(&form, data, config_str(ch, "sign_key"), now_ms) != 0 ||

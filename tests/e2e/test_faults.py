@@ -403,6 +403,49 @@ class HostileAnswers(FaultTest):
         self.assertIn("\x1b[2J", self.attempts("cc")[0]["provider_message"])
 
 
+class SaiNiuReadmission(FaultTest):
+    """A SaiNiu call that comes later than its admitted send time allows (a channel held by a
+    Retry-After, a slow queue) is admitted again with a fresh send time, never refused and never
+    past due + expire_after. The scheduling clock is set back with --now, so the call the
+    claim admits reaches the build (on the real clock) later than its margin."""
+
+    def campaign_at(self, key, nick, due_ms, expire_after):
+        date, hhmm = local(due_ms)
+        return self.campaign(key, [{"day": 1, "time": hhmm, "message": text("上新")}],
+                             [{"id": nick}], date, channel="shop", expire_after=expire_after)
+
+    def test_late_call_is_admitted_again(self):
+        m = self.mock()
+        self.config({"shop": self.sainiu_channel(m)}, FAST)
+        real = now_ms()
+        due = (real // 60000 + 61) * 60000
+        self.campaign_at("late", "seller-late", due, "24h")
+        virtual = real - 30 * 60000
+        self.ok("run", "--once", "--now", str(virtual))
+        d = self.deliveries("late")[0]
+        self.assertEqual(d["state"], "sent", d)
+        calls = m.requests("sainiu")
+        self.assertEqual([c["verdict"] for c in calls], ["accepted"])
+        import urllib.parse
+        data = json.loads(dict(urllib.parse.parse_qsl(calls[0]["body"]))["data"])
+        sendtime = int(data["sendtime"])
+        self.assertGreaterEqual(sendtime, calls[0]["received_at_ms"] + 2 * 3600 * 1000)
+        self.assertLessEqual(sendtime, due + 24 * 3600 * 1000)
+
+    def test_too_late_to_admit_again_expires(self):
+        m = self.mock()
+        self.config({"shop": self.sainiu_channel(m)}, FAST)
+        real = now_ms()
+        due = (real // 60000 + 11) * 60000
+        self.campaign_at("gone", "seller-gone", due, "1h")
+        self.ok("run", "--once", "--now", str(real - 60 * 60000))
+        d = self.deliveries("gone")[0]
+        self.assertEqual(d["state"], "expired", d)
+        self.assertIn("too late", d["last_error"])
+        self.assertEqual(m.requests("sainiu"), [])
+        self.assertEqual(self.attempts("gone"), [], "no request left: no attempt")
+
+
 class StoreFaults(FaultTest):
     """The network never waits on the store, and a store that fails loses nothing."""
 

@@ -396,6 +396,35 @@ form_parse(const char *body, const char *const *names)
 	return form;
 }
 
+/* Builds one item admitted for send_at, expiring at expires_at (0: never); *sent_at gets the
+   send time the build settled on (it may move a late one), *outcome its verdict. */
+static int
+build_late(const struct channel *ch, const char *message, int64_t send_at, int64_t expires_at,
+           struct provider_request *req, char **err, int64_t *sent_at,
+           enum provider_outcome *outcome)
+{
+	struct provider_item item;
+	cJSON *r = cJSON_Parse("{\"id\":\"tb123456\"}"), *m = cJSON_Parse(message);
+	int rc;
+
+	memset(&item, 0, sizeof item);
+	memset(req, 0, sizeof *req);
+	item.recipient = r;
+	item.recipient_id = "tb123456";
+	item.message = m;
+	item.due_at_ms = send_at;
+	item.send_at_ms = send_at;
+	item.expires_at_ms = expires_at;
+	item.outcome = PROVIDER_PERMANENT;
+	rc = ops->build(NULL, ch, &item, 1, NOW_MS, req, err);
+	*sent_at = item.send_at_ms;
+	*outcome = item.outcome;
+	free(item.message_text);
+	cJSON_Delete(r);
+	cJSON_Delete(m);
+	return rc;
+}
+
 static int
 build_one(const struct channel *ch, const char *message, int64_t send_at,
           struct provider_request *req, char **err)
@@ -491,20 +520,32 @@ test_build_refuses(void)
 	struct channel ch = make_channel("{}");
 	struct provider_request req;
 	struct provider_item items[2];
+	enum provider_outcome outcome;
+	int64_t sent_at;
 	char *err = NULL;
 
-	/* A send time inside the provider's 2 h is a scheduler bug: refuse, do not send. */
-	T_EQ_INT(build_one(&ch, "{\"type\":\"text\",\"text\":\"x\"}", NOW_MS + 2 * H_MS - 1, &req, &err),
-	         -1);
-	T_CHECK(err != NULL && strstr(err, "2 h") != NULL);
+	/*
+	 * A send time inside the provider's 2 h (the call came later than the claim planned) is
+	 * admitted again: moved to now + 2 h + the margin, the form carrying the new one...
+	 */
+	T_EQ_INT(build_late(&ch, "{\"type\":\"text\",\"text\":\"x\"}", NOW_MS + 2 * H_MS - 1,
+	                    NOW_MS + H_MS, &req, &err, &sent_at, &outcome), 0);
+	T_EQ_INT(sent_at, NOW_MS + 2 * H_MS + 5 * 60 * 1000);
+	T_CHECK(req.body != NULL && strstr(req.body, "1795406700000") != NULL);
+	provider_request_clear(&req);
+	/* ...unless the delivery's expiry has passed: then it expires, and nothing is built. */
+	T_EQ_INT(build_late(&ch, "{\"type\":\"text\",\"text\":\"x\"}", NOW_MS + 2 * H_MS - 1,
+	                    NOW_MS - 1, &req, &err, &sent_at, &outcome), -1);
+	T_EQ_INT(outcome, PROVIDER_EXPIRED);
+	T_CHECK(err != NULL && strstr(err, "expired") != NULL);
 	T_CHECK(req.url == NULL && req.body == NULL && req.n_headers == 0);
 	free(err);
 	err = NULL;
-	T_EQ_INT(build_one(&ch, "{\"type\":\"text\",\"text\":\"x\"}", NOW_MS + 2 * H_MS, &req, &err), 0);
+	/* A send time the provider takes is kept as it is. */
+	T_EQ_INT(build_late(&ch, "{\"type\":\"text\",\"text\":\"x\"}", NOW_MS + 2 * H_MS,
+	                    NOW_MS - 1, &req, &err, &sent_at, &outcome), 0);
+	T_EQ_INT(sent_at, NOW_MS + 2 * H_MS);
 	provider_request_clear(&req);
-	T_EQ_INT(build_one(&ch, "{\"type\":\"text\",\"text\":\"x\"}", 0, &req, &err), -1);
-	free(err);
-	err = NULL;
 	T_EQ_INT(build_one(&ch, "{\"type\":\"text\"}", NOW_MS + D_MS, &req, &err), -1);
 	T_CHECK(err != NULL);
 	free(err);
