@@ -21,22 +21,27 @@ status_detail(struct store *s, struct store_status *st, char **err)
 		"FROM deliveries WHERE campaign_id = ?1 AND state IN " STORE_WAITING
 		" ORDER BY next_at_ms LIMIT 1";
 	sqlite3_stmt *q = NULL;
-	int rc = -1, i;
+	int rc = -1, i, step;
 
 	memset(st->counts, 0, sizeof st->counts);
 	st->next_due_at_ms = -1;
 	if (sqlite3_prepare_v2(s->db, counts_sql, -1, &q, NULL) != SQLITE_OK)
 		goto out;
 	sqlite3_bind_int64(q, 1, st->c.id);
-	while (sqlite3_step(q) == SQLITE_ROW)
+	while ((step = sqlite3_step(q)) == SQLITE_ROW)
 		if ((i = store_state_index((const char *)sqlite3_column_text(q, 0))) >= 0)
 			st->counts[i] = sqlite3_column_int64(q, 1);
+	/* An error is not the end of the rows: partial counts would be a lie. */
+	if (step != SQLITE_DONE)
+		goto out;
 	sqlite3_finalize(q);
 	if (sqlite3_prepare_v2(s->db, next_sql, -1, &q, NULL) != SQLITE_OK)
 		goto out;
 	sqlite3_bind_int64(q, 1, st->c.id);
-	if (sqlite3_step(q) == SQLITE_ROW)
+	if ((step = sqlite3_step(q)) == SQLITE_ROW)
 		st->next_due_at_ms = sqlite3_column_int64(q, 0);
+	else if (step != SQLITE_DONE)
+		goto out;
 	rc = 0;
 out:
 	if (rc)
