@@ -58,7 +58,7 @@ struct dispatch {
 	int n_zones;
 	uint64_t rng;
 	int64_t warned_mono;          /* last "channel not in the configuration" warning */
-	int64_t sent, failed, retried, unknown, deferred, suspended;
+	int64_t sent, failed, retried, unknown, deferred, suspended, expired;
 };
 
 static char *
@@ -72,13 +72,17 @@ keep(struct results *res, const char *s)
 		size_t na = res->cap_strs ? res->cap_strs * 2 : 64;
 		char **p = realloc(res->strs, na * sizeof *p);
 
-		if (!p)
+		if (!p) {
+			res->oom = 1;
 			return NULL;
+		}
 		res->strs = p;
 		res->cap_strs = na;
 	}
-	if (!(copy = strdup(s)))
+	if (!(copy = strdup(s))) {
+		res->oom = 1;
 		return NULL;
+	}
 	res->strs[res->n_strs++] = copy;
 	return copy;
 }
@@ -90,8 +94,10 @@ result_new(struct results *res)
 		size_t na = res->cap ? res->cap * 2 : 64;
 		struct store_result *p = realloc(res->r, na * sizeof *p);
 
-		if (!p)
+		if (!p) {
+			res->oom = 1;
 			return NULL;
+		}
 		res->r = p;
 		res->cap = na;
 	}
@@ -103,13 +109,16 @@ void
 results_clear(struct results *res)
 {
 	size_t i;
+	int oom;
 
 	for (i = 0; i < res->n_strs; i++)
 		free(res->strs[i]);
 	free(res->strs);
 	free(res->r);
 	free(res->ev);
+	oom = res->oom;  /* outlives the results: it is the process's to act on */
 	memset(res, 0, sizeof *res);
+	res->oom = oom;
 }
 
 struct dispatch *
@@ -202,8 +211,10 @@ zone_for(struct dispatch *d, const char *name)
 	for (i = 0; i < d->n_zones; i++)
 		if (strcmp(d->zones[i].name, name) == 0)
 			return d->zones[i].tz;
+	/* Full: the oldest goes (a zone is only used while a job is rendered, never kept). */
 	if (d->n_zones == (int)(sizeof d->zones / sizeof d->zones[0])) {
-		tz_free(d->zones[--d->n_zones].tz);
+		tz_free(d->zones[0].tz);
+		memmove(&d->zones[0], &d->zones[1], (size_t)--d->n_zones * sizeof d->zones[0]);
 	}
 	snprintf(d->zones[d->n_zones].name, sizeof d->zones[0].name, "%s", name);
 	d->zones[d->n_zones].tz = tz_load(name, NULL);
@@ -396,11 +407,15 @@ dispatch_busy(const struct dispatch *d)
 }
 
 void
-dispatch_counters(const struct dispatch *d, int64_t *sent, int64_t *failed, int64_t *retried)
+dispatch_counts(const struct dispatch *d, struct dispatch_counts *out)
 {
-	*sent = d->sent;
-	*failed = d->failed;
-	*retried = d->retried;
+	out->sent = d->sent;
+	out->failed = d->failed;
+	out->retried = d->retried;
+	out->deferred = d->deferred;
+	out->expired = d->expired;
+	out->unknown = d->unknown;
+	out->suspended = d->suspended;
 }
 
 /* ---- from jobs to flights ---------------------------------------------------------------- */
@@ -650,6 +665,7 @@ expire_flight(struct dispatch *d, struct flight *f, const char *why, int64_t now
 			continue;
 		r->delivery_id = f->jobs[i].delivery_id;
 		r->state = "expired";
+		d->expired++;
 		r->started_at_ms = now_ms;
 		r->refund = 1;
 		r->message = keep(out, why);

@@ -25,6 +25,8 @@ struct results {
 	size_t n_strs, cap_strs;
 	struct store_channel_event *ev;  /* channel suspensions and recoveries, n_ev of them */
 	size_t n_ev, cap_ev;
+	int oom;                      /* a result or one of its strings could not be kept: the
+	                                 process must stop, so the next start settles what is left */
 };
 void results_clear(struct results *res);  /* frees the strings, keeps nothing */
 
@@ -62,7 +64,10 @@ int dispatch_queued(const struct dispatch *d);
 int dispatch_hungry(const struct dispatch *d);
 /* Requests queued or in flight. */
 size_t dispatch_busy(const struct dispatch *d);
-/* Sent / failed / retried counters since start, for the periodic summary. */
-void dispatch_counters(const struct dispatch *d, int64_t *sent, int64_t *failed, int64_t *retried);
+/* What this dispatch's results said, since it was made. */
+struct dispatch_counts {
+	int64_t sent, failed, retried, deferred, expired, unknown, suspended;
+};
+void dispatch_counts(const struct dispatch *d, struct dispatch_counts *out);
 
 #endif

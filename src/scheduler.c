@@ -53,6 +53,8 @@ struct sched {
 	int exit_code;
 	/* A store that fails (locked past the busy wait, disk full): judged results wait in res
 	   and are written again; no claim is made meanwhile. One log line per episode. */
+	struct dispatch_counts before;  /* counts of the dispatches a SIGHUP replaced */
+	struct dispatch_counts shown;   /* totals at the last periodic summary */
 	int store_failing;
 	int64_t store_retry_mono;     /* when to try the store again */
 	int64_t store_backoff_ms;
@@ -165,6 +167,20 @@ claim(struct sched *sc, int64_t now)
 	return (int64_t)n;
 }
 
+/* Everything since start: the current dispatch's counts plus those it replaced. */
+static void
+totals(const struct sched *sc, struct dispatch_counts *t)
+{
+	dispatch_counts(sc->d, t);
+	t->sent += sc->before.sent;
+	t->failed += sc->before.failed;
+	t->retried += sc->before.retried;
+	t->deferred += sc->before.deferred;
+	t->expired += sc->before.expired;
+	t->unknown += sc->before.unknown;
+	t->suspended += sc->before.suspended;
+}
+
 /* SIGHUP: swap in a new channels file, only when nothing is in flight. */
 static void
 reload(struct sched *sc)
@@ -186,6 +202,7 @@ reload(struct sched *sc)
 		config_free(cfg);
 		return;
 	}
+	totals(sc, &sc->before);  /* the summary keeps counting across the swap */
 	dispatch_free(sc->d);
 	config_free(sc->cfg);
 	sc->d = d;
@@ -259,22 +276,27 @@ chores(struct sched *sc, int64_t mono, int64_t *last_data, int64_t *last_reap)
 static void
 summary(struct sched *sc, int64_t *last, int64_t mono, int final)
 {
-	static int64_t prev_sent, prev_failed, prev_retried;
-	int64_t sent, failed, retried, span = mono - *last;
+	struct dispatch_counts t, p = sc->shown;
+	int64_t span = mono - *last;
 
 	if (!final && span < SUMMARY_EVERY_MS)
 		return;
-	dispatch_counters(sc->d, &sent, &failed, &retried);
+	totals(sc, &t);
 	if (final)
-		log_info("stopped: %lld sent, %lld failed, %lld retries scheduled", (long long)sent,
-		         (long long)failed, (long long)retried);
-	else if (sent != prev_sent || failed != prev_failed || retried != prev_retried)
-		log_info("last %llds: %lld sent (%.1f/s), %lld failed, %lld retries scheduled, %zu busy",
-		         (long long)(span / 1000), (long long)(sent - prev_sent),
-		         (double)(sent - prev_sent) * 1000.0 / (double)(span ? span : 1),
-		         (long long)(failed - prev_failed), (long long)(retried - prev_retried),
+		log_info("stopped: %lld sent, %lld failed, %lld unknown, %lld deferred, %lld expired, "
+		         "%lld held by suspended channels, %lld retries scheduled", (long long)t.sent,
+		         (long long)t.failed, (long long)t.unknown, (long long)t.deferred,
+		         (long long)t.expired, (long long)t.suspended, (long long)t.retried);
+	else if (memcmp(&t, &p, sizeof t) != 0)
+		log_info("last %llds: %lld sent (%.2f/s), %lld failed, %lld unknown, %lld deferred, "
+		         "%lld expired, %lld held by suspended channels, %lld retries scheduled, %zu busy",
+		         (long long)(span / 1000), (long long)(t.sent - p.sent),
+		         (double)(t.sent - p.sent) * 1000.0 / (double)(span ? span : 1),
+		         (long long)(t.failed - p.failed), (long long)(t.unknown - p.unknown),
+		         (long long)(t.deferred - p.deferred), (long long)(t.expired - p.expired),
+		         (long long)(t.suspended - p.suspended), (long long)(t.retried - p.retried),
 		         dispatch_busy(sc->d));
-	prev_sent = sent, prev_failed = failed, prev_retried = retried;
+	sc->shown = t;
 	*last = mono;
 }
 
@@ -350,6 +372,13 @@ loop(struct sched *sc)
 		}
 		if (sc->res.n || sc->res.n_ev)
 			flush(sc);
+		if (sc->res.oom && !atomic_load(&sc->stop)) {
+			/* A result was lost to memory: its row stays 'sending' under a live runner
+			   until this process goes. Stop, so the next start settles it as after a crash. */
+			log_error("out of memory: a result could not be kept; stopping");
+			sc->exit_code = 1;
+			atomic_store(&sc->stop, 1);
+		}
 		mono = clock_mono_ms();
 		if (store_ready(sc))
 			chores(sc, mono, &last_data, &last_reap);

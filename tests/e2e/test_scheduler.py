@@ -578,8 +578,10 @@ class RunForever(SchedTest):
 
     def test_sighup_reloads_the_channels_file(self):
         m = self.feihe_mock()
-        # First the channel points at a closed port: every attempt fails and is retried.
-        self.config({"feihe": self.feihe_channel(m, base_url="http://127.0.0.1:9")},
+        # First the channel points at a closed port: every attempt fails and is retried (and
+        # suspend_after is out of reach: suspension is test_faults' business).
+        self.config({"feihe": self.feihe_channel(m, base_url="http://127.0.0.1:9",
+                                                 suspend_after=100000)},
                     {"max_attempts": 1000, "backoff_base_ms": 50, "backoff_max_ms": 100})
         self.due_now("reload", ["oReload1"])
         run = self.spawn("run")
@@ -603,6 +605,9 @@ class RunForever(SchedTest):
         err = self.stderr_of(run)
         self.assertIn("keeping the old configuration", err)
         self.assertIn("configuration reloaded", err)
+        # The run's summary counts across the reload: the retries before it and the send after.
+        retries = len(self.attempts_of("reload", "oReload1")) - 1
+        self.assertRegex(err, r"stopped: 1 sent, 0 failed, .* %d retries scheduled" % retries)
 
 
 if __name__ == "__main__":
