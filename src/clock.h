@@ -7,6 +7,13 @@
 
 #include <stdint.h>
 
+/* Durations in milliseconds, the unit of every *_ms value in Herald. */
+#define SECOND_MS INT64_C(1000)
+#define MINUTE_MS (60 * SECOND_MS)
+#define HOUR_MS (60 * MINUTE_MS)
+#define DAY_MS (24 * HOUR_MS)
+#define WEEK_MS (7 * DAY_MS)
+
 /* Wall clock, Unix milliseconds UTC. */
 int64_t clock_now_ms(void);
 /* Monotonic clock, milliseconds from an arbitrary origin. */

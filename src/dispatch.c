@@ -17,6 +17,9 @@
 #include "sop.h"
 #include "util.h"
 
+/* How many deliveries one campaign-wide request (a Tanmarket SOP) may carry at most. */
+#define DISPATCH_CAMPAIGN_BATCH_MAX 100000
+
 struct chan_state {
 	const struct channel *ch;
 	void *pstate;                 /* the provider's open() state */
@@ -231,7 +234,7 @@ per_request(const struct chan_state *cs)
 	case PROVIDER_BY_MESSAGE:
 		return config_int(cs->ch, "batch_size", 100);
 	case PROVIDER_BY_CAMPAIGN:
-		return 100000;
+		return DISPATCH_CAMPAIGN_BATCH_MAX;
 	case PROVIDER_SINGLE:
 		break;
 	}
@@ -264,7 +267,7 @@ cb_capacity(void *arg, const struct store_campaign *c)
 	int64_t slots, now = clock_mono_ms();
 
 	if (!cs) {
-		if (now - d->warned_mono > 60000) {
+		if (now - d->warned_mono > MINUTE_MS) {
 			d->warned_mono = now;
 			log_warn("campaign %s: channel \"%s\" (%s) is not in the configuration; holding "
 			         "its deliveries", c->key, c->channel, c->provider);
@@ -862,7 +865,7 @@ item_result(struct dispatch *d, struct flight *f, size_t i, const struct http_re
 		break;
 	case PROVIDER_DEFERRED:
 		r->state = "deferred";
-		r->next_at_ms = it->defer_until_ms > now_ms ? it->defer_until_ms : now_ms + 1000;
+		r->next_at_ms = it->defer_until_ms > now_ms ? it->defer_until_ms : now_ms + SECOND_MS;
 		d->deferred++;
 		break;
 	case PROVIDER_AMBIGUOUS:

@@ -24,16 +24,16 @@
 #include "store.h"
 
 /* How often to look for other processes' changes and for dead runners, in ms. */
-#define DATA_CHECK_MS 1000
-#define REAP_EVERY_MS 5000
-#define SUMMARY_EVERY_MS 60000
+#define DATA_CHECK_MS SECOND_MS
+#define REAP_EVERY_MS (5 * SECOND_MS)
+#define SUMMARY_EVERY_MS MINUTE_MS
 /* How long SIGTERM waits for requests in flight before giving up on them. */
-#define DRAIN_MAX_MS 30000
+#define DRAIN_MAX_MS (30 * SECOND_MS)
 /* How a failing store is retried: doubling from the first to the second. */
 #define STORE_RETRY_MIN_MS 100
-#define STORE_RETRY_MAX_MS 5000
+#define STORE_RETRY_MAX_MS (5 * SECOND_MS)
 /* How long one store call may wait for another process's lock, driving the network meanwhile. */
-#define STORE_BUSY_MAX_MS 10000
+#define STORE_BUSY_MAX_MS (10 * SECOND_MS)
 
 struct sched {
 	struct config *cfg;           /* owned; replaced on SIGHUP */

@@ -9,10 +9,10 @@
 #include <limits.h>
 #include <string.h>
 
+#include "clock.h"
 #include "civil.h"
 #include "sop.h"
 
-#define DAY_MS	((int64_t)86400000)
 
 int32_t
 sop_days_from_civil(int y, unsigned m, unsigned d)

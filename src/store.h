@@ -294,7 +294,7 @@ int store_record(struct store *s, int64_t runner_id, const struct store_result *
 /* ---- channels ------------------------------------------------------------------------- */
 
 /* The longest wait between two probes of a suspended channel (SPEC 2: doubling up to 30m). */
-#define STORE_PROBE_MAX_MS (30 * 60 * 1000)
+#define STORE_PROBE_MAX_MS (30 * 60 * 1000LL)
 
 struct store_channel {
 	char name[256];

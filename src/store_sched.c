@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "sop.h"
 #include "store_int.h"
 #include "util.h"
@@ -283,7 +284,7 @@ claim_limited(struct store *s, const struct store_claim_cb *cb, struct store_job
 		                  why) == 0 ? 0 : -1;
 	case STORE_WAIT:
 		/* Another call for this account is in flight; look again in a second. */
-		return run_update(s, SQL_WAIT_MARK, q_wait_mark, j->delivery_id, now_ms + 1000, 0,
+		return run_update(s, SQL_WAIT_MARK, q_wait_mark, j->delivery_id, now_ms + SECOND_MS, 0,
 		                  NULL) == 0 ? 0 : -1;
 	}
 	return -1;

@@ -16,9 +16,14 @@
 
 #include <cjson/cJSON.h>
 
+#include "clock.h"
 #include "provider.h"
+#include "sop.h"
+#include "tz.h"
 #include "util.h"
 
+/* WeChat's daily quota resets at midnight Beijing time. */
+#define FEIHE_QUOTA_ZONE "Asia/Shanghai"
 #define FEIHE_PATH "/wisdom-api/weixin/v1/sendCustomerMessage"
 #define FEIHE_SYSTEM_DEFAULT "NEW_MEMBER"
 
@@ -26,10 +31,7 @@
 #define FEIHE_TEXT_MAX 2048
 
 
-#define MINUTE_MS ((int64_t)60 * 1000)
-#define DAY_MS ((int64_t)24 * 60 * MINUTE_MS)
 /* WeChat's daily quota resets at midnight China time; Asia/Shanghai has no DST. */
-#define SHANGHAI_OFFSET_MS ((int64_t)8 * 60 * MINUTE_MS)
 
 /* The verdict read from one answer; text points into the parsed answer or a literal. */
 struct feihe_answer {
@@ -168,16 +170,21 @@ out:
 	return rc;
 }
 
-/* The next 00:00 Asia/Shanghai strictly after now_ms. */
+/*
+ * The next 00:00 in WeChat's quota zone, Asia/Shanghai, strictly after now_ms: zone math only
+ * through tz and sop. Without the zone data (no tzdata), a day from now is a safe wait.
+ */
 static int64_t
-next_shanghai_midnight(int64_t now_ms)
+feihe_next_quota_day(int64_t now_ms)
 {
-	int64_t local = now_ms + SHANGHAI_OFFSET_MS;
-	int64_t day = local / DAY_MS;
+	struct tz *z = tz_load(FEIHE_QUOTA_ZONE, NULL);
+	int64_t next = now_ms + DAY_MS;
 
-	if (local % DAY_MS < 0)
-		day--;
-	return (day + 1) * DAY_MS - SHANGHAI_OFFSET_MS;
+	if (z) {
+		next = sop_day_start_ms(z, sop_local_day(z, now_ms) + 1);
+		tz_free(z);
+	}
+	return next;
 }
 
 /* Classifies a WeChat errcode (providers.md "Implications → Feihe / WeChat"). */
@@ -200,7 +207,7 @@ classify_errcode(int64_t errcode, int64_t now_ms, struct feihe_answer *a)
 		break;
 	case 45009:     /* daily quota */
 		a->outcome = PROVIDER_DEFERRED;
-		a->defer_until_ms = next_shanghai_midnight(now_ms);
+		a->defer_until_ms = feihe_next_quota_day(now_ms);
 		break;
 	default:
 		/*

@@ -18,6 +18,7 @@
 #include <cjson/cJSON.h>
 #include <openssl/evp.h>
 
+#include "clock.h"
 #include "provider.h"
 #include "sainiu.h"
 #include "util.h"
@@ -27,9 +28,6 @@
 /* Longer `data` is a text, not an id worth keeping. */
 #define SAINIU_ID_MAX 256
 
-#define MINUTE_MS ((int64_t)60 * 1000)
-#define HOUR_MS (60 * MINUTE_MS)
-#define WEEK_MS (7 * 24 * HOUR_MS)
 /* The provider's minimum distance from the call to sendtime ("时间至少延后2个小时"). */
 #define SAINIU_MIN_AHEAD_MS (2 * HOUR_MS)
 /* Headroom on top of it for clock skew and request latency when admitting a late call. */

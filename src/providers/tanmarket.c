@@ -14,6 +14,7 @@
 #include <cjson/cJSON.h>
 #include <openssl/evp.h>
 
+#include "clock.h"
 #include "provider.h"
 #include "tanmarket.h"
 #include "util.h"
@@ -167,7 +168,7 @@ tanmarket_schedule(const struct channel *ch, int64_t due_at_ms, int64_t day1_sta
 	(void)ch;
 	(void)expire_after_ms;
 	*next_at_ms = day1_start_ms;
-	*expires_at_ms = due_at_ms - 60 * 1000;
+	*expires_at_ms = due_at_ms - MINUTE_MS;
 }
 
 /* The SOP day a step falls on when the call is made on campaign_day_now. */

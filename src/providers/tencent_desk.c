@@ -33,7 +33,6 @@
 /* Tencent rejects larger bodies with 93000 ("消息包体请不要超过12K"). */
 #define DESK_BODY_MAX 12288
 
-#define DAY_MS ((int64_t)24 * 3600 * 1000)
 #define DESK_TTL_DEFAULT_MS (180 * DAY_MS)
 /* Tencent advises UserSigs valid for at least 24 h (providers.md §2.2). */
 #define DESK_TTL_MIN_MS DAY_MS
@@ -421,8 +420,10 @@ desk_check_message(const cJSON *message, int rendered, char **err)
 static int
 usersig_refresh(struct desk_state *st, const struct channel *ch, int64_t now_ms, char **err)
 {
-	int64_t ttl_s = config_int(ch, "usersig_ttl", DESK_TTL_DEFAULT_MS) / 1000;
-	int64_t margin_ms = ttl_s * 100 < DAY_MS ? ttl_s * 100 : DAY_MS;
+	int64_t ttl_ms = config_int(ch, "usersig_ttl", DESK_TTL_DEFAULT_MS);
+	int64_t ttl_s = ttl_ms / SECOND_MS;
+	/* Renewed with a tenth of its lifetime left, at most a day. */
+	int64_t margin_ms = ttl_ms / 10 < DAY_MS ? ttl_ms / 10 : DAY_MS;
 	char *sig = NULL, *uerr = NULL;
 
 	if (!st->generated)
@@ -431,7 +432,7 @@ usersig_refresh(struct desk_state *st, const struct channel *ch, int64_t now_ms,
 		return 0;
 	if (now_ms < 0 || usersig_generate((uint64_t)config_int(ch, "sdkappid", 0),
 	                                   config_str(ch, "identifier"), config_str(ch, "secret_key"),
-	                                   now_ms / 1000, ttl_s, &sig, &uerr) == -1) {
+	                                   now_ms / SECOND_MS, ttl_s, &sig, &uerr) == -1) {
 		/* usersig's messages never hold the key. */
 		util_err(err, "%s", uerr != NULL ? uerr : "usersig: cannot generate");
 		free(uerr);
@@ -439,8 +440,8 @@ usersig_refresh(struct desk_state *st, const struct channel *ch, int64_t now_ms,
 	}
 	free(st->usersig);
 	st->usersig = sig;
-	st->issued_ms = now_ms / 1000 * 1000;
-	st->expires_ms = st->issued_ms + ttl_s * 1000;
+	st->issued_ms = now_ms / SECOND_MS * SECOND_MS;
+	st->expires_ms = st->issued_ms + ttl_s * SECOND_MS;
 	return 0;
 }
 
@@ -596,7 +597,7 @@ classify(int64_t code, int64_t now_ms, struct desk_answer *a)
 		break;
 	case 70050:     /* UserSig failures too frequent: verify again after a minute */
 		a->outcome = PROVIDER_DEFERRED;
-		a->defer_until_ms = now_ms + 60 * 1000;
+		a->defer_until_ms = now_ms + MINUTE_MS;
 		break;
 	default:
 		/*

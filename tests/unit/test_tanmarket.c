@@ -8,14 +8,13 @@
 #include <cjson/cJSON.h>
 #include <openssl/evp.h>
 
+#include "clock.h"
 #include "provider.h"
 #include "providers/tanmarket.h"
 #include "t.h"
 
 #define BASE_URL "http://127.0.0.1:9"
 #define NOW_MS 1700000000000LL
-#define HOUR_MS 3600000LL
-#define DAY_MS (24 * HOUR_MS)
 #define BIG (1024 * 1024)
 #define UNREADABLE "unreadable answer"
 

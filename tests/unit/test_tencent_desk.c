@@ -25,7 +25,6 @@
 	"\"from_account\":\"@customer_service_account\"}"
 /* 2026-11-23T10:00:00+08:00 */
 #define NOW_MS INT64_C(1795399200000)
-#define DAY_MS INT64_C(86400000)
 
 static const struct provider_ops *ops = &provider_tencent_desk;
 static char base_url[] = "https://console.tim.qq.com";
