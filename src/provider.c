@@ -247,3 +247,34 @@ provider_redact_channel(char *text, const struct channel *ch, void *state)
 	if (ch->ops && ch->ops->made_secret && state)
 		provider_redact(text, ch->ops->made_secret(state));
 }
+
+const struct provider_code *
+provider_code_find(const struct provider_code *table, int64_t code)
+{
+	for (; table && table->meaning; table++)
+		if (table->code == code)
+			return table;
+	return NULL;
+}
+
+void
+provider_verdict_answer(struct provider_item *item, enum provider_outcome outcome,
+                        const char *code, const char *text, int64_t defer_until_ms,
+                        int channel_fault)
+{
+	char *bounded = provider_text(text);
+
+	provider_verdict(item, outcome, code, bounded);
+	free(bounded);
+	item->defer_until_ms = outcome == PROVIDER_DEFERRED ? defer_until_ms : 0;
+	item->channel_fault = channel_fault;
+}
+
+int
+provider_has_control(const char *s)
+{
+	for (; s && *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return 1;
+	return 0;
+}

@@ -140,6 +140,29 @@ const struct provider_ops *provider_find(const char *name);
 /* Comma-separated list of known provider names, for error messages. */
 const char *provider_names(void);
 
+/*
+ * What one of a provider's own codes means, as its document (or providers.md) says: the
+ * codes are data, kept as a table per module so they read as the README's provider table does.
+ */
+struct provider_code {
+	int64_t code;
+	enum provider_outcome outcome;
+	int channel_fault;            /* an account or credential error: suspend the channel */
+	int64_t defer_ms;             /* PROVIDER_DEFERRED: how long from now; 0: the module knows */
+	const char *meaning;
+};
+/* The row for code in a table that ends with a row whose meaning is NULL; NULL if absent. */
+const struct provider_code *provider_code_find(const struct provider_code *table, int64_t code);
+
+/* Sets an item's verdict from an answer: the outcome, code and (bounded) text, the time a
+   deferral lifts and whether the channel is at fault. */
+void provider_verdict_answer(struct provider_item *item, enum provider_outcome outcome,
+                             const char *code, const char *text, int64_t defer_until_ms,
+                             int channel_fault);
+/* 1 if s holds a control character: a value that becomes a header line or URL part must not
+   (it could split or forge one). */
+int provider_has_control(const char *s);
+
 /* Frees what a request holds and zeroes it. */
 void provider_request_clear(struct provider_request *req);
 /* Appends a header line; 0 / -1 (too many or out of memory). */

@@ -46,16 +46,6 @@ static const struct config_key feihe_keys[] = {
 	{NULL, CONFIG_STRING, 0},
 };
 
-static void
-set_verdict(struct provider_item *item, const struct feihe_answer *a)
-{
-	char *text = provider_text(a->text);
-
-	provider_verdict(item, a->outcome, a->code, text);
-	free(text);
-	item->defer_until_ms = a->outcome == PROVIDER_DEFERRED ? a->defer_until_ms : 0;
-}
-
 static const char *
 feihe_system(const struct channel *ch)
 {
@@ -68,17 +58,14 @@ static int
 feihe_check_channel(const struct channel *ch, char **err)
 {
 	const char *s = config_str(ch, "system");
-	size_t i;
 
 	if (s == NULL)
 		return 0;
 	if (s[0] == '\0')
 		return util_err(err, "system: must not be empty");
-	/* It becomes a header line: a control character could split or forge headers. */
-	for (i = 0; s[i] != '\0'; i++) {
-		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
-			return util_err(err, "system: must not contain control characters");
-	}
+	/* It becomes a header line. */
+	if (provider_has_control(s))
+		return util_err(err, "system: must not contain control characters");
 	return 0;
 }
 
@@ -187,37 +174,37 @@ feihe_next_quota_day(int64_t now_ms)
 	return next;
 }
 
-/* Classifies a WeChat errcode (providers.md "Implications → Feihe / WeChat"). */
+/*
+ * WeChat's errcodes (providers.md "Implications -> Feihe / WeChat"). Not listed: permanent.
+ * Token errors are the wrapper's own access_token, which we cannot refresh: retried, and they
+ * count toward the channel's suspend_after. 45015/45047: the 48-hour window is closed or used
+ * up; only the user can reopen it, so no timer helps.
+ */
+static const struct provider_code feihe_codes[] = {
+	{0, PROVIDER_SENT, 0, 0, "ok"},
+	{-1, PROVIDER_TRANSIENT, 0, 0, "system busy"},
+	{40001, PROVIDER_TRANSIENT, 0, 0, "AppSecret wrong or access_token invalid"},
+	{40014, PROVIDER_TRANSIENT, 0, 0, "access_token not valid"},
+	{42001, PROVIDER_TRANSIENT, 0, 0, "access_token expired"},
+	{45011, PROVIDER_DEFERRED, 0, MINUTE_MS, "per-minute quota"},
+	{45009, PROVIDER_DEFERRED, 0, 0, "daily quota: until midnight Beijing time"},
+	{40003, PROVIDER_PERMANENT, 0, 0, "invalid openId"},
+	{43004, PROVIDER_PERMANENT, 0, 0, "the user does not follow"},
+	{45002, PROVIDER_PERMANENT, 0, 0, "content too long"},
+	{45015, PROVIDER_PERMANENT, 0, 0, "48-hour window closed"},
+	{45047, PROVIDER_PERMANENT, 0, 0, "48-hour window used up"},
+	{48001, PROVIDER_PERMANENT, 0, 0, "api unauthorized"},
+	{0, PROVIDER_PERMANENT, 0, 0, NULL},
+};
+
 static void
-classify_errcode(int64_t errcode, int64_t now_ms, struct feihe_answer *a)
+feihe_classify(int64_t errcode, int64_t now_ms, struct feihe_answer *a)
 {
-	switch (errcode) {
-	case 0:
-		a->outcome = PROVIDER_SENT;
-		break;
-	case -1:        /* system busy, try again */
-	case 40001:     /* the wrapper's own access_token: nothing we can refresh, so retry later */
-	case 40014:
-	case 42001:
-		a->outcome = PROVIDER_TRANSIENT;
-		break;
-	case 45011:     /* per-minute quota */
-		a->outcome = PROVIDER_DEFERRED;
-		a->defer_until_ms = now_ms + MINUTE_MS;
-		break;
-	case 45009:     /* daily quota */
-		a->outcome = PROVIDER_DEFERRED;
-		a->defer_until_ms = feihe_next_quota_day(now_ms);
-		break;
-	default:
-		/*
-		 * 40003 bad openId, 43004 not following, 45002 too long, 45015/45047 the 48-hour
-		 * window is closed or used up (only the user can reopen it, so no timer helps),
-		 * 48001 unauthorized, and anything not classified yet.
-		 */
-		a->outcome = PROVIDER_PERMANENT;
-		break;
-	}
+	const struct provider_code *c = provider_code_find(feihe_codes, errcode);
+
+	a->outcome = c ? c->outcome : PROVIDER_PERMANENT;
+	if (a->outcome == PROVIDER_DEFERRED)
+		a->defer_until_ms = c->defer_ms ? now_ms + c->defer_ms : feihe_next_quota_day(now_ms);
 }
 
 static void
@@ -255,7 +242,7 @@ read_answer(const cJSON *root, int64_t now_ms, struct feihe_answer *a)
 	snprintf(a->code, sizeof a->code, "%lld", (long long)errcode);
 	errmsg = provider_json_str(data, "errmsg");
 	a->text = errmsg != NULL ? errmsg : msg;
-	classify_errcode(errcode, now_ms, a);
+	feihe_classify(errcode, now_ms, a);
 }
 
 static void
@@ -274,7 +261,7 @@ feihe_judge(void *state, const struct channel *ch, long http_status, const char 
 	root = provider_parse_answer(body, body_len);
 	read_answer(root, now_ms, &a);
 	for (i = 0; i < n; i++)
-		set_verdict(&items[i], &a);
+		provider_verdict_answer(&items[i], a.outcome, a.code, a.text, a.defer_until_ms, 0);
 	cJSON_Delete(root);
 }
 

@@ -76,14 +76,11 @@ static int
 tanmarket_check_header_key(const struct channel *ch, const char *key, char **err)
 {
 	const char *v = config_str(ch, key);
-	const unsigned char *p;
 
 	if (v == NULL || v[0] == '\0')
 		return util_err(err, "%s: required and must not be empty", key);
-	for (p = (const unsigned char *)v; *p; p++) {
-		if (*p < 0x20 || *p == 0x7f)
-			return util_err(err, "%s: must not contain control characters", key);
-	}
+	if (provider_has_control(v))
+		return util_err(err, "%s: must not contain control characters", key);
 	return 0;
 }
 

@@ -96,38 +96,7 @@ static const struct config_key desk_keys[] = {
 	{NULL, CONFIG_STRING, 0},
 };
 
-static void
-set_verdict(struct provider_item *item, const struct desk_answer *a)
-{
-	char *text = provider_text(a->text);
-
-	provider_verdict(item, a->outcome, a->code, text);
-	free(text);
-	item->defer_until_ms = a->outcome == PROVIDER_DEFERRED ? a->defer_until_ms : 0;
-	item->channel_fault = a->channel_fault;
-}
-
-/* The account errors of providers.md ("pause the provider"): the channel's configuration or
-   App is wrong, so every message would fail the same way until an operator acts. */
-static int
-account_error(int64_t code)
-{
-	return (code >= 60002 && code <= 60006) || code == 60010 || code == 60012 ||
-	       (code >= 60015 && code <= 60017) || code == 60020 || code == 60021 ||
-	       code == 70003 || code == 70009 || code == 70013 || code == 70014 || code == 70016 ||
-	       code == 70020 || code == 90009 || code == 141000;
-}
-
 /* Channel checks */
-
-static int
-has_control(const char *s)
-{
-	for (; *s != '\0'; s++)
-		if ((unsigned char)*s < 0x20 || *s == 0x7f)
-			return 1;
-	return 0;
-}
 
 static int
 desk_check_channel(const struct channel *ch, char **err)
@@ -139,7 +108,8 @@ desk_check_channel(const struct channel *ch, char **err)
 
 	if (app < 1 || app >= DESK_NUM_LIMIT)
 		return util_err(err, "sdkappid: must be a positive integer");
-	if (id == NULL || id[0] == '\0' || strlen(id) > USERSIG_IDENTIFIER_MAX || has_control(id))
+	if (id == NULL || id[0] == '\0' || strlen(id) > USERSIG_IDENTIFIER_MAX ||
+	    provider_has_control(id))
 		return util_err(err, "identifier: must be 1-%d bytes without control characters",
 		                USERSIG_IDENTIFIER_MAX);
 	if ((sig != NULL) == (key != NULL))
@@ -578,37 +548,59 @@ out:
 
 /* Judging */
 
-/* Classifies a non-zero ErrorCode (providers.md "Implications → Tencent desk"). */
+/*
+ * ErrorCodes (providers.md "Implications -> Tencent desk"). Not listed: permanent, a fault of
+ * the message. The channel's configuration or App ("pause the provider") suspends the channel.
+ */
+static const struct provider_code desk_codes[] = {
+	{141002, PROVIDER_TRANSIENT, 0, 0, "internal error, retry"},
+	{60007, PROVIDER_TRANSIENT, 0, 0, "rate limited"},
+	{60008, PROVIDER_TRANSIENT, 0, 0, "server timeout"},
+	{60011, PROVIDER_TRANSIENT, 0, 0, "rate limited"},
+	{60018, PROVIDER_TRANSIENT, 0, 0, "rate limited"},
+	{60019, PROVIDER_TRANSIENT, 0, 0, "rate limited"},
+	{70001, PROVIDER_TRANSIENT, 0, 0, "UserSig expired: a generated one is renewed"},
+	{70050, PROVIDER_DEFERRED, 0, MINUTE_MS, "UserSig failures too frequent"},
+	{90001, PROVIDER_PERMANENT, 0, 0, "body is not JSON"},
+	{90005, PROVIDER_PERMANENT, 0, 0, "MsgRandom missing or not an integer"},
+	{90007, PROVIDER_PERMANENT, 0, 0, "MsgBody invalid"},
+	{93000, PROVIDER_PERMANENT, 0, 0, "body over 12 KB"},
+	{141004, PROVIDER_PERMANENT, 0, 0, "invalid parameter"},
+	{141005, PROVIDER_PERMANENT, 0, 0, "session gone"},
+	{70107, PROVIDER_PERMANENT, 0, 0, "no such user"},
+	{60002, PROVIDER_PERMANENT, 1, 0, "request could not be parsed"},
+	{60003, PROVIDER_PERMANENT, 1, 0, "request could not be parsed"},
+	{60004, PROVIDER_PERMANENT, 1, 0, "account or signature wrong"},
+	{60005, PROVIDER_PERMANENT, 1, 0, "account or signature wrong"},
+	{60006, PROVIDER_PERMANENT, 1, 0, "SDKAppID no longer valid"},
+	{60010, PROVIDER_PERMANENT, 1, 0, "needs an App admin"},
+	{60012, PROVIDER_PERMANENT, 1, 0, "SDKAppID missing"},
+	{60015, PROVIDER_PERMANENT, 1, 0, "wrong account type"},
+	{60016, PROVIDER_PERMANENT, 1, 0, "SDKAppID disabled"},
+	{60017, PROVIDER_PERMANENT, 1, 0, "request disabled"},
+	{60020, PROVIDER_PERMANENT, 1, 0, "plan expired and stopped"},
+	{60021, PROVIDER_PERMANENT, 1, 0, "calling IP not allowed"},
+	{70003, PROVIDER_PERMANENT, 1, 0, "UserSig could not be parsed"},
+	{70009, PROVIDER_PERMANENT, 1, 0, "UserSig verification failed"},
+	{70013, PROVIDER_PERMANENT, 1, 0, "UserSig for another UserID"},
+	{70014, PROVIDER_PERMANENT, 1, 0, "UserSig for another SDKAppID"},
+	{70016, PROVIDER_PERMANENT, 1, 0, "key not found (wrong data centre)"},
+	{70020, PROVIDER_PERMANENT, 1, 0, "SDKAppID not found (wrong data centre)"},
+	{90009, PROVIDER_PERMANENT, 1, 0, "needs an App admin"},
+	{141000, PROVIDER_PERMANENT, 1, 0, "not a customer-service (desk) App"},
+	{0, PROVIDER_PERMANENT, 0, 0, NULL},
+};
+
 static void
-classify(int64_t code, int64_t now_ms, struct desk_answer *a)
+desk_classify(int64_t code, int64_t now_ms, struct desk_answer *a)
 {
-	switch (code) {
-	case 141002:    /* internal error, retry */
-	case 60007:     /* rate limits */
-	case 60011:
-	case 60018:
-	case 60019:
-	case 60008:     /* server timeout */
-		a->outcome = PROVIDER_TRANSIENT;
-		break;
-	case 70001:     /* UserSig expired: the next build makes a new one */
-		a->outcome = PROVIDER_TRANSIENT;
-		a->usersig_expired = 1;
-		break;
-	case 70050:     /* UserSig failures too frequent: verify again after a minute */
-		a->outcome = PROVIDER_DEFERRED;
-		a->defer_until_ms = now_ms + MINUTE_MS;
-		break;
-	default:
-		/*
-		 * The message: 90001, 90005, 90007, 93000 (body over 12 KB), 141004, 141005
-		 * (session gone), 70107 (no such user), and anything not classified yet. The
-		 * channel's configuration (account_error) suspends the channel instead.
-		 */
-		a->outcome = PROVIDER_PERMANENT;
-		a->channel_fault = account_error(code);
-		break;
-	}
+	const struct provider_code *c = provider_code_find(desk_codes, code);
+
+	a->outcome = c ? c->outcome : PROVIDER_PERMANENT;
+	a->channel_fault = c ? c->channel_fault : 0;
+	a->usersig_expired = code == 70001;
+	if (a->outcome == PROVIDER_DEFERRED)
+		a->defer_until_ms = now_ms + c->defer_ms;
 }
 
 static void
@@ -634,7 +626,7 @@ read_answer(const cJSON *root, int64_t now_ms, struct desk_answer *a)
 	else if (code == 0)
 		a->text = "unreadable answer: ErrorCode 0 without ActionStatus \"OK\"";
 	else
-		classify(code, now_ms, a);
+		desk_classify(code, now_ms, a);
 }
 
 static void
@@ -661,7 +653,8 @@ desk_judge(void *state, const struct channel *ch, long http_status, const char *
 		a.channel_fault = 1;
 	}
 	for (i = 0; i < n; i++)
-		set_verdict(&items[i], &a);
+		provider_verdict_answer(&items[i], a.outcome, a.code, a.text, a.defer_until_ms,
+		                        a.channel_fault);
 	cJSON_Delete(root);
 }
 
