@@ -174,7 +174,8 @@ cli_status(const struct cli_env *env)
 	static const char *const opts[] = {"--json", NULL};
 	static const char *const headers[] = {
 		"KEY", "NAME", "CHANNEL", "PROVIDER", "STATE", "PENDING", "SENDING", "SENT", "RETRYING",
-		"DEFERRED", "FAILED", "EXPIRED", "CANCELLED", "UNKNOWN", "NEXT SEND", "LAST ERROR",
+		"DEFERRED", "FAILED", "EXPIRED", "CANCELLED", "UNKNOWN", "SUPPRESSED", "NEXT SEND",
+		"LAST ERROR",
 	};
 	const char *vals[1] = {NULL}, *pos[1] = {NULL};
 	struct show sh = {0};
@@ -187,13 +188,13 @@ cli_status(const struct cli_env *env)
 	if (!(s = cli_open_existing(env, &rc)))
 		return rc;
 	sh.json = vals[0] != NULL;
-	if (show_begin(&sh, "campaigns", 16, headers) != 0) {
+	if (show_begin(&sh, "campaigns", 17, headers) != 0) {
 		store_close(s);
 		return 1;
 	}
 	if (!sh.json) {
 		table_max_width(sh.table, 1, 24);
-		table_max_width(sh.table, 15, 60);
+		table_max_width(sh.table, 16, 60);
 		for (i = 5; i < 5 + STORE_N_STATES; i++)
 			table_align_right(sh.table, i);
 	}

@@ -17,6 +17,7 @@
 
 const char *const store_states[STORE_N_STATES] = {
 	"pending", "sending", "sent", "retrying", "deferred", "failed", "expired", "cancelled", "unknown",
+	"suppressed",
 };
 
 /* Why a delivery was cancelled by a re-import; a recipient listed again brings these back. */
@@ -170,37 +171,53 @@ store_state_index(const char *state)
 	return -1;
 }
 
+/* Applies one migration in its own transaction, unless another process already did. */
+static int
+migrate_one(struct store *s, const struct migration *m, char **err)
+{
+	char sql[64];
+
+	if (store_exec(s, "BEGIN IMMEDIATE", err) != 0)
+		return -1;
+	/* Another process may have migrated while we waited for the write lock. */
+	if (store_version(s) >= m->version) {
+		store_rollback(s);
+		return 0;
+	}
+	snprintf(sql, sizeof sql, "PRAGMA user_version = %d", m->version);
+	if (store_exec(s, m->sql, err) != 0 || store_exec(s, sql, err) != 0 ||
+	    store_exec(s, "COMMIT", err) != 0) {
+		store_rollback(s);
+		return -1;
+	}
+	return 0;
+}
+
 /* Applies every embedded migration newer than the file, each in its own transaction. */
 static int
 store_migrate(struct store *s, char **err)
 {
-	int version = store_version(s), i;
-	char sql[64];
+	int version = store_version(s), i, rc = 0;
 
 	if (migrations_count > 0 && version > migrations[migrations_count - 1].version)
 		return util_err(err, "%s: schema version %d is newer than this herald knows (%d)", s->path,
 		                version, migrations[migrations_count - 1].version);
-	for (i = 0; i < migrations_count; i++) {
-		if (migrations[i].version <= version)
-			continue;
-		if (store_exec(s, "BEGIN IMMEDIATE", err) != 0)
-			return -1;
-		/* Another process may have migrated while we waited for the write lock. */
-		if ((version = store_version(s)) >= migrations[i].version) {
-			store_rollback(s);
-			continue;
-		}
-		snprintf(sql, sizeof sql, "PRAGMA user_version = %d", migrations[i].version);
-		if (store_exec(s, migrations[i].sql, err) != 0 || store_exec(s, sql, err) != 0) {
-			store_rollback(s);
-			return -1;
-		}
-		if (store_exec(s, "COMMIT", err) != 0) {
-			store_rollback(s);
-			return -1;
-		}
-	}
-	return 0;
+	if (version >= migrations[migrations_count - 1].version)
+		return 0;
+	/*
+	 * Foreign keys off while migrations run (the pragma is a no-op inside a transaction): a
+	 * migration that rebuilds a table, SQLite's way to change a constraint, drops the old
+	 * one, and with them on that drop would cascade into the rows that reference it. The
+	 * rebuild copies every row under the same ids, so none is left dangling.
+	 */
+	if (store_exec(s, "PRAGMA foreign_keys = OFF", err) != 0)
+		return -1;
+	for (i = 0; rc == 0 && i < migrations_count; i++)
+		if (migrations[i].version > version)
+			rc = migrate_one(s, &migrations[i], err);
+	if (store_exec(s, "PRAGMA foreign_keys = ON", rc ? NULL : err) != 0)
+		rc = -1;
+	return rc;
 }
 
 /*

@@ -288,7 +288,8 @@ store_recipient_count(struct store *s, int64_t campaign_id, char **err)
 int
 store_is_blank(struct store *s)
 {
-	const char *sql = "SELECT (SELECT count(*) FROM campaigns) + (SELECT count(*) FROM runners)";
+	const char *sql = "SELECT (SELECT count(*) FROM campaigns) + (SELECT count(*) FROM runners) + "
+	                  "(SELECT count(*) FROM suppressions)";
 	sqlite3_stmt *q;
 	int blank = 0;
 
