@@ -29,12 +29,14 @@ static const char q_campaign_get[] =
 	"SELECT " STORE_CAMPAIGN_COLS " FROM campaigns c WHERE c.key = ?1";
 static const char q_campaign_insert[] =
 	"INSERT INTO campaigns (key, name, channel, provider, timezone, start_date, anchor, "
-		"expire_after_ms, created_at_ms, updated_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)";
+		"expire_after_ms, created_at_ms, updated_at_ms, quiet_hours) "
+		"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10)";
 static const char q_campaign_update[] =
 	"UPDATE campaigns SET name = ?2, channel = ?3, provider = ?4, timezone = ?5, "
-		"start_date = ?6, anchor = ?7, expire_after_ms = ?8, updated_at_ms = ?9 WHERE id = ?1 AND "
-		"(name, channel, provider, timezone, coalesce(start_date, ''), anchor, expire_after_ms) IS NOT "
-		"(?2, ?3, ?4, ?5, coalesce(?6, ''), ?7, ?8)";
+		"start_date = ?6, anchor = ?7, expire_after_ms = ?8, updated_at_ms = ?9, quiet_hours = ?10 "
+		"WHERE id = ?1 AND (name, channel, provider, timezone, coalesce(start_date, ''), anchor, "
+		"expire_after_ms, coalesce(quiet_hours, '')) IS NOT "
+		"(?2, ?3, ?4, ?5, coalesce(?6, ''), ?7, ?8, coalesce(?10, ''))";
 static const char q_step_get[] =
 	"SELECT day, time, message FROM steps WHERE campaign_id = ?1 AND position = ?2";
 static const char q_step_put[] =
@@ -158,6 +160,7 @@ store_campaign_from_row(sqlite3_stmt *st, int col, struct store_campaign *c)
 	store_col_copy(st, col + 7, c->anchor, sizeof c->anchor);
 	c->expire_after_ms = sqlite3_column_int64(st, col + 8);
 	store_col_copy(st, col + 9, c->state, sizeof c->state);
+	store_col_copy(st, col + 10, c->quiet_hours, sizeof c->quiet_hours);
 }
 
 int
@@ -421,6 +424,8 @@ bind_campaign(sqlite3_stmt *st, const struct store_campaign *c, int64_t now_ms)
 	sqlite3_bind_text(st, 7, c->anchor, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 8, c->expire_after_ms);
 	sqlite3_bind_int64(st, 9, now_ms);
+	if (c->quiet_hours[0])
+		sqlite3_bind_text(st, 10, c->quiet_hours, -1, SQLITE_STATIC);
 }
 
 int

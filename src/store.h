@@ -64,6 +64,7 @@ struct store_campaign {
 	char anchor[16];                /* start_date | enrollment */
 	int64_t expire_after_ms;
 	char state[16];                 /* active | paused | cancelled */
+	char quiet_hours[16];           /* its own quiet hours "HH:mm-HH:mm", "" = the channel's */
 };
 
 /* Looks a campaign up by key: 1 found, 0 not found, -1 error. */

@@ -76,7 +76,7 @@ int store_fail(struct store *s, char **err, const char *what);
 /* Runs SQL with no result rows. 0 / -1 with *err. */
 int store_exec(struct store *s, const char *sql, char **err);
 /* Reads a campaign row from columns id, key, name, channel, provider, timezone, start_date,
-   anchor, expire_after_ms, state starting at column `col`. */
+   anchor, expire_after_ms, state, quiet_hours starting at column `col`. */
 void store_campaign_from_row(sqlite3_stmt *st, int col, struct store_campaign *c);
 /* Copies column text into a fixed buffer (empty for NULL). */
 void store_col_copy(sqlite3_stmt *st, int col, char *dst, size_t size);
@@ -102,7 +102,9 @@ int store_audience_settle(struct store *s, const struct store_result *r);
 /* The columns store_campaign_from_row reads, for SELECT lists. */
 #define STORE_CAMPAIGN_COLS \
 	"c.id, c.key, c.name, c.channel, c.provider, c.timezone, c.start_date, c.anchor, " \
-	"c.expire_after_ms, c.state"
+	"c.expire_after_ms, c.state, c.quiet_hours"
+/* How many columns STORE_CAMPAIGN_COLS is. */
+#define STORE_CAMPAIGN_NCOLS 11
 
 /* The states a delivery waits in until the scheduler acts on it. */
 #define STORE_WAITING "('pending', 'retrying', 'deferred')"
