@@ -183,6 +183,8 @@ class QuietHours(SchedTest):
                       quiet_hours={"from": "22:00", "to": "08:00"})
         self.campaign("morning", [{"day": 2, "time": "09:30", "message": text("early")}],
                       [{"id": "oMorning"}], "2026-03-07", timezone="America/New_York")
+        self.assertEqual(self.json("show", "night")["quiet_hours"], "22:00-08:00")
+        self.assertIsNone(self.json("show", "morning")["quiet_hours"])
         self.ok("run", "--once", "--now", "2026-03-07T23:30:01-05:00")
         d = self.deliveries("night")[0]
         self.assertEqual(d["state"], "deferred")
