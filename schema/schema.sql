@@ -35,6 +35,12 @@ CREATE TABLE campaigns (
 	last_error      TEXT,                     -- latest failure of any delivery, for `status`
 	created_at_ms   INTEGER NOT NULL,
 	updated_at_ms   INTEGER NOT NULL
+, quiet_hours TEXT);
+CREATE TABLE cap_sends (
+	delivery_id INTEGER PRIMARY KEY,          -- deliveries.id: a delivery counts once
+	channel     TEXT NOT NULL,
+	rid         TEXT NOT NULL,
+	at_ms       INTEGER NOT NULL
 );
 CREATE TABLE channels (
 	name              TEXT PRIMARY KEY,       -- the channel's key in the config file
@@ -44,7 +50,7 @@ CREATE TABLE channels (
 	next_probe_at_ms  INTEGER,                -- suspended: when the next probe may go
 	probe_interval_ms INTEGER                 -- suspended: the wait after the next probe
 ) WITHOUT ROWID;
-CREATE TABLE deliveries (
+CREATE TABLE "deliveries" (
 	id                  INTEGER PRIMARY KEY,
 	campaign_id         INTEGER NOT NULL REFERENCES campaigns(id) ON DELETE CASCADE,
 	recipient_id        INTEGER NOT NULL REFERENCES recipients(id) ON DELETE CASCADE,
@@ -54,13 +60,14 @@ CREATE TABLE deliveries (
 	expires_at_ms       INTEGER NOT NULL,
 	state               TEXT NOT NULL DEFAULT 'pending' CHECK (state IN
 	                    ('pending', 'sending', 'sent', 'retrying', 'deferred', 'failed',
-	                     'expired', 'cancelled', 'unknown')),
+	                     'expired', 'cancelled', 'unknown', 'suppressed')),
 	attempts            INTEGER NOT NULL DEFAULT 0,
 	last_error          TEXT,
 	provider_message_id TEXT,
 	msg_random          INTEGER NOT NULL,     -- fixed per delivery: Tencent's MsgRandom de-duplicates resends
 	claimed_by          INTEGER,              -- runners.id while state = 'sending'
-	send_at_ms          INTEGER, batch_id INTEGER,              -- provider-scheduled sends: the send time asked for
+	send_at_ms          INTEGER,              -- provider-scheduled sends: the send time asked for
+	batch_id            INTEGER,              -- the failed request whose members retry together
 	UNIQUE (recipient_id, step)
 );
 CREATE TABLE delivery_counts (
@@ -91,8 +98,15 @@ CREATE TABLE steps (
 	message     TEXT NOT NULL,                -- the message object, JSON, unrendered
 	PRIMARY KEY (campaign_id, position)
 ) WITHOUT ROWID;
+CREATE TABLE suppressions (
+	channel     TEXT NOT NULL,                -- a channel name, or '*' for every channel
+	rid         TEXT NOT NULL,                -- the recipient id as campaigns list it
+	added_at_ms INTEGER NOT NULL,
+	PRIMARY KEY (channel, rid)
+) WITHOUT ROWID;
 CREATE INDEX attempts_campaign ON attempts (campaign_id, id);
 CREATE INDEX attempts_delivery ON attempts (delivery_id);
+CREATE INDEX cap_sends_window ON cap_sends (channel, rid, at_ms);
 CREATE INDEX deliveries_batch ON deliveries (batch_id) WHERE batch_id IS NOT NULL;
 CREATE INDEX deliveries_campaign_state ON deliveries (campaign_id, state, due_at_ms);
 CREATE INDEX deliveries_due ON deliveries (campaign_id, due_at_ms, id);

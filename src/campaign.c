@@ -68,7 +68,7 @@ line_col(const char *text, size_t at, long *line, long *col)
 
 static const char *const top_keys[] = {
 	"key", "name", "channel", "timezone", "start_date", "anchor", "expire_after", "steps",
-	"recipients", "recipients_file", NULL,
+	"recipients", "recipients_file", "quiet_hours", NULL,
 };
 
 static int
@@ -106,6 +106,57 @@ copy_field(struct parse *p, const char *key, const char *value, char *dst, size_
 		return;
 	}
 	memcpy(dst, value, strlen(value) + 1);
+}
+
+/* quiet_hours: the campaign's own, which overrides its channel's. */
+static void
+parse_quiet(struct parse *p, const cJSON *root, struct campaign_def *d)
+{
+	const cJSON *q = cJSON_GetObjectItemCaseSensitive(root, "quiet_hours");
+	char *err = NULL;
+
+	d->quiet_from = d->quiet_to = -1;
+	if (!q) {
+		if (d->channel) {
+			d->quiet_from = d->channel->quiet_from;
+			d->quiet_to = d->channel->quiet_to;
+		}
+		return;
+	}
+	if (config_quiet_hours(q, &d->quiet_from, &d->quiet_to, &err) != 0) {
+		report(p, "$.quiet_hours: %s", err ? err : "invalid");
+		free(err);
+		d->quiet_from = d->quiet_to = -1;
+		return;
+	}
+	/* Both are minutes of a day (config_quiet_hours), so the text has exactly 11 bytes. */
+	snprintf(d->row.quiet_hours, sizeof d->row.quiet_hours, "%02u:%02u-%02u:%02u",
+	         (unsigned)d->quiet_from / 60 % 24, (unsigned)d->quiet_from % 60,
+	         (unsigned)d->quiet_to / 60 % 24, (unsigned)d->quiet_to % 60);
+}
+
+/*
+ * A provider that sends at the step's time itself (SaiNiu's sendtime, Tanmarket's showTime)
+ * cannot be held back by quiet hours once called: a step inside them is invalid input.
+ */
+static void
+check_quiet_steps(struct parse *p, const struct campaign_def *d)
+{
+	int i, m;
+
+	if (!d->channel || !d->channel->ops->schedule || d->quiet_from < 0)
+		return;
+	for (i = 0; i < d->n_steps; i++) {
+		m = d->steps[i].minutes;
+		if (!d->steps[i].time[0] || (d->quiet_from < d->quiet_to
+		                                 ? m < d->quiet_from || m >= d->quiet_to
+		                                 : m < d->quiet_from && m >= d->quiet_to))
+			continue;
+		report(p, "$.steps[%d].time: %s is inside the quiet hours %02d:%02d-%02d:%02d; %s "
+		       "sends at the step's time itself, so it cannot be deferred", i, d->steps[i].time,
+		       d->quiet_from / 60, d->quiet_from % 60, d->quiet_to / 60, d->quiet_to % 60,
+		       d->row.provider);
+	}
 }
 
 /* key, name, channel, timezone, dates, anchor, expiry. */
@@ -166,6 +217,7 @@ parse_header(struct parse *p, const cJSON *root, const struct config *cfg, struc
 		       "\"7d\" (at most 3650d)", expire);
 	else if (expire && d->row.expire_after_ms > DURATION_MAX_MS)
 		report(p, "$.expire_after: \"%s\" is longer than 3650d", expire);
+	parse_quiet(p, root, d);
 }
 
 static void
@@ -289,6 +341,7 @@ campaign_parse(const char *path, const char *text, size_t len, const struct conf
 			report(&p, "$.%s: unknown key", v->string);
 	parse_header(&p, d->root, cfg, d, &rc);
 	parse_steps(&p, d->root, d);
+	check_quiet_steps(&p, d);
 	parse_recipient_sources(&p, d->root, d);
 	if (rc != CAMPAIGN_OK)
 		return rc;
@@ -307,6 +360,9 @@ campaign_def_free(struct campaign_def *d)
 	}
 	free(d->steps);
 	tz_free(d->tz);
+	for (i = 0; i < d->n_zones; i++)
+		tz_free(d->zones[i]);
+	tz_free(d->spare_zone);
 	cJSON_Delete(d->root);
 	free(d->recipients_file);
 	free(d->path);
@@ -329,9 +385,51 @@ check_vars(const cJSON *vars, char **err)
 	return 0;
 }
 
-/* The recipient's day 1: start_date, or its own enrolled_at (a date, or an instant). */
+/*
+ * The recipient's own time zone, if it names one (SPEC 3): its day/time and quiet hours are
+ * then local to it. Zones are loaded once per import; *z is the campaign's when none.
+ */
 static int
-anchor_day(const struct campaign_def *d, const cJSON *rec, int32_t *day, char **err)
+recipient_zone(struct campaign_def *d, const cJSON *rec, const struct tz **z, char **err)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(rec, "timezone");
+	struct tz *loaded;
+	char *why = NULL;
+	int i;
+
+	*z = d->tz;
+	if (!v)
+		return 0;
+	if (d->channel->ops->batching == PROVIDER_BY_CAMPAIGN)
+		return util_err(err, "timezone: %s runs every group on the campaign's time zone; a "
+		                "recipient cannot have its own", d->row.provider);
+	if (!cJSON_IsString(v))
+		return util_err(err, "timezone: must be an IANA time zone name");
+	for (i = 0; i < d->n_zones; i++)
+		if (strcmp(tz_name(d->zones[i]), v->valuestring) == 0) {
+			*z = d->zones[i];
+			return 0;
+		}
+	if (!(loaded = tz_load(v->valuestring, &why))) {
+		util_err(err, "timezone: %s", why ? why : "unknown time zone");
+		free(why);
+		return -1;
+	}
+	if (d->n_zones < (int)(sizeof d->zones / sizeof d->zones[0])) {
+		d->zones[d->n_zones++] = loaded;
+	} else {
+		tz_free(d->spare_zone);
+		d->spare_zone = loaded;
+	}
+	*z = loaded;
+	return 0;
+}
+
+/* The recipient's day 1: start_date, or its own enrolled_at (a date, or an instant, whose
+   date is taken in the recipient's zone z). */
+static int
+anchor_day(const struct campaign_def *d, const cJSON *rec, const struct tz *z, int32_t *day,
+           char **err)
 {
 	const cJSON *e = cJSON_GetObjectItemCaseSensitive(rec, "enrolled_at");
 	int64_t ms;
@@ -354,7 +452,7 @@ anchor_day(const struct campaign_def *d, const cJSON *rec, int32_t *day, char **
 		if (ms < (int64_t)DAY_MIN * 86400000 || ms >= ((int64_t)DAY_MAX + 1) * 86400000)
 			return util_err(err, "enrolled_at \"%s\" is outside %s", e->valuestring,
 			                DATE_RANGE);
-		*day = sop_local_day(d->tz, ms);
+		*day = sop_local_day(z, ms);
 		return 0;
 	}
 	return util_err(err, "enrolled_at \"%s\" is not a date YYYY-MM-DD or an ISO 8601 time with "
@@ -432,7 +530,7 @@ campaign_recipient(struct campaign_def *d, const cJSON *rec, struct campaign_rec
 {
 	static const char *const rid_keys[] = {"id", "session_id", "chat_id"};
 	static const char *const known[] = {"id", "session_id", "chat_id", "chat_owner", "vars",
-	                                    "enrolled_at", NULL};
+	                                    "enrolled_at", "timezone", NULL};
 	const cJSON *v;
 	size_t i;
 
@@ -452,7 +550,8 @@ campaign_recipient(struct campaign_def *d, const cJSON *rec, struct campaign_rec
 	if (strlen(out->rid) > 512)
 		return util_err(err, "recipient id longer than 512 bytes");
 	v = cJSON_GetObjectItemCaseSensitive(rec, "vars");
-	if (check_vars(v, err) != 0 || anchor_day(d, rec, &out->anchor_day, err) != 0)
+	if (check_vars(v, err) != 0 || recipient_zone(d, rec, &out->tz, err) != 0 ||
+	    anchor_day(d, rec, out->tz, &out->anchor_day, err) != 0)
 		return -1;
 	return check_render(d, out->rid, v, err);
 }

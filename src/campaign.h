@@ -41,6 +41,11 @@ struct campaign_def {
 	int n_steps;
 	const cJSON *recipients;      /* inline recipients array, or NULL */
 	char *recipients_file;        /* resolved path, or NULL */
+	int quiet_from, quiet_to;     /* the quiet hours in force (campaign's, else channel's), in
+	                                 minutes after local midnight; -1 = none */
+	struct tz *zones[32];         /* recipients' own time zones, loaded once each */
+	int n_zones;
+	struct tz *spare_zone;        /* a zone past the cache's room, kept for one recipient */
 };
 
 /* How campaign_parse ended. The values are the exit codes of SPEC §1. */
@@ -66,6 +71,7 @@ void campaign_def_free(struct campaign_def *def);
 struct campaign_recipient {
 	const char *rid;              /* borrowed from the record */
 	int32_t anchor_day;           /* the recipient's day 1 */
+	const struct tz *tz;          /* its time zone: its own, else the campaign's (def owns it) */
 };
 
 /*

@@ -121,8 +121,8 @@ cli_open_existing(const struct cli_env *env, int *rc)
  * shared-memory and journal files, so a failed import on a fresh path leaves nothing behind.
  * A file another process has started using meanwhile (a campaign or a runner row) is kept.
  */
-static void
-remove_fresh_db(const char *path)
+void
+cli_remove_fresh_db(const char *path)
 {
 	static const char *const suffixes[] = {"-wal", "-shm", "-journal"};
 	char *err = NULL, side[4096];
@@ -219,7 +219,7 @@ cmd_import(const struct cli_env *env)
 	store_close(s);
 	/* The file was made to hold this import; with nothing written it must not stay. */
 	if (rc != 0 && fresh && !io.dry_run)
-		remove_fresh_db(env->db_path);
+		cli_remove_fresh_db(env->db_path);
 	config_free(cfg);
 	return rc;
 }
@@ -357,11 +357,15 @@ cmd_retry(const struct cli_env *env)
 	int64_t n;
 	int rc;
 
-	if ((rc = cli_parse(env, opts, vals, pos, 1, 1, "retry KEY [--state failed|unknown|expired]")))
+	if ((rc = cli_parse(env, opts, vals, pos, 1, 1,
+	                    "retry KEY [--state failed|unknown|expired|suppressed]")))
 		return rc;
 	state = vals[0] ? vals[0] : "failed";
-	if (strcmp(state, "failed") && strcmp(state, "unknown") && strcmp(state, "expired")) {
-		cli_error("--state must be failed, unknown or expired");
+	/* suppressed: an operator's deliberate choice after `suppress remove`; a recipient still
+	   listed is suppressed again when the delivery comes due. */
+	if (strcmp(state, "failed") && strcmp(state, "unknown") && strcmp(state, "expired") &&
+	    strcmp(state, "suppressed")) {
+		cli_error("--state must be failed, unknown, expired or suppressed");
 		return EXIT_USAGE;
 	}
 	if (!(s = cli_open_existing(env, &rc)))
@@ -519,13 +523,20 @@ static const struct cmd_entry cmd_table[] = {
 	{"cancel", cmd_cancel, "cancel KEY",
 	 "Cancel every delivery of the campaign not yet sent. A completed campaign (nothing left\n"
 	 "to send) is refused."},
-	{"retry", cmd_retry, "retry KEY [--state failed|unknown|expired]",
+	{"retry", cmd_retry, "retry KEY [--state failed|unknown|expired|suppressed]",
 	 "Put the campaign's deliveries in that state (default failed) back to pending."},
 	{"run", cmd_run, "run [--once] [--now TIME] [--log-format text|json] [--verbose]",
 	 "The scheduler. Runs until SIGINT/SIGTERM; SIGHUP reloads the channels file.\n"
 	 "--once: dispatch everything due, wait for every result, exit.\n"
 	 "--now TIME (with --once): act as if the clock read TIME (ISO 8601 with offset, or epoch ms)."},
 	{"migrate", cmd_migrate, "migrate", "Bring the database to the current schema; print its version."},
+	{"suppress", cli_suppress,
+	 "suppress add|remove CHANNEL ID... | suppress import CHANNEL FILE | "
+	 "suppress list [CHANNEL] [--json]",
+	 "The opt-out list. A listed id's deliveries on CHANNEL (\"*\": every channel) become\n"
+	 "suppressed when they come due, never sent. import reads one id a line, or a CSV with an\n"
+	 "id column, in one transaction. remove lets later deliveries go; ones already\n"
+	 "suppressed stay so (herald retry KEY --state suppressed sends them)."},
 	{"channels", cli_channels, "channels [--json]",
 	 "Every configured channel: provider, state (active, paused, suspended), why and since\n"
 	 "when, the next probe of a suspended one, and how many deliveries wait on it."},

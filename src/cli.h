@@ -31,6 +31,8 @@ int cli_channels(const struct cli_env *env);
    suspension). */
 int cli_channel_hold(const struct cli_env *env, const char *name, int pause);
 int cli_show(const struct cli_env *env);
+/* The opt-out list (cli_suppress.c). */
+int cli_suppress(const struct cli_env *env);
 int cli_export(const struct cli_env *env);
 struct store_status;
 /* A campaign's state for people: active, paused, cancelled, or completed when nothing is left
@@ -47,6 +49,9 @@ struct store *cli_open_store(const struct cli_env *env);
 /* Opens an existing database for the commands that only read or change rows; never creates
    one. NULL after printing the error, with *rc = 66 when the file is missing, else 1. */
 struct store *cli_open_existing(const struct cli_env *env, int *rc);
+/* Removes a database file (and its -wal, -shm, -journal) that holds nothing yet: what a
+   failed first write on a fresh path created. A file another process began to use stays. */
+void cli_remove_fresh_db(const char *path);
 /* Prints "herald: <msg>" to stderr. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Parses the command's options against a NULL-terminated list of flags ("--json") and

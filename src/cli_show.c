@@ -174,7 +174,8 @@ cli_status(const struct cli_env *env)
 	static const char *const opts[] = {"--json", NULL};
 	static const char *const headers[] = {
 		"KEY", "NAME", "CHANNEL", "PROVIDER", "STATE", "PENDING", "SENDING", "SENT", "RETRYING",
-		"DEFERRED", "FAILED", "EXPIRED", "CANCELLED", "UNKNOWN", "NEXT SEND", "LAST ERROR",
+		"DEFERRED", "FAILED", "EXPIRED", "CANCELLED", "UNKNOWN", "SUPPRESSED", "NEXT SEND",
+		"LAST ERROR",
 	};
 	const char *vals[1] = {NULL}, *pos[1] = {NULL};
 	struct show sh = {0};
@@ -187,13 +188,13 @@ cli_status(const struct cli_env *env)
 	if (!(s = cli_open_existing(env, &rc)))
 		return rc;
 	sh.json = vals[0] != NULL;
-	if (show_begin(&sh, "campaigns", 16, headers) != 0) {
+	if (show_begin(&sh, "campaigns", 17, headers) != 0) {
 		store_close(s);
 		return 1;
 	}
 	if (!sh.json) {
 		table_max_width(sh.table, 1, 24);
-		table_max_width(sh.table, 15, 60);
+		table_max_width(sh.table, 16, 60);
 		for (i = 5; i < 5 + STORE_N_STATES; i++)
 			table_align_right(sh.table, i);
 	}
@@ -550,6 +551,8 @@ cli_show(const struct cli_env *env)
 		cJSON_AddStringToObject(root, "anchor", c.anchor);
 		add_str_or_null(root, "start_date", c.start_date);
 		cJSON_AddStringToObject(root, "expire_after", expire);
+		/* The campaign's own; null means its channel's, which lives in the channels file. */
+		add_str_or_null(root, "quiet_hours", c.quiet_hours);
 		cJSON_AddNumberToObject(root, "recipients", (double)recipients);
 		if (!(steps = cJSON_AddArrayToObject(root, "steps")) ||
 		    store_steps(s, c.id, step_json, steps, &err) != 0) {
@@ -563,10 +566,10 @@ cli_show(const struct cli_env *env)
 	} else {
 		printf("key:          %s\nname:         %s\nstate:        %s\n"
 		       "channel:      %s (%s)\ntime zone:    %s\nanchor:       %s%s%s\n"
-		       "expire after: %s\nrecipients:   %lld\nsteps:\n",
+		       "expire after: %s\nquiet hours:  %s\nrecipients:   %lld\nsteps:\n",
 		       c.key, c.name, cli_campaign_state(&st), c.channel, c.provider, c.timezone,
 		       c.anchor, c.start_date[0] ? " " : "", c.start_date, expire,
-		       (long long)recipients);
+		       c.quiet_hours[0] ? c.quiet_hours : "the channel's", (long long)recipients);
 		if (store_steps(s, c.id, step_text, NULL, &err) != 0) {
 			cli_error("%s", err ? err : "show failed");
 			goto out;

@@ -29,6 +29,8 @@ static const struct config_key common_keys[] = {
 	{"suspend_after", CONFIG_INT, 0},
 	{"probe_every", CONFIG_DURATION, 0},
 	{"allow_insecure_http", CONFIG_BOOL, 0},
+	{"frequency_cap", CONFIG_OBJECT, 0},
+	{"quiet_hours", CONFIG_OBJECT, 0},
 	{NULL, 0, 0},
 };
 
@@ -84,6 +86,13 @@ resolve_value(const char *path, struct channel *chan, const struct config_key *k
 	char **unset;
 	int64_t n;
 
+	if (k->type == CONFIG_OBJECT) {
+		/* A rule, not a value that could be a secret: it is written in the file. */
+		if (from_env || !cJSON_IsObject(v))
+			return util_err(err, "%s: channel \"%s\": %s must be an object", path, ch, k->name);
+		cJSON_AddItemToObject(out, k->name, cJSON_Duplicate(v, 1));
+		return 0;
+	}
 	if (from_env) {
 		if (!cJSON_IsString(v) || !v->valuestring[0])
 			return util_err(err, "%s: channel \"%s\": %s_env must name an environment variable",
@@ -129,6 +138,8 @@ resolve_value(const char *path, struct channel *chan, const struct config_key *k
 			                k->name);
 		cJSON_AddNumberToObject(out, k->name, text ? strcmp(text, "true") == 0 : cJSON_IsTrue(v));
 		return 0;
+	case CONFIG_OBJECT:
+		break;
 	}
 	return util_err(err, "%s: channel \"%s\": %s: unknown type", path, ch, k->name);
 }
@@ -210,6 +221,48 @@ url_loopback(const char *url, char *host, size_t size)
 	return 0;
 }
 
+int
+config_quiet_hours(const cJSON *v, int *from, int *to, char **err)
+{
+	const cJSON *f = cJSON_GetObjectItemCaseSensitive(v, "from");
+	const cJSON *t = cJSON_GetObjectItemCaseSensitive(v, "to");
+
+	if (!cJSON_IsObject(v) || cJSON_GetArraySize(v) != 2 || !cJSON_IsString(f) ||
+	    !cJSON_IsString(t) || sop_parse_hhmm(f->valuestring, from) != 0 ||
+	    sop_parse_hhmm(t->valuestring, to) != 0)
+		return util_err(err, "must be {\"from\": \"HH:mm\", \"to\": \"HH:mm\"}");
+	if (*from == *to)
+		return util_err(err, "from and to are the same time: an empty window");
+	return 0;
+}
+
+/* frequency_cap and quiet_hours, the channel's audience rules (SPEC 2, 5.12). */
+static int
+audience_load(const char *path, struct channel *ch, char **err)
+{
+	const cJSON *cap = cJSON_GetObjectItemCaseSensitive(ch->keys, "frequency_cap");
+	const cJSON *quiet = cJSON_GetObjectItemCaseSensitive(ch->keys, "quiet_hours");
+	const cJSON *max = cJSON_GetObjectItemCaseSensitive(cap, "max");
+	const cJSON *per = cJSON_GetObjectItemCaseSensitive(cap, "per");
+	char *why = NULL;
+
+	ch->quiet_from = ch->quiet_to = -1;
+	if (cap && (cJSON_GetArraySize(cap) != 2 || !cJSON_IsNumber(max) ||
+	            util_json_i64(max, &ch->cap_max) != 0 || ch->cap_max < 1 ||
+	            !cJSON_IsString(per) || sop_parse_duration(per->valuestring, &ch->cap_per_ms) != 0 ||
+	            ch->cap_per_ms < 1000 || ch->cap_per_ms > 3650 * 86400000LL))
+		return util_err(err, "%s: channel \"%s\": frequency_cap must be {\"max\": N, \"per\": "
+		                "DURATION} with N >= 1 and a duration from \"1s\" to \"3650d\"", path,
+		                ch->name);
+	if (quiet && config_quiet_hours(quiet, &ch->quiet_from, &ch->quiet_to, &why) != 0) {
+		util_err(err, "%s: channel \"%s\": quiet_hours %s", path, ch->name,
+		         why ? why : "is invalid");
+		free(why);
+		return -1;
+	}
+	return 0;
+}
+
 static int
 channel_load(const char *path, const cJSON *obj, struct channel *ch, char **err)
 {
@@ -273,6 +326,8 @@ checks:
 	if (ch->probe_every_ms < 100 || ch->probe_every_ms > 86400000)
 		return util_err(err, "%s: channel \"%s\": probe_every must be 100ms..24h", path,
 		                ch->name);
+	if (audience_load(path, ch, err) != 0)
+		return -1;
 	/*
 	 * The provider's own checks read the values, which an unset variable leaves out: they run
 	 * in the process where the variables are set, the one that sends.

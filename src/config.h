@@ -18,6 +18,7 @@ enum config_type {
 	CONFIG_INT,        /* a JSON integer (or an _env variable holding one) */
 	CONFIG_DURATION,   /* "90s", "2h30m", ... stored as ms */
 	CONFIG_BOOL,       /* true or false (an _env variable: "true" or "false"), stored as 1/0 */
+	CONFIG_OBJECT,     /* a JSON object, stored as written (no _env); its owner checks its keys */
 };
 
 /* One key a provider accepts in its channels (besides the common ones). */
@@ -38,6 +39,10 @@ struct channel {
 	int on_ambiguous_retry;           /* on_ambiguous "retry": resend even without de-duplication */
 	int suspend_after;                /* consecutive failed requests that suspend the channel */
 	int64_t probe_every_ms;           /* a suspended channel's first probe interval (doubling) */
+	int64_t cap_max;                  /* frequency_cap.max: sends per recipient per window, 0 = none */
+	int64_t cap_per_ms;               /* frequency_cap.per: the rolling window */
+	int quiet_from;                   /* quiet_hours.from, minutes after local midnight; -1 = none */
+	int quiet_to;                     /* quiet_hours.to (before from: the window spans midnight) */
 	cJSON *keys;                      /* every key with _env resolved: {"secret_key": "..."};
 	                                     an _env whose variable is unset is null here */
 	char *unset_secret;               /* the error for its first unset secret K_env, or NULL */
@@ -82,6 +87,9 @@ int config_usable(const struct channel *ch, enum config_need need, char **err);
 
 /* A channel key's string value (after _env), or NULL when absent. */
 const char *config_str(const struct channel *ch, const char *key);
+/* Reads a quiet_hours object {"from": "HH:mm", "to": "HH:mm"} (channel or campaign) into
+   minutes after midnight. 0 / -1 with *err saying what is wrong (without a location). */
+int config_quiet_hours(const cJSON *v, int *from, int *to, char **err);
 /* A channel key's integer or duration value, or dflt when absent. */
 int64_t config_int(const struct channel *ch, const char *key, int64_t dflt);
 

@@ -363,10 +363,61 @@ cb_admit(void *arg, const struct store_job *j, const struct store_limit *l, int6
 	return STORE_WAIT;
 }
 
+/* The zone a recipient's quiet hours are local to: its own timezone member, else the
+   campaign's. Only parsed when quiet hours apply, so most claims never parse a record. */
+static const struct tz *
+audience_zone(struct dispatch *d, const struct store_job *j)
+{
+	const cJSON *v;
+	cJSON *rec;
+	char name[64] = "";
+
+	if (strstr(j->recipient_json, "\"timezone\"") && (rec = cJSON_Parse(j->recipient_json))) {
+		v = cJSON_GetObjectItemCaseSensitive(rec, "timezone");
+		if (cJSON_IsString(v))
+			snprintf(name, sizeof name, "%s", v->valuestring);
+		cJSON_Delete(rec);
+	}
+	return zone_for(d, name[0] ? name : j->campaign.timezone);
+}
+
+/* The audience rules of a job (SPEC 5.12): its channel's cap, and the quiet hours in force
+   (the campaign's own, else the channel's) if now is inside them. */
+static void
+cb_audience(void *arg, const struct store_job *j, int64_t now_ms, struct store_audience *out)
+{
+	struct dispatch *d = arg;
+	struct chan_state *cs = chan_for(d, &j->campaign);
+	int from, to, fh, fm, th, tm;
+	const struct tz *z;
+
+	if (!cs)
+		return;
+	out->cap_max = cs->ch->cap_max;
+	out->cap_per_ms = cs->ch->cap_per_ms;
+	/* A provider-scheduled call sends nothing now: its send time, the step's, was held to
+	   the quiet hours at import. */
+	if (cs->ch->ops->schedule)
+		return;
+	from = cs->ch->quiet_from;
+	to = cs->ch->quiet_to;
+	if (j->campaign.quiet_hours[0] &&
+	    sscanf(j->campaign.quiet_hours, "%d:%d-%d:%d", &fh, &fm, &th, &tm) == 4) {
+		from = fh * 60 + fm;
+		to = th * 60 + tm;
+	}
+	if (from < 0 || !(z = audience_zone(d, j)))
+		return;
+	out->quiet_until_ms = sop_quiet_end(z, from, to, now_ms);
+	snprintf(out->quiet_why, sizeof out->quiet_why, "%02d:%02d-%02d:%02d %s", from / 60,
+	         from % 60, to / 60, to % 60, tz_name(z));
+}
+
 struct store_claim_cb
 dispatch_claim_cb(struct dispatch *d)
 {
-	struct store_claim_cb cb = {d, cb_capacity, cb_claimed, cb_account, cb_admit, cb_probe};
+	struct store_claim_cb cb = {d, cb_capacity, cb_claimed, cb_account, cb_admit, cb_probe,
+	                            cb_audience};
 
 	return cb;
 }

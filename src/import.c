@@ -90,9 +90,9 @@ write_recipient(struct run *r, const cJSON *rec, const struct campaign_recipient
 	}
 	r->sum->recipients_new += put == STORE_PUT_NEW;
 	r->sum->recipients_changed += put == STORE_PUT_CHANGED;
-	day1 = sop_day_start_ms(d->tz, cr->anchor_day);
+	day1 = sop_day_start_ms(cr->tz, cr->anchor_day);
 	for (i = 0; i < d->n_steps; i++) {
-		due = sop_due_ms(d->tz, cr->anchor_day, d->steps[i].day, d->steps[i].minutes);
+		due = sop_due_ms(cr->tz, cr->anchor_day, d->steps[i].day, d->steps[i].minutes);
 		next = due;
 		expires = due + d->row.expire_after_ms;
 		if (d->channel->ops->schedule)

@@ -32,6 +32,7 @@ enum column_kind {
 	COL_SESSION_ID,
 	COL_CHAT_ID,
 	COL_CHAT_OWNER,
+	COL_TIMEZONE,
 };
 
 /* Top-level members in the order an inline recipient is usually written. */
@@ -44,6 +45,7 @@ static const struct {
 	{ COL_SESSION_ID, "session_id" },
 	{ COL_CHAT_ID, "chat_id" },
 	{ COL_CHAT_OWNER, "chat_owner" },
+	{ COL_TIMEZONE, "timezone" },
 };
 
 struct field {

@@ -14,7 +14,7 @@
  * inside quotes for a quote, quoted fields may hold commas and line breaks. The
  * header must have no empty or duplicate names and name at least one of id,
  * session_id or chat_id. The reserved columns id, enrolled_at, session_id,
- * chat_id and chat_owner become top-level string members (an empty cell
+ * chat_id, chat_owner and timezone become top-level string members (an empty cell
  * leaves the member out); every other column becomes a string member of
  * "vars" (an empty cell is ""). Every cell must be valid UTF-8 without NUL
  * bytes, and every record must have as many fields as the header.

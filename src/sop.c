@@ -185,6 +185,29 @@ sop_due_ms(const struct tz *z, int32_t anchor_day, int day, int minute_of_day)
 }
 
 int64_t
+sop_quiet_end(const struct tz *z, int from, int to, int64_t utc_ms)
+{
+	int64_t offset_ms = (int64_t)tz_offset_at(z, utc_ms) * 1000;
+	int64_t local = utc_ms + offset_ms;
+	int64_t day = civil_floor_div(local, DAY_MS);
+	int64_t minute = civil_floor_mod(local, DAY_MS) / 60000;
+	int64_t end_local, end;
+
+	if (from < to ? minute < from || minute >= to : minute < from && minute >= to)
+		return 0;
+	/* Across midnight, the evening part ends on the next day. */
+	if (from > to && minute >= from)
+		day++;
+	end_local = day * DAY_MS + (int64_t)to * 60000;
+	end = tz_local_to_utc(z, end_local);
+	/* A wall time seen twice (fall-back) converts to its first occurrence; inside the
+	   repeated hour the window ends at the second, in the offset in force now. */
+	if (end <= utc_ms)
+		end = end_local - offset_ms;
+	return end;
+}
+
+int64_t
 sop_day_start_ms(const struct tz *z, int32_t day)
 {
 	return tz_local_to_utc(z, (int64_t)day * DAY_MS);

@@ -38,6 +38,14 @@ int	 sop_parse_duration(const char *s, int64_t *out_ms);
  */
 int64_t	 sop_due_ms(const struct tz *z, int32_t anchor_day, int day, int minute_of_day);
 
+/*
+ * Quiet hours: the local window [from, to) in minutes after midnight in z, spanning midnight
+ * when from > to (22:00-08:00). If utc_ms falls inside it, returns the instant it ends: the
+ * next `to` on z's wall clock, DST-correct (a `to` inside a gap moves forward by the gap; in
+ * a fall-back overlap, the occurrence after utc_ms). Else returns 0.
+ */
+int64_t	 sop_quiet_end(const struct tz *z, int from, int to, int64_t utc_ms);
+
 /* UTC ms of 00:00 local on `day` in z (a midnight inside a gap moves forward). */
 int64_t	 sop_day_start_ms(const struct tz *z, int32_t day);
 

@@ -17,6 +17,7 @@
 
 const char *const store_states[STORE_N_STATES] = {
 	"pending", "sending", "sent", "retrying", "deferred", "failed", "expired", "cancelled", "unknown",
+	"suppressed",
 };
 
 /* Why a delivery was cancelled by a re-import; a recipient listed again brings these back. */
@@ -28,12 +29,14 @@ static const char q_campaign_get[] =
 	"SELECT " STORE_CAMPAIGN_COLS " FROM campaigns c WHERE c.key = ?1";
 static const char q_campaign_insert[] =
 	"INSERT INTO campaigns (key, name, channel, provider, timezone, start_date, anchor, "
-		"expire_after_ms, created_at_ms, updated_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)";
+		"expire_after_ms, created_at_ms, updated_at_ms, quiet_hours) "
+		"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10)";
 static const char q_campaign_update[] =
 	"UPDATE campaigns SET name = ?2, channel = ?3, provider = ?4, timezone = ?5, "
-		"start_date = ?6, anchor = ?7, expire_after_ms = ?8, updated_at_ms = ?9 WHERE id = ?1 AND "
-		"(name, channel, provider, timezone, coalesce(start_date, ''), anchor, expire_after_ms) IS NOT "
-		"(?2, ?3, ?4, ?5, coalesce(?6, ''), ?7, ?8)";
+		"start_date = ?6, anchor = ?7, expire_after_ms = ?8, updated_at_ms = ?9, quiet_hours = ?10 "
+		"WHERE id = ?1 AND (name, channel, provider, timezone, coalesce(start_date, ''), anchor, "
+		"expire_after_ms, coalesce(quiet_hours, '')) IS NOT "
+		"(?2, ?3, ?4, ?5, coalesce(?6, ''), ?7, ?8, coalesce(?10, ''))";
 static const char q_step_get[] =
 	"SELECT day, time, message FROM steps WHERE campaign_id = ?1 AND position = ?2";
 static const char q_step_put[] =
@@ -157,6 +160,7 @@ store_campaign_from_row(sqlite3_stmt *st, int col, struct store_campaign *c)
 	store_col_copy(st, col + 7, c->anchor, sizeof c->anchor);
 	c->expire_after_ms = sqlite3_column_int64(st, col + 8);
 	store_col_copy(st, col + 9, c->state, sizeof c->state);
+	store_col_copy(st, col + 10, c->quiet_hours, sizeof c->quiet_hours);
 }
 
 int
@@ -170,37 +174,53 @@ store_state_index(const char *state)
 	return -1;
 }
 
+/* Applies one migration in its own transaction, unless another process already did. */
+static int
+migrate_one(struct store *s, const struct migration *m, char **err)
+{
+	char sql[64];
+
+	if (store_exec(s, "BEGIN IMMEDIATE", err) != 0)
+		return -1;
+	/* Another process may have migrated while we waited for the write lock. */
+	if (store_version(s) >= m->version) {
+		store_rollback(s);
+		return 0;
+	}
+	snprintf(sql, sizeof sql, "PRAGMA user_version = %d", m->version);
+	if (store_exec(s, m->sql, err) != 0 || store_exec(s, sql, err) != 0 ||
+	    store_exec(s, "COMMIT", err) != 0) {
+		store_rollback(s);
+		return -1;
+	}
+	return 0;
+}
+
 /* Applies every embedded migration newer than the file, each in its own transaction. */
 static int
 store_migrate(struct store *s, char **err)
 {
-	int version = store_version(s), i;
-	char sql[64];
+	int version = store_version(s), i, rc = 0;
 
 	if (migrations_count > 0 && version > migrations[migrations_count - 1].version)
 		return util_err(err, "%s: schema version %d is newer than this herald knows (%d)", s->path,
 		                version, migrations[migrations_count - 1].version);
-	for (i = 0; i < migrations_count; i++) {
-		if (migrations[i].version <= version)
-			continue;
-		if (store_exec(s, "BEGIN IMMEDIATE", err) != 0)
-			return -1;
-		/* Another process may have migrated while we waited for the write lock. */
-		if ((version = store_version(s)) >= migrations[i].version) {
-			store_rollback(s);
-			continue;
-		}
-		snprintf(sql, sizeof sql, "PRAGMA user_version = %d", migrations[i].version);
-		if (store_exec(s, migrations[i].sql, err) != 0 || store_exec(s, sql, err) != 0) {
-			store_rollback(s);
-			return -1;
-		}
-		if (store_exec(s, "COMMIT", err) != 0) {
-			store_rollback(s);
-			return -1;
-		}
-	}
-	return 0;
+	if (version >= migrations[migrations_count - 1].version)
+		return 0;
+	/*
+	 * Foreign keys off while migrations run (the pragma is a no-op inside a transaction): a
+	 * migration that rebuilds a table, SQLite's way to change a constraint, drops the old
+	 * one, and with them on that drop would cascade into the rows that reference it. The
+	 * rebuild copies every row under the same ids, so none is left dangling.
+	 */
+	if (store_exec(s, "PRAGMA foreign_keys = OFF", err) != 0)
+		return -1;
+	for (i = 0; rc == 0 && i < migrations_count; i++)
+		if (migrations[i].version > version)
+			rc = migrate_one(s, &migrations[i], err);
+	if (store_exec(s, "PRAGMA foreign_keys = ON", rc ? NULL : err) != 0)
+		rc = -1;
+	return rc;
 }
 
 /*
@@ -404,6 +424,8 @@ bind_campaign(sqlite3_stmt *st, const struct store_campaign *c, int64_t now_ms)
 	sqlite3_bind_text(st, 7, c->anchor, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 8, c->expire_after_ms);
 	sqlite3_bind_int64(st, 9, now_ms);
+	if (c->quiet_hours[0])
+		sqlite3_bind_text(st, 10, c->quiet_hours, -1, SQLITE_STATIC);
 }
 
 int

@@ -15,7 +15,7 @@
 
 struct store;
 
-#define STORE_N_STATES 9
+#define STORE_N_STATES 10
 /* The delivery states in SPEC order; counts arrays are indexed the same way. */
 extern const char *const store_states[STORE_N_STATES];
 /* Index of a delivery state name, or -1. */
@@ -64,6 +64,7 @@ struct store_campaign {
 	char anchor[16];                /* start_date | enrollment */
 	int64_t expire_after_ms;
 	char state[16];                 /* active | paused | cancelled */
+	char quiet_hours[16];           /* its own quiet hours "HH:mm-HH:mm", "" = the channel's */
 };
 
 /* Looks a campaign up by key: 1 found, 0 not found, -1 error. */
@@ -222,6 +223,14 @@ struct store_limit {
 
 enum store_admit { STORE_ADMIT, STORE_DEFER, STORE_WAIT };
 
+/* The audience rules of one job's channel and campaign, as the claim applies them. */
+struct store_audience {
+	int64_t cap_max;                 /* frequency cap: sends per recipient per window, 0 = none */
+	int64_t cap_per_ms;              /* the rolling window */
+	int64_t quiet_until_ms;          /* inside quiet hours: when they end; 0 = not quiet now */
+	char quiet_why[96];              /* the window, for last_error ("22:00-08:00 Asia/Shanghai") */
+};
+
 /* What store_claim asks the scheduler while it holds the write lock. */
 struct store_claim_cb {
 	void *arg;
@@ -238,6 +247,10 @@ struct store_claim_cb {
 	/* A suspended channel's probe is due: how many of campaign c's deliveries one request
 	   may carry (0 = no probe now). NULL: suspended channels are never probed. */
 	int64_t (*probe)(void *arg, const struct store_campaign *c);
+	/* The audience rules (SPEC 5.12) that apply to a job now: fills *out (zeroed by the
+	   caller). NULL: only the opt-out list applies. */
+	void (*audience)(void *arg, const struct store_job *job, int64_t now_ms,
+	                 struct store_audience *out);
 };
 
 /*
@@ -290,6 +303,27 @@ struct store_channel_event {
    runner after its lease ran out, is left alone). Returns 0 / -1 (nothing recorded). */
 int store_record(struct store *s, int64_t runner_id, const struct store_result *r, size_t n,
                  const struct store_channel_event *ev, size_t n_ev, char **err);
+
+/* ---- the opt-out list (SPEC 5.12) ------------------------------------------------------- */
+
+/* The channel name that suppresses an id on every channel. */
+#define STORE_ALL_CHANNELS "*"
+
+/* Inside the caller's transaction: lists rid for channel. 1 added, 0 already listed, -1. */
+int store_suppress_put(struct store *s, const char *channel, const char *rid, int64_t now_ms,
+                       char **err);
+/* Inside the caller's transaction: unlists rid for channel. 1 removed, 0 was not listed, -1. */
+int store_suppress_delete(struct store *s, const char *channel, const char *rid, char **err);
+struct store_suppression {
+	const char *channel;             /* a name, or STORE_ALL_CHANNELS */
+	const char *rid;
+	int64_t added_at_ms;
+};
+/* Calls fn for every suppression (channel NULL) or those of one channel, by channel and id,
+   streamed. Row pointers are valid during the callback only; fn returns 0 to go on. 0 / -1. */
+int store_suppress_list(struct store *s, const char *channel,
+                        int (*fn)(void *arg, const struct store_suppression *r), void *arg,
+                        char **err);
 
 /* ---- channels ------------------------------------------------------------------------- */
 

@@ -42,6 +42,18 @@ enum store_sql {
 	SQL_CHANNEL_PROBED,
 	SQL_CHANNEL_SUSPEND,
 	SQL_CHANNEL_RECOVER,
+	SQL_SUPPRESS_ANY,
+	SQL_SUPPRESS_FIND,
+	SQL_SUPPRESS_MARK,
+	SQL_SUPPRESS_PUT,
+	SQL_SUPPRESS_DELETE,
+	SQL_AUDIENCE_DEFER,
+	SQL_CAP_PRUNE,
+	SQL_CAP_COUNT,
+	SQL_CAP_NTH,
+	SQL_CAP_RESERVE,
+	SQL_CAP_KEEP,
+	SQL_CAP_DROP,
 	SQL_COUNT
 };
 
@@ -53,6 +65,7 @@ struct store {
 	void *busy_arg;
 	int64_t busy_max_ms;
 	int64_t busy_since_mono;        /* when the current wait for a lock began */
+	int claim_suppressions;         /* the claim under way found the opt-out list non-empty */
 };
 
 /* The statement for id (whose text is sql), prepared on first use, else reset with bindings
@@ -63,17 +76,35 @@ int store_fail(struct store *s, char **err, const char *what);
 /* Runs SQL with no result rows. 0 / -1 with *err. */
 int store_exec(struct store *s, const char *sql, char **err);
 /* Reads a campaign row from columns id, key, name, channel, provider, timezone, start_date,
-   anchor, expire_after_ms, state starting at column `col`. */
+   anchor, expire_after_ms, state, quiet_hours starting at column `col`. */
 void store_campaign_from_row(sqlite3_stmt *st, int col, struct store_campaign *c);
 /* Copies column text into a fixed buffer (empty for NULL). */
 void store_col_copy(sqlite3_stmt *st, int col, char *dst, size_t size);
 /* A new copy of column text, or NULL for NULL (or out of memory). */
 char *store_col_dup(sqlite3_stmt *st, int col);
 
+/*
+ * The claim's audience rules (store_audience.c), inside the claim transaction.
+ * store_audience_begin: once per claim, before any job.
+ * store_audience_check: suppresses or defers a due job (1 = it may go on, 0 = it was settled
+ * here, -1 = error); *a gets the job's rules for store_audience_reserve.
+ * store_audience_reserve: the job was claimed: it counts against its channel's cap from now.
+ * store_audience_settle: a result came: the send keeps counting if it was (or may have been)
+ * accepted, at the attempt's start, else it no longer counts.
+ */
+int store_audience_begin(struct store *s);
+int store_audience_check(struct store *s, const struct store_claim_cb *cb, struct store_job *j,
+                         int64_t now_ms, struct store_audience *a);
+int store_audience_reserve(struct store *s, const struct store_job *j,
+                           const struct store_audience *a, int64_t now_ms);
+int store_audience_settle(struct store *s, const struct store_result *r);
+
 /* The columns store_campaign_from_row reads, for SELECT lists. */
 #define STORE_CAMPAIGN_COLS \
 	"c.id, c.key, c.name, c.channel, c.provider, c.timezone, c.start_date, c.anchor, " \
-	"c.expire_after_ms, c.state"
+	"c.expire_after_ms, c.state, c.quiet_hours"
+/* How many columns STORE_CAMPAIGN_COLS is. */
+#define STORE_CAMPAIGN_NCOLS 11
 
 /* The states a delivery waits in until the scheduler acts on it. */
 #define STORE_WAITING "('pending', 'retrying', 'deferred')"

@@ -74,9 +74,9 @@ store_status(struct store *s, const char *key,
 	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
 		memset(&st, 0, sizeof st);
 		store_campaign_from_row(q, 0, &st.c);
-		store_col_copy(q, 10, st.last_error, sizeof st.last_error);
-		store_col_copy(q, 11, st.channel_state, sizeof st.channel_state);
-		store_col_copy(q, 12, st.channel_reason, sizeof st.channel_reason);
+		store_col_copy(q, STORE_CAMPAIGN_NCOLS, st.last_error, sizeof st.last_error);
+		store_col_copy(q, STORE_CAMPAIGN_NCOLS + 1, st.channel_state, sizeof st.channel_state);
+		store_col_copy(q, STORE_CAMPAIGN_NCOLS + 2, st.channel_reason, sizeof st.channel_reason);
 		if (!st.channel_state[0])
 			snprintf(st.channel_state, sizeof st.channel_state, "active");
 		if (status_detail(s, &st, err) != 0)
@@ -293,7 +293,8 @@ store_recipient_count(struct store *s, int64_t campaign_id, char **err)
 int
 store_is_blank(struct store *s)
 {
-	const char *sql = "SELECT (SELECT count(*) FROM campaigns) + (SELECT count(*) FROM runners)";
+	const char *sql = "SELECT (SELECT count(*) FROM campaigns) + (SELECT count(*) FROM runners) + "
+	                  "(SELECT count(*) FROM suppressions)";
 	sqlite3_stmt *q;
 	int blank = 0;
 

@@ -302,6 +302,7 @@ claim_mark(struct store *s, int64_t runner_id, const struct store_claim_cb *cb,
 
 	for (i = first; i < *n; i++) {
 		struct store_job *j = &jobs[i];
+		struct store_audience aud;
 		const char *account = NULL;
 		int take;
 
@@ -311,11 +312,19 @@ claim_mark(struct store *s, int64_t runner_id, const struct store_claim_cb *cb,
 				goto out;
 			continue;
 		}
+		/* Opt-out, quiet hours and the frequency cap come first: a job they hold back must
+		   not take a provider's per-account reservation. */
+		if ((take = store_audience_check(s, cb, j, now_ms, &aud)) < 0)
+			goto out;
+		if (!take)
+			continue;
 		account = cb->account ? cb->account(cb->arg, j) : NULL;
 		if ((take = account ? claim_limited(s, cb, j, account, now_ms) : 1) < 0)
 			goto out;
 		if (!take)
 			continue;
+		if (store_audience_reserve(s, j, &aud, now_ms) != 0)
+			goto out;
 		/* A limited job carries its admitted send time; the rest are marked together. */
 		if (account ? run_update(s, SQL_CLAIM_MARK, q_claim_mark, j->delivery_id, runner_id,
 		                         j->send_at_ms, NULL) != 0
@@ -462,7 +471,7 @@ store_claim(struct store *s, int64_t runner_id, int64_t now_ms, const struct sto
 	*n_jobs = 0;
 	if (store_begin(s, err) != 0)
 		return -1;
-	if (held_load(s, &held, &n_held) != 0 ||
+	if (held_load(s, &held, &n_held) != 0 || store_audience_begin(s) != 0 ||
 	    !(st = store_stmt(s, SQL_ACTIVE_CAMPAIGNS, q_active_campaigns)))
 		goto fail;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -562,6 +571,8 @@ record_one(struct store *s, int64_t runner_id, const struct store_result *r)
 	   and any reservation). Recording ours too would count one request twice. */
 	if (sqlite3_changes(s->db) == 0)
 		return 0;
+	if (store_audience_settle(s, r) != 0)
+		return -1;
 	/* Expired before its request could leave: there was no attempt to log. */
 	if (strcmp(r->state, "expired") == 0)
 		goto settle;

@@ -19,7 +19,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 
 STATES = ["pending", "sending", "sent", "retrying", "deferred", "failed", "expired", "cancelled",
-          "unknown"]
+          "unknown", "suppressed"]
 COMMANDS = ["import", "status", "deliveries", "attempts", "pause", "resume", "cancel", "retry",
             "run", "migrate"]
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$")

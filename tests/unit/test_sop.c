@@ -436,6 +436,63 @@ test_format_instant(void)
 	T_EQ_INT(bad, 0);
 }
 
+/* ISO 8601 -> ms, for readable cases. */
+static int64_t
+at(const char *iso)
+{
+	int64_t ms = -1;
+
+	T_EQ_INT(sop_parse_instant(iso, &ms), 0);
+	return ms;
+}
+
+static void
+test_quiet_end(void)
+{
+	struct tz *sh = tz_load("Asia/Shanghai", NULL), *ny = tz_load("America/New_York", NULL);
+	int from = 22 * 60, to = 8 * 60;
+
+	T_CHECK(sh && ny);
+	/* A window within one day: inside until its end, outside at and after it. */
+	T_CHECK(sop_quiet_end(sh, 12 * 60, 14 * 60, at("2026-03-02T12:00:00+08:00")) ==
+	        at("2026-03-02T14:00:00+08:00"));
+	T_CHECK(sop_quiet_end(sh, 12 * 60, 14 * 60, at("2026-03-02T13:59:59.999+08:00")) ==
+	        at("2026-03-02T14:00:00+08:00"));
+	T_CHECK(sop_quiet_end(sh, 12 * 60, 14 * 60, at("2026-03-02T14:00:00+08:00")) == 0);
+	T_CHECK(sop_quiet_end(sh, 12 * 60, 14 * 60, at("2026-03-02T11:59:59+08:00")) == 0);
+	/* Across midnight: the evening part ends the next morning, the morning part that day. */
+	T_CHECK(sop_quiet_end(sh, from, to, at("2026-03-02T22:00:00+08:00")) ==
+	        at("2026-03-03T08:00:00+08:00"));
+	T_CHECK(sop_quiet_end(sh, from, to, at("2026-03-02T23:59:59+08:00")) ==
+	        at("2026-03-03T08:00:00+08:00"));
+	T_CHECK(sop_quiet_end(sh, from, to, at("2026-03-03T00:00:00+08:00")) ==
+	        at("2026-03-03T08:00:00+08:00"));
+	T_CHECK(sop_quiet_end(sh, from, to, at("2026-03-03T07:59:00+08:00")) ==
+	        at("2026-03-03T08:00:00+08:00"));
+	T_CHECK(sop_quiet_end(sh, from, to, at("2026-03-03T08:00:00+08:00")) == 0);
+	T_CHECK(sop_quiet_end(sh, from, to, at("2026-03-02T21:59:59+08:00")) == 0);
+	/* Spring forward in New York (2026-03-08 02:00 EST -> 03:00 EDT): the night is an hour
+	   shorter, and 08:00 is in EDT, not 13:00 UTC as a fixed offset would say. */
+	T_CHECK(sop_quiet_end(ny, from, to, at("2026-03-07T23:30:00-05:00")) ==
+	        at("2026-03-08T08:00:00-04:00"));
+	T_CHECK(sop_quiet_end(ny, from, to, at("2026-03-08T03:30:00-04:00")) ==
+	        at("2026-03-08T08:00:00-04:00"));
+	/* A window ending inside the gap: its end moves forward by the gap, as a step's time
+	   does (SPEC 3), 02:30 -> 03:30 EDT. */
+	T_CHECK(sop_quiet_end(ny, 60, 150, at("2026-03-08T01:30:00-05:00")) ==
+	        at("2026-03-08T03:30:00-04:00"));
+	/* Fall back (2026-11-01 02:00 EDT -> 01:00 EST): a window to 01:30 ends at the 01:30 of
+	   the hour one is in, the first or the repeated one. */
+	T_CHECK(sop_quiet_end(ny, from, 90, at("2026-11-01T01:15:00-04:00")) ==
+	        at("2026-11-01T01:30:00-04:00"));
+	T_CHECK(sop_quiet_end(ny, from, 90, at("2026-11-01T01:15:00-05:00")) ==
+	        at("2026-11-01T01:30:00-05:00"));
+	T_CHECK(sop_quiet_end(ny, from, to, at("2026-10-31T23:00:00-04:00")) ==
+	        at("2026-11-01T08:00:00-05:00"));
+	tz_free(sh);
+	tz_free(ny);
+}
+
 int
 main(void)
 {
@@ -450,5 +507,6 @@ main(void)
 	T_RUN(test_far_days);
 	T_RUN(test_parse_instant);
 	T_RUN(test_format_instant);
+	T_RUN(test_quiet_end);
 	return t_report();
 }

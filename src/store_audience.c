@@ -1,0 +1,282 @@
+/*
+ * store_audience: the audience rules as the store keeps them (SPEC 5.12): the opt-out list,
+ * and the claim's side of the rules: a suppressed recipient's due delivery becomes
+ * 'suppressed', a delivery inside quiet hours or past its channel's frequency cap is
+ * 'deferred' to the earliest allowed time. Everything here runs inside the claim's write
+ * transaction, so no two processes can both pass a rule, and a suppression committed by any
+ * process holds from the next claim on.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "sop.h"
+#include "store_int.h"
+
+static const char q_suppress_any[] = "SELECT EXISTS (SELECT 1 FROM suppressions)";
+/* Two primary-key probes: the channel's own list and the every-channel list. */
+static const char q_suppress_find[] =
+	"SELECT channel FROM suppressions WHERE rid = ?2 AND channel IN (?1, '" STORE_ALL_CHANNELS "') "
+	"LIMIT 1";
+static const char q_suppress_mark[] =
+	"UPDATE deliveries SET state = 'suppressed', last_error = ?2 WHERE id = ?1";
+static const char q_suppress_put[] =
+	"INSERT INTO suppressions (channel, rid, added_at_ms) VALUES (?1, ?2, ?3) "
+	"ON CONFLICT (channel, rid) DO NOTHING";
+static const char q_suppress_delete[] = "DELETE FROM suppressions WHERE channel = ?1 AND rid = ?2";
+/* A rule's deferral is no reason to drop a delivery: its expiry moves with it, keeping the
+   slack it had (as for SaiNiu's rule), so quiet hours or a cap never turn it 'expired'. */
+static const char q_audience_defer[] =
+	"UPDATE deliveries SET state = 'deferred', next_at_ms = ?2, "
+	"expires_at_ms = max(expires_at_ms, ?2 + expires_at_ms - due_at_ms), last_error = ?3 "
+	"WHERE id = ?1";
+static const char q_cap_prune[] =
+	"DELETE FROM cap_sends WHERE channel = ?1 AND rid = ?2 AND at_ms <= ?3";
+/* The delivery's own row (a resend after an ambiguous outcome) is not another send. */
+static const char q_cap_count[] =
+	"SELECT count(*) FROM cap_sends WHERE channel = ?1 AND rid = ?2 AND at_ms > ?3 "
+	"AND delivery_id <> ?4";
+static const char q_cap_nth[] =
+	"SELECT at_ms FROM cap_sends WHERE channel = ?1 AND rid = ?2 AND at_ms > ?3 "
+	"AND delivery_id <> ?4 ORDER BY at_ms LIMIT 1 OFFSET ?5";
+static const char q_cap_reserve[] =
+	"INSERT OR REPLACE INTO cap_sends (delivery_id, channel, rid, at_ms) VALUES (?1, ?2, ?3, ?4)";
+static const char q_cap_keep[] = "UPDATE cap_sends SET at_ms = ?2 WHERE delivery_id = ?1";
+static const char q_cap_drop[] = "DELETE FROM cap_sends WHERE delivery_id = ?1";
+
+int
+store_suppress_put(struct store *s, const char *channel, const char *rid, int64_t now_ms,
+                   char **err)
+{
+	sqlite3_stmt *st = store_stmt(s, SQL_SUPPRESS_PUT, q_suppress_put);
+
+	if (!st)
+		return store_fail(s, err, "suppress");
+	sqlite3_bind_text(st, 1, channel, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, rid, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, now_ms);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		return store_fail(s, err, "suppress");
+	return sqlite3_changes(s->db) > 0;
+}
+
+int
+store_suppress_delete(struct store *s, const char *channel, const char *rid, char **err)
+{
+	sqlite3_stmt *st = store_stmt(s, SQL_SUPPRESS_DELETE, q_suppress_delete);
+
+	if (!st)
+		return store_fail(s, err, "suppress remove");
+	sqlite3_bind_text(st, 1, channel, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, rid, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		return store_fail(s, err, "suppress remove");
+	return sqlite3_changes(s->db) > 0;
+}
+
+int
+store_suppress_list(struct store *s, const char *channel,
+                    int (*fn)(void *arg, const struct store_suppression *r), void *arg,
+                    char **err)
+{
+	const char *sql = "SELECT channel, rid, added_at_ms FROM suppressions "
+	                  "WHERE ?1 IS NULL OR channel = ?1 ORDER BY channel, rid";
+	struct store_suppression r;
+	sqlite3_stmt *q;
+	int rc;
+
+	if (sqlite3_prepare_v2(s->db, sql, -1, &q, NULL) != SQLITE_OK)
+		return store_fail(s, err, "suppress list");
+	if (channel)
+		sqlite3_bind_text(q, 1, channel, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		r.channel = (const char *)sqlite3_column_text(q, 0);
+		r.rid = (const char *)sqlite3_column_text(q, 1);
+		r.added_at_ms = sqlite3_column_int64(q, 2);
+		if (fn(arg, &r) != 0) {
+			rc = SQLITE_DONE;
+			break;
+		}
+	}
+	sqlite3_finalize(q);
+	return rc == SQLITE_DONE ? 0 : store_fail(s, err, "suppress list");
+}
+
+/* ---- the claim's side ------------------------------------------------------------------ */
+
+int
+store_audience_begin(struct store *s)
+{
+	sqlite3_stmt *st = store_stmt(s, SQL_SUPPRESS_ANY, q_suppress_any);
+	int rc;
+
+	/* An empty list (the usual case) costs one probe per claim instead of one per job. */
+	if (!st)
+		return -1;
+	rc = sqlite3_step(st);
+	s->claim_suppressions = rc == SQLITE_ROW && sqlite3_column_int(st, 0);
+	sqlite3_reset(st);
+	return rc == SQLITE_ROW ? 0 : -1;
+}
+
+/* 1 and the listing's channel in list (a name or "*") if the job's recipient is suppressed. */
+static int
+suppressed(struct store *s, const struct store_job *j, char *list, size_t size)
+{
+	sqlite3_stmt *st = store_stmt(s, SQL_SUPPRESS_FIND, q_suppress_find);
+	int rc;
+
+	if (!st)
+		return -1;
+	sqlite3_bind_text(st, 1, j->campaign.channel, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, j->rid, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		store_col_copy(st, 0, list, size);
+	sqlite3_reset(st);
+	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+}
+
+static int
+mark(struct store *s, enum store_sql id, const char *sql, int64_t delivery_id, int64_t at_ms,
+     const char *why)
+{
+	sqlite3_stmt *st = store_stmt(s, id, sql);
+
+	if (!st)
+		return -1;
+	sqlite3_bind_int64(st, 1, delivery_id);
+	if (at_ms)
+		sqlite3_bind_int64(st, 2, at_ms);
+	sqlite3_bind_text(st, at_ms ? 3 : 2, why, -1, SQLITE_TRANSIENT);
+	return sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+}
+
+/* Binds channel, rid, window start and own id, the first four parameters of the cap queries. */
+static sqlite3_stmt *
+cap_stmt(struct store *s, enum store_sql id, const char *sql, const struct store_job *j,
+         int64_t since_ms)
+{
+	sqlite3_stmt *st = store_stmt(s, id, sql);
+
+	if (!st)
+		return NULL;
+	sqlite3_bind_text(st, 1, j->campaign.channel, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, j->rid, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, since_ms);
+	if (sqlite3_bind_parameter_count(st) >= 4)
+		sqlite3_bind_int64(st, 4, j->delivery_id);
+	return st;
+}
+
+/*
+ * The earliest time the job's recipient is under its channel's cap: 0 when it is now, else
+ * the moment the oldest send that keeps it over leaves the window. With c sends in the window
+ * (oldest first a[0..c-1]) one more may go once at most max-1 remain, that is at
+ * a[c-max] + per. Sends older than the window are pruned first, so the walk stays short.
+ */
+static int
+cap_until(struct store *s, const struct store_job *j, const struct store_audience *a,
+          int64_t now_ms, int64_t *until_ms)
+{
+	int64_t since = now_ms - a->cap_per_ms, count;
+	sqlite3_stmt *st;
+	int rc;
+
+	*until_ms = 0;
+	if (!(st = cap_stmt(s, SQL_CAP_PRUNE, q_cap_prune, j, since)) ||
+	    sqlite3_step(st) != SQLITE_DONE)
+		return -1;
+	if (!(st = cap_stmt(s, SQL_CAP_COUNT, q_cap_count, j, since)))
+		return -1;
+	rc = sqlite3_step(st);
+	count = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW)
+		return -1;
+	if (count < a->cap_max)
+		return 0;
+	if (!(st = cap_stmt(s, SQL_CAP_NTH, q_cap_nth, j, since)))
+		return -1;
+	sqlite3_bind_int64(st, 5, count - a->cap_max);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*until_ms = sqlite3_column_int64(st, 0) + a->cap_per_ms;
+	sqlite3_reset(st);
+	return rc == SQLITE_ROW ? 0 : -1;
+}
+
+int
+store_audience_check(struct store *s, const struct store_claim_cb *cb, struct store_job *j,
+                     int64_t now_ms, struct store_audience *a)
+{
+	char list[256], why[400], when[40];
+	int64_t until;
+	int rc;
+
+	memset(a, 0, sizeof *a);
+	if (s->claim_suppressions) {
+		if ((rc = suppressed(s, j, list, sizeof list)) < 0)
+			return -1;
+		if (rc) {
+			snprintf(why, sizeof why, "suppressed: %s is on the opt-out list of %s%s", j->rid,
+			         strcmp(list, STORE_ALL_CHANNELS) == 0 ? "every channel" : "channel ",
+			         strcmp(list, STORE_ALL_CHANNELS) == 0 ? "" : list);
+			return mark(s, SQL_SUPPRESS_MARK, q_suppress_mark, j->delivery_id, 0, why) == 0
+			               ? 0 : -1;
+		}
+	}
+	if (!cb->audience)
+		return 1;
+	cb->audience(cb->arg, j, now_ms, a);
+	if (a->quiet_until_ms > now_ms) {
+		sop_format_instant(a->quiet_until_ms, 0, when);
+		snprintf(why, sizeof why, "deferred by quiet hours %s: goes at %s", a->quiet_why, when);
+		return mark(s, SQL_AUDIENCE_DEFER, q_audience_defer, j->delivery_id, a->quiet_until_ms,
+		            why) == 0 ? 0 : -1;
+	}
+	if (a->cap_max <= 0)
+		return 1;
+	if (cap_until(s, j, a, now_ms, &until) != 0)
+		return -1;
+	if (until <= now_ms)
+		return 1;
+	sop_format_instant(until, 0, when);
+	snprintf(why, sizeof why, "deferred by the frequency cap of channel %s (%lld per %llds) "
+	         "for %s: goes at %s", j->campaign.channel, (long long)a->cap_max,
+	         (long long)(a->cap_per_ms / 1000), j->rid, when);
+	return mark(s, SQL_AUDIENCE_DEFER, q_audience_defer, j->delivery_id, until, why) == 0 ? 0
+	                                                                                       : -1;
+}
+
+int
+store_audience_reserve(struct store *s, const struct store_job *j, const struct store_audience *a,
+                       int64_t now_ms)
+{
+	sqlite3_stmt *st;
+
+	if (a->cap_max <= 0)
+		return 0;
+	if (!(st = store_stmt(s, SQL_CAP_RESERVE, q_cap_reserve)))
+		return -1;
+	sqlite3_bind_int64(st, 1, j->delivery_id);
+	sqlite3_bind_text(st, 2, j->campaign.channel, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, j->rid, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, now_ms);
+	return sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+}
+
+int
+store_audience_settle(struct store *s, const struct store_result *r)
+{
+	/* What SaiNiu's rule counts, the cap counts: accepted, or maybe accepted (SPEC 5.10). */
+	int counts = strcmp(r->state, "sent") == 0 || r->limit_counts;
+	sqlite3_stmt *st = counts ? store_stmt(s, SQL_CAP_KEEP, q_cap_keep)
+	                          : store_stmt(s, SQL_CAP_DROP, q_cap_drop);
+
+	if (!st)
+		return -1;
+	sqlite3_bind_int64(st, 1, r->delivery_id);
+	if (counts)
+		sqlite3_bind_int64(st, 2, r->started_at_ms);
+	return sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+}
