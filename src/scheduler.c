@@ -202,7 +202,12 @@ reload(struct sched *sc)
 		config_free(cfg);
 		return;
 	}
-	totals(sc, &sc->before);  /* the summary keeps counting across the swap */
+	{
+		struct dispatch_counts t;  /* the summary keeps counting across the swap */
+
+		totals(sc, &t);
+		sc->before = t;
+	}
 	dispatch_free(sc->d);
 	config_free(sc->cfg);
 	sc->d = d;
