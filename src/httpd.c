@@ -280,6 +280,7 @@ static const char page_head[] =
 	".state{font-weight:600}.state-active{color:#16a34a}.state-paused{color:#b45309}"
 	".state-suspended,.state-cancelled{color:#dc2626}.state-completed{color:#475569}"
 	".err{color:#b91c1c;max-width:28em;word-break:break-word}.key{font-family:monospace}"
+	"time{white-space:nowrap}"
 	"</style></head><body>\n";
 
 /* The page's state for one render. */
