@@ -12,6 +12,7 @@
 #include "cli.h"
 #include "clock.h"
 #include "config.h"
+#include "httpd.h"
 #include "import.h"
 #include "log.h"
 #include "scheduler.h"
@@ -463,14 +464,17 @@ check_run_channels(const struct cli_env *env, const struct config *cfg)
 static int
 cmd_run(const struct cli_env *env)
 {
-	static const char *const opts[] = {"--once", "--now=", "--log-format=", "--verbose", NULL};
-	const char *vals[4] = {NULL};
+	static const char *const opts[] = {"--once", "--now=", "--log-format=", "--verbose",
+	                                   "--listen=", NULL};
+	const char *vals[5] = {NULL};
+	char *err = NULL;
 	struct scheduler_opts so = {0};
 	struct config *cfg;
 	int rc;
 
 	if ((rc = cli_parse(env, opts, vals, NULL, 0, 0,
-	                    "run [--once] [--now TIME] [--log-format text|json] [--verbose]")) != 0)
+	                    "run [--once] [--now TIME] [--log-format text|json] [--verbose] "
+	                    "[--listen ADDR:PORT]")) != 0)
 		return rc;
 	so.once = vals[0] != NULL;
 	if (vals[1] && (!so.once || sop_parse_instant(vals[1], &so.now_ms) != 0)) {
@@ -482,6 +486,12 @@ cmd_run(const struct cli_env *env)
 		cli_error("--log-format must be text or json");
 		return EXIT_USAGE;
 	}
+	if (vals[4] && httpd_check_addr(vals[4], &err) != 0) {
+		cli_error("%s", err);
+		free(err);
+		return EXIT_USAGE;
+	}
+	so.listen = vals[4];
 	log_init(vals[2] && strcmp(vals[2], "json") == 0 ? LOG_JSON : LOG_TEXT,
 	         vals[3] ? LOG_DEBUG : LOG_INFO);
 	if (!(cfg = cli_load_config(env, &rc)))
@@ -525,10 +535,13 @@ static const struct cmd_entry cmd_table[] = {
 	 "to send) is refused."},
 	{"retry", cmd_retry, "retry KEY [--state failed|unknown|expired|suppressed]",
 	 "Put the campaign's deliveries in that state (default failed) back to pending."},
-	{"run", cmd_run, "run [--once] [--now TIME] [--log-format text|json] [--verbose]",
+	{"run", cmd_run,
+	 "run [--once] [--now TIME] [--log-format text|json] [--verbose] [--listen ADDR:PORT]",
 	 "The scheduler. Runs until SIGINT/SIGTERM; SIGHUP reloads the channels file.\n"
 	 "--once: dispatch everything due, wait for every result, exit.\n"
-	 "--now TIME (with --once): act as if the clock read TIME (ISO 8601 with offset, or epoch ms)."},
+	 "--now TIME (with --once): act as if the clock read TIME (ISO 8601 with offset, or epoch ms).\n"
+	 "--listen ADDR:PORT: also serve GET /metrics (Prometheus), /healthz and a status page at /\n"
+	 "on that address only (IPv4, or [IPv6]; PORT alone means 127.0.0.1; port 0 picks one)."},
 	{"migrate", cmd_migrate, "migrate", "Bring the database to the current schema; print its version."},
 	{"suppress", cli_suppress,
 	 "suppress add|remove CHANNEL ID... | suppress import CHANNEL FILE | "

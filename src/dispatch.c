@@ -12,6 +12,7 @@
 #include "clock.h"
 #include "dispatch.h"
 #include "log.h"
+#include "metrics.h"
 #include "provider.h"
 #include "render.h"
 #include "sop.h"
@@ -493,6 +494,7 @@ fail_job(struct dispatch *d, struct results *res, const struct store_job *j, con
 		r->limit_account = keep(res, account);
 	}
 	d->failed++;
+	metrics_delivery(j->campaign.channel, METRICS_FAILED, 1);
 }
 
 static struct flight *
@@ -760,6 +762,8 @@ start(struct dispatch *d, struct http *h, struct flight *f, int64_t now_ms, stru
 	if (cs->ch->rate_per_sec > 0)
 		cs->tokens -= 1;
 	d->in_flight++;
+	for (i = 0; i < f->n; i++)
+		metrics_request_started(cs->ch->name, i == 0, now_ms - f->jobs[i].due_at_ms);
 }
 
 int64_t
@@ -940,6 +944,7 @@ item_result(struct dispatch *d, struct flight *f, size_t i, const struct http_re
 		d->failed++;
 		break;
 	}
+	metrics_delivery_state(f->cs->ch->name, r->state, 1);
 	return r;
 }
 
@@ -1017,6 +1022,7 @@ dispatch_finish(struct dispatch *d, struct http_result *hr, int64_t now_ms, stru
 
 	cs->in_flight--;
 	d->in_flight--;
+	metrics_request_done(cs->ch->name, hr->status, hr->error, hr->duration_ms);
 	for (i = 0; i < f->n; i++)
 		provider_verdict(&f->items[i], PROVIDER_TRANSIENT, NULL, "no verdict");
 	if (hr->status == 0)

@@ -17,7 +17,9 @@
 #include "clock.h"
 #include "dispatch.h"
 #include "http.h"
+#include "httpd.h"
 #include "log.h"
+#include "metrics.h"
 #include "notify.h"
 #include "runner.h"
 #include "scheduler.h"
@@ -155,6 +157,7 @@ claim(struct sched *sc, int64_t now)
 	char *err = NULL;
 
 	dispatch_claim_begin(sc->d);
+	cb.settled = metrics_delivery_state;
 	if (store_claim(sc->s, runner_id(sc->runner), now, &cb, &jobs, &n, &err) != 0) {
 		store_trouble(sc, "cannot claim", err);
 		free(err);
@@ -328,6 +331,7 @@ loop(struct sched *sc)
 
 	refresh_next_due(sc);
 	for (;;) {
+		metrics_heartbeat();
 		now = sched_now(sc);
 		pending = sc->res.n || sc->res.n_ev;
 		/* Due rows that wait for capacity sleep on the wire, not the clock. No claim while
@@ -468,6 +472,7 @@ int
 scheduler_run(struct config *cfg, const struct scheduler_opts *opts)
 {
 	struct sched sc = {0};
+	struct httpd *httpd = NULL;
 	sigset_t set, old;
 	pthread_t th;
 	char *err = NULL;
@@ -492,6 +497,10 @@ scheduler_run(struct config *cfg, const struct scheduler_opts *opts)
 		log_error("%s", err ? err : "cannot start");
 		free(err);
 		sc.exit_code = 1;
+	} else if (opts->listen && !(httpd = httpd_start(opts->listen, opts->db_path, sc.cfg, &err))) {
+		log_error("%s", err ? err : "cannot listen");
+		free(err);
+		sc.exit_code = 1;
 	} else if (pthread_create(&th, NULL, thread_main, &sc) != 0) {
 		log_error("cannot start the scheduler thread");
 		sc.exit_code = 1;
@@ -500,6 +509,7 @@ scheduler_run(struct config *cfg, const struct scheduler_opts *opts)
 		wait_signals(&sc, &set);
 		pthread_join(th, NULL);
 	}
+	httpd_stop(httpd);
 	if (sc.s)  /* the network it drove while waiting for locks is going */
 		store_set_busy_wait(sc.s, NULL, NULL, STORE_BUSY_MAX_MS);
 	http_free(sc.h, dispatch_drop);

@@ -16,6 +16,7 @@ struct scheduler_opts {
 	const char *config_path;      /* for SIGHUP reloads */
 	int once;                     /* one pass: dispatch what is due, wait for results, exit */
 	int64_t now_ms;               /* with once: the clock reads this at the start (0 = real) */
+	const char *listen;           /* --listen ADDR:PORT: serve metrics there (NULL = no) */
 };
 
 /* Runs until done or signalled. Takes ownership of cfg. Returns the exit status. */

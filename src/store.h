@@ -229,6 +229,7 @@ struct store_audience {
 	int64_t cap_per_ms;              /* the rolling window */
 	int64_t quiet_until_ms;          /* inside quiet hours: when they end; 0 = not quiet now */
 	char quiet_why[96];              /* the window, for last_error ("22:00-08:00 Asia/Shanghai") */
+	int held;                        /* set by the claim: 1 suppressed, 2 deferred, 0 neither */
 };
 
 /* What store_claim asks the scheduler while it holds the write lock. */
@@ -251,6 +252,9 @@ struct store_claim_cb {
 	   caller). NULL: only the opt-out list applies. */
 	void (*audience)(void *arg, const struct store_job *job, int64_t now_ms,
 	                 struct store_audience *out);
+	/* n deliveries of channel that the claim settled itself, without a request: "expired",
+	   or "deferred" by an account limit. Called after the claim committed. NULL: not told. */
+	void (*settled)(const char *channel, const char *state, int64_t n);
 };
 
 /*
@@ -344,6 +348,21 @@ int store_channel_get(struct store *s, const char *name, struct store_channel *o
    Returns 1 if the state changed, 0 if it already was, -1 on error. */
 int store_channel_set(struct store *s, const char *name, const char *state, const char *reason,
                       int64_t now_ms, char **err);
+
+/* ---- the read-only side (store_reader.c): what `herald run --listen` serves ---------- */
+
+/* Opens an existing PATH read-only and query-only, without migrating: its reads never take
+   the write lock. Its calls may come from any thread, one at a time. NULL with *err. */
+struct store *store_open_reader(const char *path, char **err);
+/* A quick read of a table: 0 when the database answers, else -1 with *err. */
+int store_ping(struct store *s, char **err);
+/* Deliveries of active campaigns due by now_ms (next attempt time passed) and not claimed:
+   waiting in pending, retrying or deferred. -1 with *err. */
+int64_t store_due_backlog(struct store *s, int64_t now_ms, char **err);
+/* Every channel a campaign names or the channels table holds, by name, each as
+   store_channel_get reads it; fn returns 0 to go on. 0 / -1 with *err. */
+int store_channel_list(struct store *s, int (*fn)(void *arg, const struct store_channel *ch),
+                       void *arg, char **err);
 
 /* Registers a runner row holding a lease of lease_ms; *id is its id. */
 int store_runner_add(struct store *s, int pid, int64_t now_ms, int64_t lease_ms, int64_t *id,

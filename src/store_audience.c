@@ -221,6 +221,7 @@ store_audience_check(struct store *s, const struct store_claim_cb *cb, struct st
 			snprintf(why, sizeof why, "suppressed: %s is on the opt-out list of %s%s", j->rid,
 			         strcmp(list, STORE_ALL_CHANNELS) == 0 ? "every channel" : "channel ",
 			         strcmp(list, STORE_ALL_CHANNELS) == 0 ? "" : list);
+			a->held = 1;
 			return mark(s, SQL_SUPPRESS_MARK, q_suppress_mark, j->delivery_id, 0, why) == 0
 			               ? 0 : -1;
 		}
@@ -231,6 +232,7 @@ store_audience_check(struct store *s, const struct store_claim_cb *cb, struct st
 	if (a->quiet_until_ms > now_ms) {
 		sop_format_instant(a->quiet_until_ms, 0, when);
 		snprintf(why, sizeof why, "deferred by quiet hours %s: goes at %s", a->quiet_why, when);
+		a->held = 2;
 		return mark(s, SQL_AUDIENCE_DEFER, q_audience_defer, j->delivery_id, a->quiet_until_ms,
 		            why) == 0 ? 0 : -1;
 	}
@@ -244,6 +246,7 @@ store_audience_check(struct store *s, const struct store_claim_cb *cb, struct st
 	snprintf(why, sizeof why, "deferred by the frequency cap of channel %s (%lld per %llds) "
 	         "for %s: goes at %s", j->campaign.channel, (long long)a->cap_max,
 	         (long long)(a->cap_per_ms / 1000), j->rid, when);
+	a->held = 2;
 	return mark(s, SQL_AUDIENCE_DEFER, q_audience_defer, j->delivery_id, until, why) == 0 ? 0
 	                                                                                       : -1;
 }

@@ -244,7 +244,8 @@ run_update(struct store *s, enum store_sql id, const char *sql, int64_t a, int64
 	return sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
 }
 
-/* Decides a job with a limit account; returns 1 to claim it, 0 to leave it, -1 on error. */
+/* Decides a job with a limit account; returns 1 to claim it, 0 to leave it, 2 when it left it
+   deferred, -1 on error. */
 static int
 claim_limited(struct store *s, const struct store_claim_cb *cb, struct store_job *j,
               const char *account, int64_t now_ms)
@@ -281,7 +282,7 @@ claim_limited(struct store *s, const struct store_claim_cb *cb, struct store_job
 		snprintf(why, sizeof why, "deferred by %s's per-account limit for %s: goes at %s",
 		         j->campaign.provider, account, when);
 		return run_update(s, SQL_DEFER_MARK, q_defer_mark, j->delivery_id, defer_until, send_at,
-		                  why) == 0 ? 0 : -1;
+		                  why) == 0 ? 2 : -1;
 	case STORE_WAIT:
 		/* Another call for this account is in flight; look again in a second. */
 		return run_update(s, SQL_WAIT_MARK, q_wait_mark, j->delivery_id, now_ms + SECOND_MS, 0,
@@ -290,10 +291,11 @@ claim_limited(struct store *s, const struct store_claim_cb *cb, struct store_job
 	return -1;
 }
 
-/* Marks the claimable jobs of one campaign 'sending', dropping the others from the array. */
+/* Marks the claimable jobs of one campaign 'sending', dropping the others from the array;
+   counts what it expired (settled[0]), deferred (settled[1]) and suppressed (settled[2]). */
 static int
 claim_mark(struct store *s, int64_t runner_id, const struct store_claim_cb *cb,
-           struct store_job *jobs, size_t first, size_t *n, int64_t now_ms)
+           struct store_job *jobs, size_t first, size_t *n, int64_t now_ms, int64_t settled[3])
 {
 	struct buf ids = {0};
 	sqlite3_stmt *st;
@@ -310,19 +312,24 @@ claim_mark(struct store *s, int64_t runner_id, const struct store_claim_cb *cb,
 		if (j->expires_at_ms <= now_ms) {
 			if (run_update(s, SQL_EXPIRE_DUE, q_expire_one, j->delivery_id, 0, 0, NULL) != 0)
 				goto out;
+			settled[0]++;
 			continue;
 		}
 		/* Opt-out, quiet hours and the frequency cap come first: a job they hold back must
 		   not take a provider's per-account reservation. */
 		if ((take = store_audience_check(s, cb, j, now_ms, &aud)) < 0)
 			goto out;
-		if (!take)
+		if (!take) {
+			settled[aud.held == 1 ? 2 : 1] += aud.held != 0;
 			continue;
+		}
 		account = cb->account ? cb->account(cb->arg, j) : NULL;
 		if ((take = account ? claim_limited(s, cb, j, account, now_ms) : 1) < 0)
 			goto out;
-		if (!take)
+		if (take != 1) {
+			settled[1] += take == 2;
 			continue;
+		}
 		if (store_audience_reserve(s, j, &aud, now_ms) != 0)
 			goto out;
 		/* A limited job carries its admitted send time; the rest are marked together. */
@@ -463,6 +470,7 @@ store_claim(struct store *s, int64_t runner_id, int64_t now_ms, const struct sto
 {
 	struct store_campaign *camps = NULL;
 	struct held *held = NULL;
+	int64_t (*settled)[3] = NULL;
 	size_t n_camps = 0, alloc_camps = 0, alloc = 0, n_held = 0, i;
 	sqlite3_stmt *st;
 	int rc, probe;
@@ -487,7 +495,7 @@ store_claim(struct store *s, int64_t runner_id, int64_t now_ms, const struct sto
 		store_campaign_from_row(st, 0, &camps[n_camps++]);
 	}
 	sqlite3_reset(st);
-	if (rc != SQLITE_DONE)
+	if (rc != SQLITE_DONE || !(settled = calloc(n_camps + 1, sizeof *settled)))
 		goto fail;
 	for (i = 0; i < n_camps; i++) {
 		struct held *h = held_find(held, n_held, camps[i].channel);
@@ -501,24 +509,33 @@ store_claim(struct store *s, int64_t runner_id, int64_t now_ms, const struct sto
 			goto fail;
 		if (probe)
 			probe_one_request(*jobs, first, n_jobs);
-		if (claim_mark(s, runner_id, cb, *jobs, first, n_jobs, now_ms) != 0)
+		if (claim_mark(s, runner_id, cb, *jobs, first, n_jobs, now_ms, settled[i]) != 0)
 			goto fail;
 		if (probe && *n_jobs > first && claim_probed(s, h, now_ms) != 0)
 			goto fail;
 		if (cb->claimed)
 			cb->claimed(cb->arg, &camps[i], *n_jobs - first);
 	}
-	free(camps);
-	free(held);
-	camps = NULL;
-	held = NULL;
 	if (store_commit(s, err) != 0)
 		goto fail_committed;
+	/* Told only now: a claim that rolled back settled nothing. */
+	for (i = 0; i < n_camps && cb->settled; i++) {
+		if (settled[i][0])
+			cb->settled(camps[i].channel, "expired", settled[i][0]);
+		if (settled[i][1])
+			cb->settled(camps[i].channel, "deferred", settled[i][1]);
+		if (settled[i][2])
+			cb->settled(camps[i].channel, "suppressed", settled[i][2]);
+	}
+	free(settled);
+	free(camps);
+	free(held);
 	return 0;
 fail:
 	store_fail(s, err, "claim");
 	store_rollback(s);
 fail_committed:
+	free(settled);
 	free(camps);
 	free(held);
 	store_jobs_free(*jobs, *n_jobs);
