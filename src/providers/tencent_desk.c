@@ -412,6 +412,15 @@ desk_check_message(const cJSON *message, int rendered, char **err)
 
 /* UserSig */
 
+/* Frees a UserSig (or its URL-encoded copy) after overwriting it: it is a credential. */
+static void
+sig_free(char *sig)
+{
+	if (sig)
+		explicit_bzero(sig, strlen(sig));
+	free(sig);
+}
+
 /*
  * Makes a new UserSig when there is none, when less than a tenth of its lifetime (at most
  * one day) is left, or when it was issued after now_ms (the clock went back, or a run
@@ -437,7 +446,7 @@ usersig_refresh(struct desk_state *st, const struct channel *ch, int64_t now_ms,
 		free(uerr);
 		return -1;
 	}
-	free(st->usersig);
+	sig_free(st->usersig);
 	st->usersig = sig;
 	st->issued_ms = now_ms / 1000 * 1000;
 	st->expires_ms = st->issued_ms + ttl_s * 1000;
@@ -451,7 +460,7 @@ desk_close(void *state)
 
 	if (st == NULL)
 		return;
-	free(st->usersig);
+	sig_free(st->usersig);
 	free(st);
 }
 
@@ -563,7 +572,7 @@ out:
 	buf_free(&url);
 	free(json);
 	free(id);
-	free(sig);
+	sig_free(sig);
 	return rc;
 }
 
@@ -644,7 +653,7 @@ desk_judge(void *state, const struct channel *ch, long http_status, const char *
 	root = provider_parse_answer(body, body_len);
 	read_answer(root, now_ms, &a);
 	if (a.usersig_expired && st != NULL && st->generated) {
-		free(st->usersig);
+		sig_free(st->usersig);
 		st->usersig = NULL;
 	} else if (a.usersig_expired) {
 		/* A configured usersig cannot renew itself: retrying it only burns attempts. */
