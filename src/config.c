@@ -345,6 +345,23 @@ checks:
 	return 0;
 }
 
+/*
+ * Overwrites every string and number in v before it is freed, so no secret lingers in freed
+ * memory (a later core, a heap read through another bug). All values, not just the secret
+ * keys: the resolved keys do not record which came from a K_env variable, and they are few.
+ */
+static void
+wipe_values(cJSON *v)
+{
+	for (; v; v = v->next) {
+		if (v->valuestring)
+			explicit_bzero(v->valuestring, strlen(v->valuestring));
+		v->valuedouble = 0;
+		v->valueint = 0;
+		wipe_values(v->child);
+	}
+}
+
 static void
 channel_free(struct channel *ch)
 {
@@ -352,6 +369,7 @@ channel_free(struct channel *ch)
 	free(ch->base_url);
 	free(ch->unset_secret);
 	free(ch->unset_setting);
+	wipe_values(ch->keys);
 	cJSON_Delete(ch->keys);
 }
 
@@ -432,45 +450,48 @@ config_parse(const char *path, const cJSON *root, struct config *c, char **err)
 struct config *
 config_load(const char *path, int *missing, char **err)
 {
-	struct config *c = NULL;
+	struct config *c = NULL, *result = NULL;
 	cJSON *root = NULL;
 	char *text = NULL;
-	size_t len, bad;
+	size_t len = 0, bad;
 
 	*missing = 0;
 	if (util_read_file(path, 1 << 24, &text, &len) != 0) {
 		*missing = errno == ENOENT;
 		util_err(err, "%s: %s", path, strerror(errno));
-		goto fail;
+		goto out;
 	}
 	/* Names and values end up in messages; raw bytes would garble the terminal. */
 	if (!utf8_valid(text, len, &bad)) {
 		util_err(err, "%s: invalid UTF-8 at byte %zu", path, bad);
-		goto fail;
+		goto out;
 	}
 	if (!(root = cJSON_ParseWithLength(text, len))) {
 		util_err(err, "%s: invalid JSON near byte %ld", path,
 		         (long)(cJSON_GetErrorPtr() ? cJSON_GetErrorPtr() - text : 0));
-		goto fail;
+		goto out;
 	}
 	if (!(c = calloc(1, sizeof *c))) {
 		util_err(err, "out of memory");
-		goto fail;
+		goto out;
 	}
 	c->max_attempts = 8;
 	c->backoff_base_ms = 1000;
 	c->backoff_max_ms = 3600000;
 	c->lease_ms = 60000;
 	if (config_parse(path, root, c, err) != 0)
-		goto fail;
-	cJSON_Delete(root);
-	free(text);
-	return c;
-fail:
+		goto out;
+	result = c;
+	c = NULL;
+out:
 	config_free(c);
+	/* The file and its tree may hold secrets written inline. */
+	wipe_values(root);
 	cJSON_Delete(root);
+	if (text)
+		explicit_bzero(text, len);
 	free(text);
-	return NULL;
+	return result;
 }
 
 void

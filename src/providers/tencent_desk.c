@@ -381,6 +381,15 @@ desk_check_message(const cJSON *message, int rendered, char **err)
 
 /* UserSig */
 
+/* Frees a UserSig (or its URL-encoded copy) after overwriting it: it is a credential. */
+static void
+sig_free(char *sig)
+{
+	if (sig)
+		explicit_bzero(sig, strlen(sig));
+	free(sig);
+}
+
 /*
  * Makes a new UserSig when there is none, when less than a tenth of its lifetime (at most
  * one day) is left, or when it was issued after now_ms (the clock went back, or a run
@@ -408,7 +417,7 @@ usersig_refresh(struct desk_state *st, const struct channel *ch, int64_t now_ms,
 		free(uerr);
 		return -1;
 	}
-	free(st->usersig);
+	sig_free(st->usersig);
 	st->usersig = sig;
 	st->issued_ms = now_ms / SECOND_MS * SECOND_MS;
 	st->expires_ms = st->issued_ms + ttl_s * SECOND_MS;
@@ -430,7 +439,7 @@ desk_close(void *state)
 
 	if (st == NULL)
 		return;
-	free(st->usersig);
+	sig_free(st->usersig);
 	free(st);
 }
 
@@ -542,7 +551,7 @@ out:
 	buf_free(&url);
 	free(json);
 	free(id);
-	free(sig);
+	sig_free(sig);
 	return rc;
 }
 
