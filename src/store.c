@@ -20,54 +20,7 @@ const char *const store_states[STORE_N_STATES] = {
 	"suppressed",
 };
 
-/* Why a delivery was cancelled by a re-import; a recipient listed again brings these back. */
-#define REMOVED_REASON "recipient removed from the campaign"
-/* Likewise for a step: a definition that has the step again brings its deliveries back. */
-#define STEP_REMOVED_REASON "step removed from the campaign"
 
-static const char q_campaign_get[] =
-	"SELECT " STORE_CAMPAIGN_COLS " FROM campaigns c WHERE c.key = ?1";
-static const char q_campaign_insert[] =
-	"INSERT INTO campaigns (key, name, channel, provider, timezone, start_date, anchor, "
-		"expire_after_ms, created_at_ms, updated_at_ms, quiet_hours) "
-		"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10)";
-static const char q_campaign_update[] =
-	"UPDATE campaigns SET name = ?2, channel = ?3, provider = ?4, timezone = ?5, "
-		"start_date = ?6, anchor = ?7, expire_after_ms = ?8, updated_at_ms = ?9, quiet_hours = ?10 "
-		"WHERE id = ?1 AND (name, channel, provider, timezone, coalesce(start_date, ''), anchor, "
-		"expire_after_ms, coalesce(quiet_hours, '')) IS NOT "
-		"(?2, ?3, ?4, ?5, coalesce(?6, ''), ?7, ?8, coalesce(?10, ''))";
-static const char q_step_get[] =
-	"SELECT day, time, message FROM steps WHERE campaign_id = ?1 AND position = ?2";
-static const char q_step_put[] =
-	"INSERT OR REPLACE INTO steps (campaign_id, position, day, time, message) "
-	                 "VALUES (?1, ?2, ?3, ?4, ?5)";
-static const char q_recipient_get[] =
-	"SELECT id, data, active FROM recipients WHERE campaign_id = ?1 AND rid = ?2";
-static const char q_recipient_insert[] =
-	"INSERT INTO recipients (campaign_id, rid, data) VALUES (?1, ?2, ?3)";
-static const char q_recipient_update[] =
-	"UPDATE recipients SET data = ?2, active = 1 WHERE id = ?1";
-static const char q_recipient_revive[] =
-	"UPDATE deliveries SET state = 'pending', last_error = NULL "
-		"WHERE recipient_id = ?1 AND state = 'cancelled' AND last_error = '" REMOVED_REASON "'";
-static const char q_seen_insert[] =
-	"INSERT INTO temp.import_seen (id) VALUES (?1)";
-/* A new recipient's deliveries: nothing to conflict with. */
-static const char q_delivery_insert[] =
-	"INSERT INTO deliveries (campaign_id, recipient_id, step, due_at_ms, next_at_ms, "
-	"expires_at_ms, msg_random) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
-/* A step the definition has again brings back the deliveries its removal cancelled. */
-static const char q_delivery_put[] =
-	"INSERT INTO deliveries (campaign_id, recipient_id, step, due_at_ms, next_at_ms, "
-		"expires_at_ms, msg_random) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) "
-		"ON CONFLICT (recipient_id, step) DO UPDATE SET due_at_ms = excluded.due_at_ms, "
-		"next_at_ms = excluded.next_at_ms, expires_at_ms = excluded.expires_at_ms, "
-		"last_error = CASE state WHEN 'cancelled' THEN NULL ELSE last_error END, "
-		"state = 'pending', send_at_ms = NULL "
-		"WHERE (state IN " STORE_WAITING " AND (due_at_ms, next_at_ms, expires_at_ms) IS NOT "
-		"(excluded.due_at_ms, excluded.next_at_ms, excluded.expires_at_ms)) "
-		"OR (state = 'cancelled' AND last_error = '" STEP_REMOVED_REASON "')";
 
 /* SQLite's busy handler: n counts the calls of this wait. 1 to try again, 0 to give up. */
 static int
@@ -97,12 +50,12 @@ store_set_busy_wait(struct store *s, void (*wait)(void *arg, int ms), void *arg,
 }
 
 sqlite3_stmt *
-store_stmt(struct store *s, enum store_sql id, const char *sql)
+store_stmt(struct store *s, enum store_sql id)
 {
 	sqlite3_stmt *st = s->stmt[id];
 
 	if (!st) {
-		if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s->stmt[id],
+		if (sqlite3_prepare_v3(s->db, store_sql[id], -1, SQLITE_PREPARE_PERSISTENT, &s->stmt[id],
 		                       NULL) != SQLITE_OK)
 			return NULL;
 		return s->stmt[id];
@@ -396,7 +349,7 @@ store_data_version(struct store *s)
 int
 store_campaign_get(struct store *s, const char *key, struct store_campaign *out, char **err)
 {
-	sqlite3_stmt *st = store_stmt(s, SQL_CAMPAIGN_GET, q_campaign_get);
+	sqlite3_stmt *st = store_stmt(s, SQL_CAMPAIGN_GET);
 	int rc;
 
 	if (!st)
@@ -439,7 +392,7 @@ store_campaign_put(struct store *s, struct store_campaign *c, int64_t now_ms, in
 	if (found < 0)
 		return -1;
 	if (!found) {
-		if (!(st = store_stmt(s, SQL_CAMPAIGN_INSERT, q_campaign_insert)))
+		if (!(st = store_stmt(s, SQL_CAMPAIGN_INSERT)))
 			return store_fail(s, err, "campaign insert");
 		sqlite3_bind_text(st, 1, c->key, -1, SQLITE_STATIC);
 		bind_campaign(st, c, now_ms);
@@ -452,7 +405,7 @@ store_campaign_put(struct store *s, struct store_campaign *c, int64_t now_ms, in
 	}
 	c->id = old.id;
 	memcpy(c->state, old.state, sizeof c->state);
-	if (!(st = store_stmt(s, SQL_CAMPAIGN_UPDATE, q_campaign_update)))
+	if (!(st = store_stmt(s, SQL_CAMPAIGN_UPDATE)))
 		return store_fail(s, err, "campaign update");
 	sqlite3_bind_int64(st, 1, c->id);
 	bind_campaign(st, c, now_ms);
@@ -508,7 +461,7 @@ int
 store_step_put(struct store *s, int64_t campaign_id, int position, int day, const char *time,
                const char *message_json, int *changed, char **err)
 {
-	sqlite3_stmt *st = store_stmt(s, SQL_STEP_GET, q_step_get);
+	sqlite3_stmt *st = store_stmt(s, SQL_STEP_GET);
 	int rc;
 
 	if (!st)
@@ -524,7 +477,7 @@ store_step_put(struct store *s, int64_t campaign_id, int position, int day, cons
 		return store_fail(s, err, "step lookup");
 	if (!*changed)
 		return 0;
-	if (!(st = store_stmt(s, SQL_STEP_PUT, q_step_put)))
+	if (!(st = store_stmt(s, SQL_STEP_PUT)))
 		return store_fail(s, err, "step write");
 	sqlite3_bind_int64(st, 1, campaign_id);
 	sqlite3_bind_int(st, 2, position);
@@ -574,7 +527,7 @@ int
 store_recipient_put(struct store *s, int64_t campaign_id, const char *rid, const char *data_json,
                     int64_t *out_id, char **err)
 {
-	sqlite3_stmt *st = store_stmt(s, SQL_RECIPIENT_GET, q_recipient_get);
+	sqlite3_stmt *st = store_stmt(s, SQL_RECIPIENT_GET);
 	int rc, found, same = 0, active = 1;
 
 	if (!st)
@@ -590,7 +543,7 @@ store_recipient_put(struct store *s, int64_t campaign_id, const char *rid, const
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
 		return store_fail(s, err, "recipient lookup");
 	if (!(found = rc == SQLITE_ROW)) {
-		if (!(st = store_stmt(s, SQL_RECIPIENT_INSERT, q_recipient_insert)))
+		if (!(st = store_stmt(s, SQL_RECIPIENT_INSERT)))
 			return store_fail(s, err, "recipient insert");
 		sqlite3_bind_int64(st, 1, campaign_id);
 		sqlite3_bind_text(st, 2, rid, -1, SQLITE_STATIC);
@@ -599,7 +552,7 @@ store_recipient_put(struct store *s, int64_t campaign_id, const char *rid, const
 			return store_fail(s, err, "recipient insert");
 		*out_id = sqlite3_last_insert_rowid(s->db);
 	}
-	if (!(st = store_stmt(s, SQL_SEEN_INSERT, q_seen_insert)))
+	if (!(st = store_stmt(s, SQL_SEEN_INSERT)))
 		return store_fail(s, err, "recipient bookkeeping");
 	sqlite3_bind_int64(st, 1, *out_id);
 	if ((rc = sqlite3_step(st)) == SQLITE_CONSTRAINT_PRIMARYKEY)
@@ -610,14 +563,14 @@ store_recipient_put(struct store *s, int64_t campaign_id, const char *rid, const
 		return STORE_PUT_NEW;
 	if (same && active)
 		return STORE_PUT_SAME;
-	if (!(st = store_stmt(s, SQL_RECIPIENT_UPDATE, q_recipient_update)))
+	if (!(st = store_stmt(s, SQL_RECIPIENT_UPDATE)))
 		return store_fail(s, err, "recipient update");
 	sqlite3_bind_int64(st, 1, *out_id);
 	sqlite3_bind_text(st, 2, data_json, -1, SQLITE_STATIC);
 	if (sqlite3_step(st) != SQLITE_DONE)
 		return store_fail(s, err, "recipient update");
 	if (!active) {
-		if (!(st = store_stmt(s, SQL_RECIPIENT_REVIVE, q_recipient_revive)))
+		if (!(st = store_stmt(s, SQL_RECIPIENT_REVIVE)))
 			return store_fail(s, err, "recipient revive");
 		sqlite3_bind_int64(st, 1, *out_id);
 		if (sqlite3_step(st) != SQLITE_DONE)
@@ -631,8 +584,8 @@ store_delivery_put(struct store *s, int64_t campaign_id, int64_t recipient_id, i
                    int64_t due_at_ms, int64_t next_at_ms, int64_t expires_at_ms,
                    uint32_t msg_random, int *changed, char **err)
 {
-	sqlite3_stmt *st = fresh ? store_stmt(s, SQL_DELIVERY_INSERT, q_delivery_insert)
-	                         : store_stmt(s, SQL_DELIVERY_PUT, q_delivery_put);
+	sqlite3_stmt *st = fresh ? store_stmt(s, SQL_DELIVERY_INSERT)
+	                         : store_stmt(s, SQL_DELIVERY_PUT);
 
 	if (!st)
 		return store_fail(s, err, "delivery write");

@@ -12,42 +12,12 @@
 #include "sop.h"
 #include "store_int.h"
 
-static const char q_suppress_any[] = "SELECT EXISTS (SELECT 1 FROM suppressions)";
-/* Two primary-key probes: the channel's own list and the every-channel list. */
-static const char q_suppress_find[] =
-	"SELECT channel FROM suppressions WHERE rid = ?2 AND channel IN (?1, '" STORE_ALL_CHANNELS "') "
-	"LIMIT 1";
-static const char q_suppress_mark[] =
-	"UPDATE deliveries SET state = 'suppressed', last_error = ?2 WHERE id = ?1";
-static const char q_suppress_put[] =
-	"INSERT INTO suppressions (channel, rid, added_at_ms) VALUES (?1, ?2, ?3) "
-	"ON CONFLICT (channel, rid) DO NOTHING";
-static const char q_suppress_delete[] = "DELETE FROM suppressions WHERE channel = ?1 AND rid = ?2";
-/* A rule's deferral is no reason to drop a delivery: its expiry moves with it, keeping the
-   slack it had (as for SaiNiu's rule), so quiet hours or a cap never turn it 'expired'. */
-static const char q_audience_defer[] =
-	"UPDATE deliveries SET state = 'deferred', next_at_ms = ?2, "
-	"expires_at_ms = max(expires_at_ms, ?2 + expires_at_ms - due_at_ms), last_error = ?3 "
-	"WHERE id = ?1";
-static const char q_cap_prune[] =
-	"DELETE FROM cap_sends WHERE channel = ?1 AND rid = ?2 AND at_ms <= ?3";
-/* The delivery's own row (a resend after an ambiguous outcome) is not another send. */
-static const char q_cap_count[] =
-	"SELECT count(*) FROM cap_sends WHERE channel = ?1 AND rid = ?2 AND at_ms > ?3 "
-	"AND delivery_id <> ?4";
-static const char q_cap_nth[] =
-	"SELECT at_ms FROM cap_sends WHERE channel = ?1 AND rid = ?2 AND at_ms > ?3 "
-	"AND delivery_id <> ?4 ORDER BY at_ms LIMIT 1 OFFSET ?5";
-static const char q_cap_reserve[] =
-	"INSERT OR REPLACE INTO cap_sends (delivery_id, channel, rid, at_ms) VALUES (?1, ?2, ?3, ?4)";
-static const char q_cap_keep[] = "UPDATE cap_sends SET at_ms = ?2 WHERE delivery_id = ?1";
-static const char q_cap_drop[] = "DELETE FROM cap_sends WHERE delivery_id = ?1";
 
 int
 store_suppress_put(struct store *s, const char *channel, const char *rid, int64_t now_ms,
                    char **err)
 {
-	sqlite3_stmt *st = store_stmt(s, SQL_SUPPRESS_PUT, q_suppress_put);
+	sqlite3_stmt *st = store_stmt(s, SQL_SUPPRESS_PUT);
 
 	if (!st)
 		return store_fail(s, err, "suppress");
@@ -62,7 +32,7 @@ store_suppress_put(struct store *s, const char *channel, const char *rid, int64_
 int
 store_suppress_delete(struct store *s, const char *channel, const char *rid, char **err)
 {
-	sqlite3_stmt *st = store_stmt(s, SQL_SUPPRESS_DELETE, q_suppress_delete);
+	sqlite3_stmt *st = store_stmt(s, SQL_SUPPRESS_DELETE);
 
 	if (!st)
 		return store_fail(s, err, "suppress remove");
@@ -106,7 +76,7 @@ store_suppress_list(struct store *s, const char *channel,
 int
 store_audience_begin(struct store *s)
 {
-	sqlite3_stmt *st = store_stmt(s, SQL_SUPPRESS_ANY, q_suppress_any);
+	sqlite3_stmt *st = store_stmt(s, SQL_SUPPRESS_ANY);
 	int rc;
 
 	/* An empty list (the usual case) costs one probe per claim instead of one per job. */
@@ -122,7 +92,7 @@ store_audience_begin(struct store *s)
 static int
 suppressed(struct store *s, const struct store_job *j, char *list, size_t size)
 {
-	sqlite3_stmt *st = store_stmt(s, SQL_SUPPRESS_FIND, q_suppress_find);
+	sqlite3_stmt *st = store_stmt(s, SQL_SUPPRESS_FIND);
 	int rc;
 
 	if (!st)
@@ -137,10 +107,10 @@ suppressed(struct store *s, const struct store_job *j, char *list, size_t size)
 }
 
 static int
-mark(struct store *s, enum store_sql id, const char *sql, int64_t delivery_id, int64_t at_ms,
+mark(struct store *s, enum store_sql id, int64_t delivery_id, int64_t at_ms,
      const char *why)
 {
-	sqlite3_stmt *st = store_stmt(s, id, sql);
+	sqlite3_stmt *st = store_stmt(s, id);
 
 	if (!st)
 		return -1;
@@ -153,10 +123,10 @@ mark(struct store *s, enum store_sql id, const char *sql, int64_t delivery_id, i
 
 /* Binds channel, rid, window start and own id, the first four parameters of the cap queries. */
 static sqlite3_stmt *
-cap_stmt(struct store *s, enum store_sql id, const char *sql, const struct store_job *j,
+cap_stmt(struct store *s, enum store_sql id, const struct store_job *j,
          int64_t since_ms)
 {
-	sqlite3_stmt *st = store_stmt(s, id, sql);
+	sqlite3_stmt *st = store_stmt(s, id);
 
 	if (!st)
 		return NULL;
@@ -183,10 +153,10 @@ cap_until(struct store *s, const struct store_job *j, const struct store_audienc
 	int rc;
 
 	*until_ms = 0;
-	if (!(st = cap_stmt(s, SQL_CAP_PRUNE, q_cap_prune, j, since)) ||
+	if (!(st = cap_stmt(s, SQL_CAP_PRUNE, j, since)) ||
 	    sqlite3_step(st) != SQLITE_DONE)
 		return -1;
-	if (!(st = cap_stmt(s, SQL_CAP_COUNT, q_cap_count, j, since)))
+	if (!(st = cap_stmt(s, SQL_CAP_COUNT, j, since)))
 		return -1;
 	rc = sqlite3_step(st);
 	count = sqlite3_column_int64(st, 0);
@@ -195,7 +165,7 @@ cap_until(struct store *s, const struct store_job *j, const struct store_audienc
 		return -1;
 	if (count < a->cap_max)
 		return 0;
-	if (!(st = cap_stmt(s, SQL_CAP_NTH, q_cap_nth, j, since)))
+	if (!(st = cap_stmt(s, SQL_CAP_NTH, j, since)))
 		return -1;
 	sqlite3_bind_int64(st, 5, count - a->cap_max);
 	rc = sqlite3_step(st);
@@ -222,7 +192,7 @@ store_audience_check(struct store *s, const struct store_claim_cb *cb, struct st
 			         strcmp(list, STORE_ALL_CHANNELS) == 0 ? "every channel" : "channel ",
 			         strcmp(list, STORE_ALL_CHANNELS) == 0 ? "" : list);
 			a->held = 1;
-			return mark(s, SQL_SUPPRESS_MARK, q_suppress_mark, j->delivery_id, 0, why) == 0
+			return mark(s, SQL_SUPPRESS_MARK, j->delivery_id, 0, why) == 0
 			               ? 0 : -1;
 		}
 	}
@@ -233,7 +203,7 @@ store_audience_check(struct store *s, const struct store_claim_cb *cb, struct st
 		sop_format_instant(a->quiet_until_ms, 0, when);
 		snprintf(why, sizeof why, "deferred by quiet hours %s: goes at %s", a->quiet_why, when);
 		a->held = 2;
-		return mark(s, SQL_AUDIENCE_DEFER, q_audience_defer, j->delivery_id, a->quiet_until_ms,
+		return mark(s, SQL_AUDIENCE_DEFER, j->delivery_id, a->quiet_until_ms,
 		            why) == 0 ? 0 : -1;
 	}
 	if (a->cap_max <= 0)
@@ -247,7 +217,7 @@ store_audience_check(struct store *s, const struct store_claim_cb *cb, struct st
 	         "for %s: goes at %s", j->campaign.channel, (long long)a->cap_max,
 	         (long long)(a->cap_per_ms / 1000), j->rid, when);
 	a->held = 2;
-	return mark(s, SQL_AUDIENCE_DEFER, q_audience_defer, j->delivery_id, until, why) == 0 ? 0
+	return mark(s, SQL_AUDIENCE_DEFER, j->delivery_id, until, why) == 0 ? 0
 	                                                                                       : -1;
 }
 
@@ -259,7 +229,7 @@ store_audience_reserve(struct store *s, const struct store_job *j, const struct 
 
 	if (a->cap_max <= 0)
 		return 0;
-	if (!(st = store_stmt(s, SQL_CAP_RESERVE, q_cap_reserve)))
+	if (!(st = store_stmt(s, SQL_CAP_RESERVE)))
 		return -1;
 	sqlite3_bind_int64(st, 1, j->delivery_id);
 	sqlite3_bind_text(st, 2, j->campaign.channel, -1, SQLITE_STATIC);
@@ -273,8 +243,8 @@ store_audience_settle(struct store *s, const struct store_result *r)
 {
 	/* What SaiNiu's rule counts, the cap counts: accepted, or maybe accepted (SPEC 5.10). */
 	int counts = strcmp(r->state, "sent") == 0 || r->limit_counts;
-	sqlite3_stmt *st = counts ? store_stmt(s, SQL_CAP_KEEP, q_cap_keep)
-	                          : store_stmt(s, SQL_CAP_DROP, q_cap_drop);
+	sqlite3_stmt *st = counts ? store_stmt(s, SQL_CAP_KEEP)
+	                          : store_stmt(s, SQL_CAP_DROP);
 
 	if (!st)
 		return -1;

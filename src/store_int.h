@@ -38,6 +38,16 @@ enum store_sql {
 	SQL_LIMIT_SETTLE_OK,
 	SQL_LIMIT_RELEASE,
 	SQL_CLAIM_BATCH_REST,
+	SQL_RUNNER_ADD,
+	SQL_RUNNER_HEARTBEAT,
+	SQL_RUNNER_LIST,
+	SQL_RUNNER_STALE,
+	SQL_RUNNER_DELETE,
+	SQL_REAP_LIMITS,
+	SQL_REAP_LIST,
+	SQL_REAP_RESEND,
+	SQL_REAP_UNKNOWN,
+	SQL_REAP_ATTEMPT,
 	SQL_CHANNELS_HELD,
 	SQL_CHANNEL_PROBED,
 	SQL_CHANNEL_SUSPEND,
@@ -68,9 +78,11 @@ struct store {
 	int claim_suppressions;         /* the claim under way found the opt-out list non-empty */
 };
 
-/* The statement for id (whose text is sql), prepared on first use, else reset with bindings
-   cleared. NULL on error. */
-sqlite3_stmt *store_stmt(struct store *s, enum store_sql id, const char *sql);
+/* The text of every cached statement, indexed by id (store_sql.c). */
+extern const char *const store_sql[SQL_COUNT];
+/* Statement id, prepared from store_sql on first use, else reset with bindings cleared. NULL on
+   error. */
+sqlite3_stmt *store_stmt(struct store *s, enum store_sql id);
 /* Sets *err to "what: <sqlite message>" and returns -1. */
 int store_fail(struct store *s, char **err, const char *what);
 /* Runs SQL with no result rows. 0 / -1 with *err. */
@@ -105,6 +117,19 @@ int store_audience_settle(struct store *s, const struct store_result *r);
 	"c.expire_after_ms, c.state, c.quiet_hours"
 /* How many columns STORE_CAMPAIGN_COLS is. */
 #define STORE_CAMPAIGN_NCOLS 11
+
+/* Why a delivery was cancelled by a re-import; a recipient listed again brings these back. */
+#define REMOVED_REASON "recipient removed from the campaign"
+/* Likewise for a step: a definition that has the step again brings its deliveries back. */
+#define STEP_REMOVED_REASON "step removed from the campaign"
+
+/* What a claim reads of each delivery: everything its request needs. */
+#define CLAIM_COLS \
+	"SELECT d.id, d.step, s.day, s.time, d.attempts, d.due_at_ms, d.expires_at_ms, " \
+	"coalesce(d.send_at_ms, 0), d.msg_random, r.rid, r.data, s.message, " \
+	"coalesce(d.batch_id, 0) FROM deliveries d " \
+	"JOIN recipients r ON r.id = d.recipient_id " \
+	"JOIN steps s ON s.campaign_id = d.campaign_id AND s.position = d.step "
 
 /* The states a delivery waits in until the scheduler acts on it. */
 #define STORE_WAITING "('pending', 'retrying', 'deferred')"

@@ -12,6 +12,7 @@
 
 #include "migrations.h"
 #include "store.h"
+#include "store_int.h"
 #include "t.h"
 
 static char dir[] = "/tmp/herald-store-XXXXXX";
@@ -53,6 +54,25 @@ dump_schema(const char *db_path)
 	sqlite3_finalize(st);
 	sqlite3_close(db);
 	return out;
+}
+
+/* Every statement id has its text, and every text prepares against the migrated schema. */
+static void
+test_every_statement_prepares(void)
+{
+	struct store *s = fresh();
+	int id;
+
+	T_CHECK(s != NULL);
+	/* The import's statements need the temp table an import makes first. */
+	T_EQ_INT(store_import_begin(s, NULL), 0);
+	for (id = 0; s && id < SQL_COUNT; id++) {
+		T_CHECK(store_sql[id] != NULL);
+		if (store_sql[id] && !store_stmt(s, (enum store_sql)id))
+			fprintf(stderr, "statement %d: %s\n", id, store_errmsg(s));
+		T_CHECK(!store_sql[id] || store_stmt(s, (enum store_sql)id) != NULL);
+	}
+	store_close(s);
 }
 
 static void
@@ -358,6 +378,7 @@ main(void)
 	if (!mkdtemp(dir))
 		return 1;
 	T_RUN(test_schema_matches_file);
+	T_RUN(test_every_statement_prepares);
 	T_RUN(test_claim_is_exclusive);
 	T_RUN(test_not_due_and_expired);
 	T_RUN(test_record_and_reap);
