@@ -100,7 +100,7 @@ class KillMidFlight(SchedTest):
             self.assertEqual([first["verdict"], second["verdict"]], ["accepted", "duplicate"])
             self.assertEqual([a["outcome"] for a in self.attempts_of("deskkill", rid)],
                              ["requeued", "sent"])
-        stats = json.loads(t._call("GET", "/_mock/stats"))["providers"]["tencent_desk"]
+        stats = t.stats()["providers"]["tencent_desk"]
         self.assertEqual((stats["accepted"], stats["duplicate"]), (3, 3))
         # Nothing more goes later.
         self.ok("run", "--once")

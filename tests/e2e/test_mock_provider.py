@@ -15,14 +15,15 @@ import json
 import os
 import signal
 import subprocess
-import tempfile
+import sys
 import threading
 import time
 import unittest
 import urllib.parse
 import zlib
 
-MOCK = os.environ.get("HERALD_MOCK", "")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import MOCK, Mock  # noqa: E402
 
 FEIHE = "/wisdom-api/weixin/v1/sendCustomerMessage"
 TIM = "/v4/desk_http_svc/send_msg"
@@ -36,90 +37,6 @@ DAY_MS = 24 * HOUR_MS
 
 def now_ms():
     return int(time.time() * 1000)
-
-
-class Mock:
-    """One herald-mock process: start, talk to it, stop it."""
-
-    def __init__(self, *args, env=None):
-        self.dir = tempfile.TemporaryDirectory(prefix="herald-mock-")
-        self.port_file = os.path.join(self.dir.name, "port")
-        self.log = os.path.join(self.dir.name, "requests.jsonl")
-        self.stderr_path = os.path.join(self.dir.name, "stderr")
-        full_env = dict(os.environ)
-        full_env.update(env or {})
-        with open(self.stderr_path, "wb") as err:
-            self.proc = subprocess.Popen(
-                [MOCK, "--port", "0", "--port-file", self.port_file, "--log", self.log,
-                 *args], stdout=subprocess.DEVNULL, stderr=err, env=full_env)
-        deadline = time.monotonic() + 20
-        while not os.path.exists(self.port_file):
-            if self.proc.poll() is not None:
-                raise RuntimeError("herald-mock exited early: " + self.stderr())
-            if time.monotonic() > deadline:
-                self.proc.kill()
-                raise RuntimeError("herald-mock wrote no port file")
-            time.sleep(0.01)
-        with open(self.port_file) as f:
-            text = f.read()
-        assert text.endswith("\n"), text
-        self.port = int(text)
-
-    def stderr(self):
-        with open(self.stderr_path, errors="replace") as f:
-            return f.read()
-
-    def conn(self, timeout=10):
-        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
-
-    def call(self, method, path, body=None, headers=None, conn=None):
-        """Returns (status, body text, response headers)."""
-        own = conn is None
-        conn = conn or self.conn()
-        try:
-            if isinstance(body, str):
-                body = body.encode()
-            conn.request(method, path, body=body, headers=headers or {})
-            r = conn.getresponse()
-            return r.status, r.read().decode(), dict(r.getheaders())
-        finally:
-            if own:
-                conn.close()
-
-    def json(self, method, path, body=None, headers=None):
-        status, text, _ = self.call(method, path, body, headers)
-        return status, json.loads(text)
-
-    def rules(self, rules):
-        status, doc = self.json("POST", "/_mock/rules", json.dumps(rules))
-        assert status == 200, doc
-        return doc["ids"]
-
-    def reset(self):
-        assert self.json("POST", "/_mock/reset")[0] == 200
-
-    def requests(self, provider=None):
-        q = "?provider=" + provider if provider else ""
-        return self.json("GET", "/_mock/requests" + q)[1]["requests"]
-
-    def last(self):
-        return self.requests()[-1]
-
-    def stop(self, sig=signal.SIGTERM):
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        try:
-            rc = self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            rc = self.proc.wait()
-        return rc
-
-    def close(self):
-        rc = self.stop()
-        err = self.stderr()
-        self.dir.cleanup()
-        return rc, err
 
 
 class MockCase(unittest.TestCase):

@@ -176,7 +176,7 @@ class ProviderTest(HeraldTest):
 
     def add_rules(self, mock, rules):
         """Adds mock rules; returns their ids."""
-        return json.loads(mock._call("POST", "/_mock/rules", rules))["ids"]
+        return mock.rules(rules)
 
     def assert_no_rejected(self, mock):
         bad = [r for r in mock.requests() if r["verdict"] == "rejected"]

@@ -65,35 +65,11 @@ class SchedTest(HeraldTest):
     def setUp(self):
         super().setUp()
         self.outputs = []         # (what, text) of every herald process of the test
-        self.logs = []            # (proc, stderr path) of spawned ones
 
     def herald(self, *args, **kw):
         rc, out, err = super().herald(*args, **kw)
         self.outputs.append(("herald " + " ".join(args), out + err))
         return rc, out, err
-
-    def spawn(self, *args, env=None):
-        """Starts a long-running herald; stderr goes to a file (a pipe nobody reads could fill
-        up and stall it)."""
-        full_env = dict(os.environ)
-        full_env.pop("HERALD_DB", None)
-        full_env.pop("HERALD_CONFIG", None)
-        full_env.update(env or {})
-        path = os.path.join(self.dir, "herald-%d.stderr" % len(self.logs))
-        with open(path, "wb") as err:
-            p = subprocess.Popen([harness.HERALD, "--db", self.db, "--config", self.config_path]
-                                 + list(args), stdout=subprocess.DEVNULL, stderr=err,
-                                 env=full_env, cwd=self.dir)
-        self.procs.append(p)
-        self.logs.append((p, path))
-        return p
-
-    def stderr_of(self, p):
-        for q, path in self.logs:
-            if q is p:
-                with open(path, errors="replace") as f:
-                    return f.read()
-        raise KeyError(p)
 
     def stop(self, p, sig=signal.SIGTERM, timeout=10):
         """Signals a spawned herald and waits for it; returns its exit status."""
@@ -106,9 +82,8 @@ class SchedTest(HeraldTest):
                 if p.poll() is None:
                     p.kill()
                     p.wait()
-            for p, path in self.logs:
-                with open(path, errors="replace") as f:
-                    self.outputs.append(("herald (spawned)", f.read()))
+            for p in self.procs:
+                self.outputs.append(("herald (spawned)", self.stdout_of(p) + self.stderr_of(p)))
             # The mock masks UserSigs in its records, so the generated ones cannot be looked
             # up here; the key they derive from can.
             secrets = [TIM_SECRET]
