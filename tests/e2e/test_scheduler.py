@@ -312,6 +312,11 @@ class RunOnce(SchedTest):
         # a created and migrated database.
         m = self.feihe_mock()
         self.config({"feihe": self.feihe_channel(m)}, FAST)
+        self.db = os.path.join(self.dir, "alone.db")
+        want_version = int(self.ok("migrate").split()[-1])
+        want_version_, want_schema, _ = self.schema_of(self.db)
+        self.assertEqual(want_version_, want_version)
+        self.assertIn("deliveries", [name for _, name, _ in want_schema])
         for round_ in range(3):
             self.db = os.path.join(self.dir, "first-use-%d.db" % round_)
             procs = [subprocess.Popen([harness.HERALD, "--db", self.db, "--config", self.config_path]
@@ -327,13 +332,30 @@ class RunOnce(SchedTest):
                     self.assertIn("no such database", err.decode())
                     continue
                 self.assertEqual(p.returncode, 0, "%s: %s" % (p.args[5:], err.decode()))
-            import sqlite3
-            con = sqlite3.connect(self.db)
+            # Migrated all the way, read before anything else touches the file: the same
+            # version and schema as a database one `herald migrate` made alone, and sound.
+            version, schema, integrity = self.schema_of(self.db)
+            self.assertEqual((version, schema), (want_version, want_schema), "round %d" % round_)
+            self.assertEqual(integrity, "ok")
+            # And usable: an import, a status, a run that sends it.
+            self.due_now("first-%d" % round_, ["oFirst%d" % round_])
+            self.assertEqual(self.status("first-%d" % round_)["state"], "active")
+            self.ok("run", "--once")
+            self.assertEqual(self.counts("first-%d" % round_)["sent"], 1)
+
+    @staticmethod
+    def schema_of(path):
+        """(user_version, every schema statement, integrity_check) of a database file."""
+        import sqlite3
+        con = sqlite3.connect(path)
+        try:
             version = con.execute("PRAGMA user_version").fetchone()[0]
-            tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master")}
+            schema = sorted((r[0], r[1], r[2] or "") for r in con.execute(
+                "SELECT type, name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'"))
+            integrity = con.execute("PRAGMA integrity_check").fetchone()[0]
+        finally:
             con.close()
-            self.assertEqual(version, int(self.ok("migrate").split()[-1]))
-            self.assertIn("deliveries", tables)
+        return version, schema, integrity
 
 
 class RunForever(SchedTest):
