@@ -13,17 +13,6 @@
 #include "t.h"
 #include "tz.h"
 
-static uint64_t rng_state = 0x2545f4914f6cdd1dULL;
-
-static uint64_t
-rng(void)
-{
-	rng_state ^= rng_state << 13;
-	rng_state ^= rng_state >> 7;
-	rng_state ^= rng_state << 17;
-	return rng_state;
-}
-
 static struct tz *
 load(const char *name)
 {
@@ -439,6 +428,7 @@ test_format_instant(void)
 int
 main(void)
 {
+	t_rng_state = 0x2545f4914f6cdd1dULL;  /* this file's own cases */
 	T_RUN(test_parse_date);
 	T_RUN(test_format_date);
 	T_RUN(test_civil);
