@@ -380,7 +380,7 @@ class RunForever(SchedTest):
         got = wait_until(lambda: by_key(m.requests()).get("oPrompt"), timeout=5,
                          what="the second import's request")
         lag = got[0]["received_at_ms"] - imported
-        self.assertLess(lag, 1500, "a new import was noticed %d ms after it" % lag)
+        self.assertLess(lag, 1500 * SLOW, "a new import was noticed %d ms after it" % lag)
 
         # Sleeping until the due time, not polling: little CPU while it waits.
         def cpu():
@@ -401,9 +401,9 @@ class RunForever(SchedTest):
         for r in reqs:
             late = r["received_at_ms"] - due
             self.assertGreaterEqual(late, 0, "sent %d ms before it was due" % -late)
-            self.assertLess(late, 100, "sent %d ms after it was due" % late)
+            self.assertLess(late, 100 * SLOW, "sent %d ms after it was due" % late)
         if wall1 - wall0 > 1:
-            self.assertLess((cpu1 - cpu0) / (wall1 - wall0), 0.2, "busy while waiting")
+            self.assertLess((cpu1 - cpu0) / (wall1 - wall0), 0.2 * SLOW, "busy while waiting")
         self.settled("ontime", 2)
         self.assertEqual(self.counts("ontime")["sent"], 2)
         self.assertEqual(self.stop(run), 0)
@@ -457,8 +457,9 @@ class RunForever(SchedTest):
         self.assertIn("unreadable", garbage["provider_message"])
         self.assertIsNone(drop["http_status"])
         self.assertIsNone(slow["http_status"])
+        # At least the timeout (a rule); at most a little over it (speed, so it stretches).
         self.assertGreaterEqual(slow["duration_ms"], 900)
-        self.assertLess(slow["duration_ms"], 2400)
+        self.assertLess(slow["duration_ms"], 2400 * SLOW)
 
         a = self.attempts_of("flaky", "oDown")
         self.assertEqual([x["outcome"] for x in a], ["retrying"] * 3 + ["failed"])
