@@ -11,20 +11,8 @@
 
 #include "sop.h"
 #include "t.h"
+#include "tz_t.h"
 #include "tz.h"
-
-static struct tz *
-load(const char *name)
-{
-	char *err = NULL;
-	struct tz *z = tz_load(name, &err);
-
-	if (z == NULL)
-		fprintf(stderr, "tz_load(%s): %s\n", name, err ? err : "(no message)");
-	T_CHECK(z != NULL);
-	free(err);
-	return z;
-}
 
 static int32_t
 day_of(const char *s)

@@ -1,7 +1,8 @@
 /*
  * Store tests on real temp-file databases: the migrated schema matches schema/schema.sql,
- * claims racing on two connections never hand one delivery to two runners, results and reaping settle rows as the
- * crash rules say, and the per-account limit is reserved inside the claim.
+ * claims racing on two connections never hand one delivery to two runners, results and
+ * reaping settle rows as the crash rules say, and the per-account limit is reserved inside
+ * the claim.
  */
 #include <pthread.h>
 #include <stdio.h>
