@@ -21,7 +21,6 @@ is a finding, not an error: the exit status is 0 unless the benchmark itself bro
 test_bench_short.py (tests/e2e) drives the same functions with 2,000 deliveries as a test.
 """
 import argparse
-import itertools
 import datetime
 import json
 import math
@@ -38,9 +37,11 @@ import tempfile
 import threading
 import time
 import traceback
-import urllib.request
 
 SRC = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# One way to start and talk to herald-mock: the end-to-end tests' harness.
+sys.path.insert(0, os.path.join(SRC, "tests", "e2e"))
+import harness  # noqa: E402
 DAY_MS = 86400 * 1000
 SHANGHAI = datetime.timezone(datetime.timedelta(hours=8))
 # Every generated campaign starts here, far in the future, and `run --once --now` jumps to it.
@@ -153,68 +154,16 @@ def proc_cpu_s(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-class Mock:
-    """herald-mock on 127.0.0.1 with the benchmark's Tencent account."""
-    serial = itertools.count()
-
-    def __init__(self, binary, workdir, record=False, threads=2, log_file=None):
-        n = next(Mock.serial)
-        self.port_file = os.path.join(workdir, "mock-%d-%d.port" % (os.getpid(), n))
-        try:
-            os.unlink(self.port_file)
-        except FileNotFoundError:
-            pass
-        args = [binary, "--port", "0", "--port-file", self.port_file, "--threads", str(threads),
-                "--tim-sdkappid", str(TIM_SDKAPPID), "--tim-identifier", TIM_IDENTIFIER,
-                "--tim-usersig", TIM_USERSIG]
-        if not record:
-            args.append("--no-record")
-        if log_file:
-            args += ["--log", log_file]
-        self.err = open(os.path.join(workdir, "mock-%d-%d.err" % (os.getpid(), n)), "wb")
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=self.err,
-                                     stdin=subprocess.DEVNULL)
-        deadline = time.monotonic() + 20
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError("herald-mock exited with %d" % self.proc.returncode)
-            try:
-                with open(self.port_file) as f:
-                    text = f.read()
-                if text.endswith("\n"):
-                    break
-            except FileNotFoundError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("herald-mock wrote no port file")
-            time.sleep(0.01)
-        self.url = "http://127.0.0.1:%d" % int(text)
-
-    def call(self, method, path, body=None):
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.url + path, data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=60) as r:
-            return json.loads(r.read())
-
-    def reset(self):
-        self.call("POST", "/_mock/reset", {})
-
-    def stats(self):
-        return self.call("GET", "/_mock/stats")
-
-    def requests(self, provider=None):
-        return self.call("GET", "/_mock/requests" + ("?provider=" + provider if provider else ""))[
-            "requests"]
-
-    def cpu_s(self):
-        return proc_cpu_s(self.proc.pid)
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            self.proc.wait(timeout=60)
-        self.err.close()
+def Mock(binary, workdir, record=False, threads=2, log_file=None):
+    """herald-mock with the benchmark's Tencent account: the tests' harness.Mock, started with
+    the benchmark's options (no records unless asked, no log unless given a file)."""
+    args = ["--threads", str(threads), "--tim-sdkappid", str(TIM_SDKAPPID),
+            "--tim-identifier", TIM_IDENTIFIER, "--tim-usersig", TIM_USERSIG]
+    if not record:
+        args.append("--no-record")
+    mock = harness.Mock(*args, workdir=workdir, binary=binary, log=log_file, timeout=60)
+    mock.cpu_s = lambda: proc_cpu_s(mock.proc.pid)
+    return mock
 
 
 # ---- inputs ------------------------------------------------------------------------------------

@@ -4,6 +4,8 @@ real herald-mock provider server on loopback. Paths come from the environment ct
 
 Nothing here sleeps to synchronise: waits poll a condition with a deadline."""
 
+import http.client
+import itertools
 import json
 import os
 import shutil
@@ -12,7 +14,6 @@ import subprocess
 import tempfile
 import time
 import unittest
-import urllib.request
 
 HERALD = os.environ.get("HERALD_BIN", "herald")
 MOCK = os.environ.get("HERALD_MOCK", "herald-mock")
@@ -35,22 +36,46 @@ def wait_until(cond, timeout=10.0, interval=0.01, what="condition"):
 
 
 class Mock:
-    """The bundled mock provider server on 127.0.0.1, started fresh for a test."""
+    """The bundled mock provider server on 127.0.0.1, started fresh: the one way every test
+    and the benchmark start and talk to it.
 
-    def __init__(self, workdir, *args, env=None):
-        self.port_file = os.path.join(workdir, "mock-%d.port" % id(self))
-        self.log_file = os.path.join(workdir, "mock-%d.log" % id(self))
+    workdir holds its port file and stderr (None: a temp dir of its own, removed by close());
+    log is the --log file (True: one in workdir, as self.log; None: no log); binary defaults
+    to $HERALD_MOCK. stdout is discarded and stderr goes to a file, so a mock that writes a
+    lot never stalls on a pipe nobody reads."""
+
+    serial = itertools.count()
+
+    def __init__(self, *args, workdir=None, env=None, binary=None, log=True, timeout=10.0):
+        self._tmp = None
+        if workdir is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="herald-mock-")
+            workdir = self._tmp.name
+        n = "%d-%d" % (os.getpid(), next(Mock.serial))
+        self.port_file = os.path.join(workdir, "mock-%s.port" % n)
+        self.stderr_path = os.path.join(workdir, "mock-%s.err" % n)
+        self.log = os.path.join(workdir, "mock-%s.log" % n) if log is True else log
+        self.timeout = timeout
         full_env = dict(os.environ)
         full_env.update(env or {})
-        self.proc = subprocess.Popen(
-            [MOCK, "--port", "0", "--port-file", self.port_file, "--log", self.log_file] + list(args),
-            env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        port = wait_until(lambda: self._port(), what="the mock's port file")
-        self.url = "http://127.0.0.1:%d" % port
+        argv = [binary or MOCK, "--port", "0", "--port-file", self.port_file]
+        if self.log:
+            argv += ["--log", self.log]
+        with open(self.stderr_path, "wb") as err:
+            self.proc = subprocess.Popen(argv + list(args), env=full_env, stdin=subprocess.DEVNULL,
+                                         stdout=subprocess.DEVNULL, stderr=err)
+        try:
+            self.port = wait_until(self._port, timeout=20, what="the mock's port file")
+        except BaseException:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+            raise
+        self.url = "http://127.0.0.1:%d" % self.port
 
     def _port(self):
         if self.proc.poll() is not None:
-            raise AssertionError("mock exited: " + self.proc.stderr.read().decode(errors="replace"))
+            raise AssertionError("mock exited %d: %s" % (self.proc.returncode, self.stderr()))
         try:
             with open(self.port_file) as f:
                 text = f.read()
@@ -58,35 +83,84 @@ class Mock:
         except (FileNotFoundError, ValueError):
             return None
 
-    def _call(self, method, path, body=None):
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.url + path, data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=10 * SLOW) as r:
-            return r.read()
+    def stderr(self):
+        with open(self.stderr_path, errors="replace") as f:
+            return f.read()
+
+    def conn(self, timeout=None):
+        return http.client.HTTPConnection("127.0.0.1", self.port,
+                                          timeout=(timeout or self.timeout) * SLOW)
+
+    def call(self, method, path, body=None, headers=None, conn=None):
+        """One raw request; returns (status, body text, response headers)."""
+        own = conn is None
+        conn = conn or self.conn()
+        try:
+            if isinstance(body, str):
+                body = body.encode()
+            conn.request(method, path, body=body, headers=headers or {})
+            r = conn.getresponse()
+            return r.status, r.read().decode(), dict(r.getheaders())
+        finally:
+            if own:
+                conn.close()
+
+    def json(self, method, path, body=None, headers=None):
+        """(status, parsed answer); a dict or list body is sent as JSON."""
+        if isinstance(body, (dict, list)):
+            body = json.dumps(body)
+            headers = dict(headers or {}, **{"Content-Type": "application/json"})
+        status, text, _ = self.call(method, path, body, headers)
+        return status, json.loads(text)
+
+    def _control(self, method, path, body=None):
+        status, doc = self.json(method, path, body)
+        if status != 200:
+            raise AssertionError("%s %s: HTTP %d %s" % (method, path, status, doc))
+        return doc
 
     def rules(self, rules):
-        """Adds failure rules (see tests/mock/mock_main.c for their fields)."""
-        self._call("POST", "/_mock/rules", rules)
+        """Adds failure rules (see tests/mock/mock_main.c for their fields); returns their ids."""
+        return self._control("POST", "/_mock/rules", rules)["ids"]
 
     def reset(self):
-        self._call("POST", "/_mock/reset", {})
+        self._control("POST", "/_mock/reset", {})
+
+    def clock(self, offset_ms):
+        """Shifts the clock the mock's time checks use."""
+        return self._control("POST", "/_mock/clock", {"offset_ms": offset_ms})
+
+    def stats(self):
+        return self._control("GET", "/_mock/stats")
 
     def requests(self, provider=None):
         """Every request the mock received since the last reset, oldest first."""
-        path = "/_mock/requests" + ("?provider=" + provider if provider else "")
-        return json.loads(self._call("GET", path))["requests"]
+        return self._control("GET", "/_mock/requests" + ("?provider=" + provider if provider
+                                                         else ""))["requests"]
 
     def accepted(self, provider=None):
         return [r for r in self.requests(provider) if r["verdict"] == "accepted"]
 
-    def stop(self):
+    def last(self):
+        return self.requests()[-1]
+
+    def stop(self, sig=signal.SIGTERM):
+        """Signals the mock (SIGTERM: a clean stop) and returns its exit status."""
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            rc = self.proc.wait(timeout=20 * SLOW)
-            if rc != 0:
-                raise AssertionError("mock exited %d: %s" % (rc, self.proc.stderr.read().decode(errors="replace")))
-        self.proc.stderr.close()
+            self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout=30 * SLOW)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()
+
+    def close(self):
+        """Stops the mock; returns (exit status, stderr) and removes a temp dir of its own."""
+        rc = self.stop()
+        err = self.stderr()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+        return rc, err
 
 
 class HeraldTest(unittest.TestCase):
@@ -98,6 +172,7 @@ class HeraldTest(unittest.TestCase):
         self.config_path = os.path.join(self.dir, "herald.json")
         self.mocks = []
         self.procs = []
+        self._outputs = {}        # id(proc) -> (stdout path, stderr path) of spawned ones
 
     def tearDown(self):
         for p in self.procs:
@@ -105,11 +180,13 @@ class HeraldTest(unittest.TestCase):
                 p.kill()
                 p.wait()
         for m in self.mocks:
-            m.stop()
+            rc, err = m.close()
+            if rc != 0:
+                raise AssertionError("mock exited %d: %s" % (rc, err))
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def mock(self, *args, env=None):
-        m = Mock(self.dir, *args, env=env)
+        m = Mock(*args, workdir=self.dir, env=env)
         self.mocks.append(m)
         return m
 
@@ -155,13 +232,35 @@ class HeraldTest(unittest.TestCase):
         return json.loads(self.ok(*(list(args) + ["--json"]), **kw))
 
     def spawn(self, *args, env=None):
-        """Starts herald in the background (herald run); the test owns the process."""
+        """Starts herald in the background (herald run); the test owns the process. Its stdout
+        and stderr go to files in the temp dir (read them with stdout_of / stderr_of): a pipe
+        nobody reads would fill up and stall a process that logs a lot."""
         full_env = dict(os.environ)
+        full_env.pop("HERALD_DB", None)
+        full_env.pop("HERALD_CONFIG", None)
         full_env.update(env or {})
-        p = subprocess.Popen([HERALD, "--db", self.db, "--config", self.config_path] + list(args),
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=full_env, cwd=self.dir)
+        n = len(self.procs)
+        out_path = os.path.join(self.dir, "herald-%d.stdout" % n)
+        err_path = os.path.join(self.dir, "herald-%d.stderr" % n)
+        with open(out_path, "wb") as out, open(err_path, "wb") as err:
+            p = subprocess.Popen([HERALD, "--db", self.db, "--config", self.config_path] + list(args),
+                                 stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=full_env,
+                                 cwd=self.dir)
         self.procs.append(p)
+        self._outputs[id(p)] = (out_path, err_path)
         return p
+
+    def _output_of(self, p, which):
+        with open(self._outputs[id(p)][which], errors="replace") as f:
+            return f.read()
+
+    def stdout_of(self, p):
+        """What a spawned herald has written to stdout so far."""
+        return self._output_of(p, 0)
+
+    def stderr_of(self, p):
+        """What a spawned herald has written to stderr so far."""
+        return self._output_of(p, 1)
 
     def status(self, key):
         return self.json("status", key)["campaigns"][0]

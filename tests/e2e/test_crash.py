@@ -100,7 +100,7 @@ class KillMidFlight(SchedTest):
             self.assertEqual([first["verdict"], second["verdict"]], ["accepted", "duplicate"])
             self.assertEqual([a["outcome"] for a in self.attempts_of("deskkill", rid)],
                              ["requeued", "sent"])
-        stats = json.loads(t._call("GET", "/_mock/stats"))["providers"]["tencent_desk"]
+        stats = t.stats()["providers"]["tencent_desk"]
         self.assertEqual((stats["accepted"], stats["duplicate"]), (3, 3))
         # Nothing more goes later.
         self.ok("run", "--once")
@@ -158,7 +158,10 @@ class Signals(SchedTest):
         run.send_signal(signal.SIGTERM)
         rc = run.wait(timeout=20 * SLOW)
         took = time.monotonic() - t0
-        self.assertLess(took, HOLD_MS / 1000 / 2, "took %.2f s to stop" % took)
+        # Well before the held answers come (HOLD_MS): the sanitizer slow-down stretches the
+        # bound, never past the hold itself, which would make it meaningless.
+        self.assertLess(took, min(HOLD_MS / 1000 / 2 * SLOW, HOLD_MS / 1000 * 0.9),
+                        "took %.2f s to stop" % took)
         self.assertEqual(rc, 0, self.stderr_of(run))
         # Whatever was in flight is settled by the next start, as unknown: Feihe cannot tell.
         self.ok("run", "--once")

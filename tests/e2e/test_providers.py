@@ -20,6 +20,7 @@ import os
 import re
 import shutil
 import sys
+import time
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -176,7 +177,7 @@ class ProviderTest(HeraldTest):
 
     def add_rules(self, mock, rules):
         """Adds mock rules; returns their ids."""
-        return json.loads(mock._call("POST", "/_mock/rules", rules))["ids"]
+        return mock.rules(rules)
 
     def assert_no_rejected(self, mock):
         bad = [r for r in mock.requests() if r["verdict"] == "rejected"]
@@ -514,6 +515,16 @@ class ApiusbTest(ProviderTest):
 
 
 class SaiNiuTest(ProviderTest):
+    # Set by a test: the mock's clock follows --now, so its once-a-week checks (calls and send
+    # times) judge each call at the time Herald believes it is. Not with a sign key: Herald
+    # signs with the real clock, and the mock checks the sign's time against its own.
+    mock_follows_now = False
+
+    def run_once(self, when, env=None):
+        if self.mock_follows_now:
+            for m in self.mocks:
+                m.clock(ms(when) - int(time.time() * 1000))
+        return super().run_once(when, env)
 
     def calls(self, mock):
         """(record, data, form) of every SaiNiu request; data is the parsed `data` JSON."""
@@ -536,6 +547,7 @@ class SaiNiuTest(ProviderTest):
         return parse_duration(self.channel("shop-notify")["lead"])
 
     def test_seven_day_rule_across_campaigns_and_restarts(self):
+        self.mock_follows_now = True
         mock = self.start_mock()
         self.write_config(mock)
         lead = self.lead()
@@ -617,6 +629,59 @@ class SaiNiuTest(ProviderTest):
                              if a["outcome"] == "sent")
             self.assertEqual(len(started), 2)
             self.assertGreaterEqual(started[1] - started[0], WEEK)
+        self.assert_no_rejected(mock)
+
+    def test_second_campaign_waits_for_the_call_week(self):
+        # The first call is late (due in 30 minutes), so its send time is only 2h05m after
+        # it: the send-time week then ends less than a lead after the call week, and only the
+        # call week holds the second campaign back for its last 25 minutes.
+        self.mock_follows_now = True
+        mock = self.start_mock()
+        self.write_config(mock)
+        lead = self.lead()
+        first = self.example("sainiu")
+        first["steps"] = first["steps"][:1]
+        second = self.example("sainiu", start_day=3)
+        second["key"] = first["key"] + "-later"
+        second["steps"] = second["steps"][:1]
+        self.import_campaign(first)
+        self.import_campaign(second)
+        nicks = sorted(r["id"] for r in first["recipients"])
+        call1 = self.at(1, first["steps"][0]["time"]) - 30 * MINUTE
+        self.run_once(call1)
+        calls = self.calls(mock)
+        self.assertEqual(sorted(d["userNick"] for _, d, _ in calls), nicks)
+        sendtime1 = max(int(d["sendtime"]) for _, d, _ in calls)
+        self.assertLess(sendtime1 - ms(call1), ms(call1 + lead) - ms(call1))
+        self.assertEqual(self.counts(first["key"])["sent"], len(nicks))
+        # The second campaign's call time comes: within the week, so it is deferred.
+        self.run_once(self.at(3, second["steps"][0]["time"]) - lead + MINUTE)
+        self.assertEqual(len(mock.requests()), len(nicks), "called within 7 days")
+
+        # Past the send-time week less a lead, inside the call week: nobody is called.
+        inside = call1 + WEEK - 10 * MINUTE
+        self.assertGreater(ms(inside), sendtime1 + WEEK_MS - ms(call1 + lead) + ms(call1))
+        self.run_once(inside)
+        self.assertEqual(len(mock.requests()), len(nicks), "called inside the call week")
+        dl = self.by_recipient(second["key"])
+        self.assertEqual({n: d["state"] for n, d in dl.items()}, {n: "deferred" for n in nicks})
+
+        # The call week over: every seller is called once more, and the mock accepts it.
+        after = call1 + WEEK + MINUTE
+        self.run_once(after)
+        calls = self.calls(mock)
+        self.assertEqual(len(calls), 2 * len(nicks))
+        for r, d, _ in calls[len(nicks):]:
+            self.assertEqual(r["verdict"], "accepted", r)
+            self.assertGreaterEqual(int(d["sendtime"]), sendtime1 + WEEK_MS)
+        for nick in nicks:
+            started = sorted(parse_time(a["started_at"])
+                             for k in (first["key"], second["key"])
+                             for a in self.attempts(k, "--recipient", nick)
+                             if a["outcome"] == "sent")
+            self.assertEqual(len(started), 2)
+            self.assertGreaterEqual(started[1] - started[0], WEEK)
+        self.assertEqual(self.counts(second["key"])["sent"], len(nicks))
         self.assert_no_rejected(mock)
 
     def test_due_closer_than_two_hours(self):

@@ -239,6 +239,16 @@ void	 mock_reject_method(struct mock_outcome *o, const char *method);
 
 /* ---- mock_tencent.c ---- */
 
+/*
+ * mock_usersig.c: verifies a TLSSigAPIv2 UserSig for sdkappid and identifier
+ * with secret at now_s, independently of Herald's src/usersig.c. Returns 0, or
+ * -1 with *why one of "usersig malformed", "usersig version unsupported",
+ * "usersig for another identifier", "usersig for another sdkappid", "usersig
+ * signature mismatch", "usersig not yet valid", "usersig expired".
+ */
+int	 mock_usersig_check(const char *sig, uint64_t sdkappid, const char *identifier,
+	    const char *secret, int64_t now_s, const char **why);
+
 void	 mock_tencent_check(const struct mock_config *, const struct mock_request *,
 	    struct mock_outcome *);
 

@@ -66,6 +66,13 @@ apiusb_members(const char *list, struct mock_outcome *o)
 	o->omitted = mock_xcalloc(o->nmembers ? o->nmembers : 1, 1);
 }
 
+/*
+ * The most uuids one BulkSend may name. No source gives APIUSB's limit (providers.md finds
+ * none); 1000 is this mock's choice, the largest batch_size Herald accepts, so a request
+ * Herald could never send is refused rather than taken.
+ */
+#define APIUSB_UUIDS_MAX	1000
+
 /* Checks the uuid list; -1 with why filled. */
 static int
 apiusb_uuids(const char *list, const struct mock_outcome *o, char *why, size_t whylen)
@@ -83,6 +90,11 @@ apiusb_uuids(const char *list, const struct mock_outcome *o, char *why, size_t w
 	}
 	if (n != o->nmembers) {
 		snprintf(why, whylen, "chat_message_to_uuid has an empty uuid");
+		return -1;
+	}
+	if (n > APIUSB_UUIDS_MAX) {
+		snprintf(why, whylen, "chat_message_to_uuid lists %zu uuids, over %d", n,
+		    APIUSB_UUIDS_MAX);
 		return -1;
 	}
 	for (i = 0; i < o->nmembers; i++)

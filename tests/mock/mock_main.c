@@ -27,7 +27,9 @@
  *   --feihe-system NAME required value of Feihe's system header (NEW_MEMBER)
  *   --tim-sdkappid N, --tim-identifier ID
  *                       Tencent: the query's sdkappid / identifier must equal
- *   --tim-secret KEY    Tencent: verify usersig as TLSSigAPIv2 with this key
+ *   --tim-secret KEY    Tencent: verify usersig as TLSSigAPIv2 with this key,
+ *                       by the mock's own decoder (mock_usersig.c), never by
+ *                       Herald's src/usersig.c
  *   --tim-usersig SIG   Tencent: usersig must equal SIG (ignored with a secret)
  *   --tanmarket-app-id ID, --tanmarket-app-key KEY
  *                       Tanmarket: appId must equal ID; the appKey header must
@@ -51,7 +53,10 @@
  *                 header system; application/json {"openId","msg"} only, both
  *                 non-empty strings. OK: 200 {"code":200,"msg":"操作成功",
  *                 "data":{"errcode":0,"errmsg":"ok"}}. Bad: 200 {"code":400,
- *                 "msg":"<reason>","data":null}. Key: openId.
+ *                 "msg":"<reason>","data":null}. msg over 2048 bytes (WeChat's
+ *                 text limit): WeChat's 45002 through the Feihe envelope, 200
+ *                 {"code":200,"msg":"操作成功","data":{"errcode":45002,
+ *                 "errmsg":"content size out of limit"}}. Key: openId.
  *   tencent_desk  POST .../v4/desk_http_svc/send_msg?sdkappid=&identifier=
  *                 &usersig=&random=&contenttype=json (exactly these five).
  *                 Always HTTP 200, {"ActionStatus","ErrorInfo","ErrorCode"}.
@@ -68,18 +73,21 @@
  *                 Platform.ChatMessage.BulkSend in the query or the form body,
  *                 everything else in an x-www-form-urlencoded body (GET: all in
  *                 the query). Unknown, repeated or misplaced parameters: ret
- *                 400; other service: 404; token: 406. OK: {"ret":200,"data":
+ *                 400; other service: 404; token: 406. Over 1000 uuids in one
+ *                 call: ret 400 (no source gives APIUSB's limit: 1000 is this
+ *                 mock's choice, Herald's largest batch_size). OK: {"ret":200,"data":
  *                 {"item":[{"other_uuid","chat_message_id":"m-<n>"},...]},
  *                 "msg":""}. Key: each member uuid (record key: the list).
  *   sainiu        POST .../SaiNiuApi/Api, x-www-form-urlencoded body only:
  *                 post=SendCustomerServiceUserGroup&data=<JSON>[&time=&sign=].
  *                 Malformed: code 400; sendtime under clock + 2 h: 400
- *                 "sendtime至少延后2个小时"; sendtime within 7x24 h of the last
- *                 accepted one for the userNick: 500 "间隔一周(7天)允许使用一次";
- *                 missing, stale (over 15 s) or wrong sign: 403 (these codes
- *                 are undocumented: this mock's choice). Without a sign key,
- *                 time and sign are allowed and ignored. Only sendtimes are
- *                 compared for the 7 days, not call times. OK: {"code":200,
+ *                 "sendtime至少延后2个小时"; a call within 7x24 h (mock clock)
+ *                 of the last accepted call for the userNick, or a sendtime
+ *                 within 7x24 h of the last accepted sendtime for it: 500
+ *                 "间隔一周(7天)允许使用一次"; missing, stale (over 15 s) or
+ *                 wrong sign: 403 (these codes are undocumented: this mock's
+ *                 choice). Without a sign key, time and sign are allowed and
+ *                 ignored. OK: {"code":200,
  *                 "msg":"调用成功","data":"<n>","passkey":"<ms>"}. Key: userNick.
  *   tanmarket     POST .../api/v3/groupSop/addGroupCorporate, headers appId,
  *                 timestamp, sign, appKey. Timestamp missing or over 5 min off:
@@ -220,7 +228,8 @@ static const char help[] =
     "  --feihe-system NAME required value of Feihe's system header (default NEW_MEMBER)\n"
     "  --tim-sdkappid N    Tencent: the query's sdkappid must equal N\n"
     "  --tim-identifier ID Tencent: the query's identifier must equal ID\n"
-    "  --tim-secret KEY    Tencent: verify usersig as TLSSigAPIv2 with this key\n"
+    "  --tim-secret KEY    Tencent: verify usersig as TLSSigAPIv2 with this key (the\n"
+    "                      mock's own decoder, not Herald's)\n"
     "  --tim-usersig SIG   Tencent: usersig must equal SIG (ignored with a secret)\n"
     "  --tanmarket-app-id ID\n"
     "                      Tanmarket: appId must equal ID\n"
@@ -236,11 +245,15 @@ static const char help[] =
     "  MOCK_TIM_SECRET, MOCK_TIM_USERSIG, MOCK_TANMARKET_APP_KEY, MOCK_SAINIU_SIGN_KEY,\n"
     "  MOCK_APIUSB_TOKEN. Nothing secret is ever printed.\n"
     "\nprovider endpoints (matched by path suffix, any prefix):\n"
-    "  feihe         POST .../wisdom-api/weixin/v1/sendCustomerMessage\n"
+    "  feihe         POST .../wisdom-api/weixin/v1/sendCustomerMessage; msg over 2048\n"
+    "                bytes: errcode 45002 \"content size out of limit\"\n"
     "  tencent_desk  POST .../v4/desk_http_svc/send_msg?sdkappid=&identifier=&usersig=\n"
     "                &random=&contenttype=json\n"
-    "  apiusb        POST .../api/platform (Platform.ChatMessage.BulkSend)\n"
-    "  sainiu        POST .../SaiNiuApi/Api (post=SendCustomerServiceUserGroup&data=...)\n"
+    "  apiusb        POST .../api/platform (Platform.ChatMessage.BulkSend); at most 1000\n"
+    "                uuids a call (the mock's choice: no source gives a limit)\n"
+    "  sainiu        POST .../SaiNiuApi/Api (post=SendCustomerServiceUserGroup&data=...);\n"
+    "                once a week per userNick: a call within 7x24 h of the last accepted\n"
+    "                call, or a sendtime within 7x24 h of the last accepted sendtime: 500\n"
     "  tanmarket     POST .../api/v3/groupSop/addGroupCorporate\n"
     "\ncontrol API (under /_mock/, never recorded):\n"
     "  POST /_mock/rules     add one rule object or an array (all or none)\n"

@@ -125,6 +125,14 @@ one_header(const struct mock_request *req, enum mock_header h, const char *name,
 
 /* ---- Feihe ---- */
 
+/*
+ * WeChat's text limit, which Feihe passes on: 2048 bytes of msg (providers.md: WeCom
+ * documents it, a WeChat community answer confirms it). Over it, WeChat answers 45002
+ * "content size out of limit", inside Feihe's envelope like any WeChat errcode.
+ */
+#define FEIHE_MSG_MAX	2048
+#define FEIHE_TOO_LONG	45002
+
 static void
 feihe_check(const struct mock_config *cfg, const struct mock_request *req,
     struct mock_outcome *o)
@@ -132,6 +140,7 @@ feihe_check(const struct mock_config *cfg, const struct mock_request *req,
 	static const char *const members[] = { "openId", "msg", NULL };
 	const char *system, *s;
 	char why[256];
+	size_t n;
 	cJSON *j;
 
 	j = mock_json_parse(req->body, req->body_len, why, sizeof(why));
@@ -153,6 +162,9 @@ feihe_check(const struct mock_config *cfg, const struct mock_request *req,
 		mock_reject(o, 400, NULL, "openId must be a non-empty string");
 	else if (!mock_json_nonempty(j, "msg"))
 		mock_reject(o, 400, NULL, "msg must be a non-empty string");
+	else if ((n = strlen(mock_json_str(j, "msg"))) > FEIHE_MSG_MAX)
+		mock_reject(o, FEIHE_TOO_LONG, "content size out of limit",
+		    "msg is %zu bytes, over %d", n, FEIHE_MSG_MAX);
 	cJSON_Delete(j);
 }
 
@@ -331,7 +343,8 @@ error_envelope(enum mock_provider p, int scripted, long long code, const char *m
 {
 	switch (p) {
 	case MOCK_FEIHE:
-		if (scripted) {
+		/* WeChat's own errcodes (40000 and up) come inside the success envelope. */
+		if (scripted || code >= 40000) {
 			mock_buf_addf(b, "{\"code\":200,\"msg\":\"操作成功\",\"data\":"
 			    "{\"errcode\":%lld,\"errmsg\":", code);
 			mock_buf_add_jstr0(b, msg);

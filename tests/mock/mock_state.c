@@ -2,7 +2,7 @@
  * mock_state.c: everything requests share, behind one mutex held only for a
  * few table look-ups and copies per request: the rule table, the record list
  * and log, per provider and verdict counts, Tencent's MsgRandom
- * de-duplication and SaiNiu's last accepted sendtime per userNick.
+ * de-duplication and SaiNiu's last accepted call and sendtime per userNick.
  *
  * Records are kept pre-serialised (one JSON object per request) so listing
  * them and logging them cost a copy, not a rebuild.
@@ -49,6 +49,7 @@ static uint64_t seq;
 static uint64_t serial[MOCK_NPROVIDERS];
 static struct map tim_seen;	/* dedup key -> seq of the accepted request */
 static struct map sainiu_last;	/* userNick -> last accepted sendtime, ms */
+static struct map sainiu_call;	/* userNick -> mock clock of the last accepted call, ms */
 
 static uint64_t
 map_hash(const char *s)
@@ -137,6 +138,7 @@ clear_locked(void)
 	seq = 0;
 	map_clear(&tim_seen);
 	map_clear(&sainiu_last);
+	map_clear(&sainiu_call);
 }
 
 void
@@ -220,12 +222,21 @@ provider_state_locked(struct mock_outcome *o)
 		} else
 			map_put(&tim_seen, o->state_key, (int64_t)o->seq);
 	} else if (o->provider == MOCK_SAINIU && o->state_key != NULL) {
+		/* Once a week, read both ways: the calls a week apart, and the send times. */
+		int64_t now = mock_now_ms();
+		int64_t *call = map_find(&sainiu_call, o->state_key);
+
 		v = map_find(&sainiu_last, o->state_key);
-		if (v != NULL && llabs(o->sendtime_ms - *v) < SAINIU_WEEK_MS)
+		if (call != NULL && now - *call < SAINIU_WEEK_MS)
+			mock_reject(o, 500, "间隔一周(7天)允许使用一次", "call within 7 days "
+			    "of the last accepted call at %lld for this userNick", (long long)*call);
+		else if (v != NULL && llabs(o->sendtime_ms - *v) < SAINIU_WEEK_MS)
 			mock_reject(o, 500, "间隔一周(7天)允许使用一次", "sendtime within 7 days "
 			    "of the last accepted sendtime %lld for this userNick", (long long)*v);
-		else
+		else {
 			map_put(&sainiu_last, o->state_key, o->sendtime_ms);
+			map_put(&sainiu_call, o->state_key, now);
+		}
 	}
 }
 

@@ -13,7 +13,6 @@
 #include <string.h>
 
 #include "mock.h"
-#include "usersig.h"
 
 /* Tencent's limit on the request body ("消息包体请不要超过12K"). */
 #define TIM_BODY_MAX	12288
@@ -155,9 +154,9 @@ tim_query(const struct mock_config *cfg, const struct mock_request *req,
 	static const char *const names[] = { "sdkappid", "identifier", "usersig", "random",
 	    "contenttype", NULL };
 	struct mock_form q = { 0 };
-	const char *v[5], *dup;
+	const char *v[5], *dup, *sig_why;
 	uint64_t appid, rnd;
-	char why[256], *err = NULL;
+	char why[256];
 	int rc = -1;
 	size_t i;
 
@@ -209,10 +208,10 @@ tim_query(const struct mock_config *cfg, const struct mock_request *req,
 		goto out;
 	}
 	if (cfg->tim_secret != NULL) {
-		if (usersig_verify(v[2], appid, v[1], cfg->tim_secret, mock_now_ms() / 1000,
-		    NULL, &err) == -1) {
-			mock_reject(o, err != NULL && strcmp(err, "usersig expired") == 0 ?
-			    70001 : 70009, NULL, "%s", err != NULL ? err : "usersig rejected");
+		if (mock_usersig_check(v[2], appid, v[1], cfg->tim_secret, mock_now_ms() / 1000,
+		    &sig_why) == -1) {
+			mock_reject(o, strcmp(sig_why, "usersig expired") == 0 ? 70001 : 70009, NULL,
+			    "%s", sig_why);
 			goto out;
 		}
 	} else if (cfg->tim_usersig != NULL && strcmp(v[2], cfg->tim_usersig) != 0) {
@@ -221,7 +220,6 @@ tim_query(const struct mock_config *cfg, const struct mock_request *req,
 	}
 	rc = 0;
 out:
-	free(err);
 	mock_form_free(&q);
 	return rc;
 }

@@ -6,6 +6,7 @@
 #ifndef HERALD_T_H
 #define HERALD_T_H
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -54,6 +55,19 @@ static int t_current_failed;
 			fprintf(stderr, "FAIL %s\n", #fn);                      \
 		}                                                           \
 	} while (0)
+
+/* A fixed-seed xorshift64 generator, so a randomised test draws the same cases every run.
+   A file wanting other cases sets t_rng_state before its first draw. */
+static uint64_t t_rng_state = 0x9e3779b97f4a7c15ULL;
+
+static inline uint64_t
+rng(void)
+{
+	t_rng_state ^= t_rng_state << 13;
+	t_rng_state ^= t_rng_state >> 7;
+	t_rng_state ^= t_rng_state << 17;
+	return t_rng_state;
+}
 
 /* Prints the plain closing line CI reads and returns the process exit status. */
 static inline int

@@ -10,17 +10,6 @@
 
 #define WALK_DAYS	4000000	/* about 10950 years each way from 1970 */
 
-static uint64_t rng_state = 0x9e3779b97f4a7c15ULL;
-
-static uint64_t
-rng(void)
-{
-	rng_state ^= rng_state << 13;
-	rng_state ^= rng_state >> 7;
-	rng_state ^= rng_state << 17;
-	return rng_state;
-}
-
 static void
 test_floor_div_mod(void)
 {

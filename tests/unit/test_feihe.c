@@ -20,47 +20,9 @@
 static const struct provider_ops *ops = &provider_feihe;
 static char base_url[] = "http://127.0.0.1:8089";
 
-/* A channel whose keys are parsed from json (caller frees keys). */
-static struct channel
-make_channel(const char *json)
-{
-	struct channel ch;
+#include "provider_t.h"
 
-	memset(&ch, 0, sizeof ch);
-	ch.name = base_url + 7;
-	ch.ops = ops;
-	ch.base_url = base_url;
-	ch.keys = cJSON_Parse(json);
-	return ch;
-}
-
-static int
-check_json(int (*check)(const cJSON *, char **), const char *json)
-{
-	cJSON *v = cJSON_Parse(json);
-	char *err = NULL;
-	int rc = check(v, &err);
-
-	T_CHECK(rc == 0 ? err == NULL : err != NULL && err[0] != '\0');
-	free(err);
-	cJSON_Delete(v);
-	return rc;
-}
-
-static int
-check_message(const char *json, int rendered)
-{
-	cJSON *v = cJSON_Parse(json);
-	char *err = NULL;
-	int rc;
-
-	T_CHECK(v != NULL);
-	rc = ops->check_message(v, rendered, &err);
-	T_CHECK(rc == 0 ? err == NULL : err != NULL);
-	free(err);
-	cJSON_Delete(v);
-	return rc;
-}
+#define make_channel(json) provider_channel(base_url + 7, base_url, json)
 
 static void
 test_registry(void)
@@ -115,52 +77,33 @@ test_check_recipient(void)
 	T_EQ_INT(check_json(ops->check_recipient, "\"" OPEN_ID "\""), -1);
 }
 
-/* A message {"type":"text","text": n copies of unit}. */
-static char *
-repeated_message(const char *unit, size_t n)
-{
-	size_t ulen = strlen(unit), i;
-	char *text = malloc(ulen * n + 1), *json;
-	cJSON *m = cJSON_CreateObject();
-
-	for (i = 0; i < n; i++)
-		memcpy(text + i * ulen, unit, ulen);
-	text[ulen * n] = '\0';
-	cJSON_AddStringToObject(m, "type", "text");
-	cJSON_AddStringToObject(m, "text", text);
-	json = cJSON_PrintUnformatted(m);
-	cJSON_Delete(m);
-	free(text);
-	return json;
-}
-
 static void
 test_check_message(void)
 {
 	char *m;
 
-	T_EQ_INT(check_message("{\"type\":\"text\",\"text\":\"客服消息\"}", 0), 0);
-	T_EQ_INT(check_message("{\"type\":\"text\",\"text\":\"客服消息\"}", 1), 0);
-	T_EQ_INT(check_message("{\"type\":\"text\",\"text\":\"\"}", 0), -1);
-	T_EQ_INT(check_message("{\"type\":\"text\"}", 0), -1);
-	T_EQ_INT(check_message("{\"type\":\"text\",\"text\":7}", 0), -1);
-	T_EQ_INT(check_message("{\"type\":\"image\",\"text\":\"x\"}", 0), -1);
-	T_EQ_INT(check_message("{\"text\":\"x\"}", 0), -1);
-	T_EQ_INT(check_message("[]", 0), -1);
+	T_EQ_INT(check_msg("{\"type\":\"text\",\"text\":\"客服消息\"}", 0), 0);
+	T_EQ_INT(check_msg("{\"type\":\"text\",\"text\":\"客服消息\"}", 1), 0);
+	T_EQ_INT(check_msg("{\"type\":\"text\",\"text\":\"\"}", 0), -1);
+	T_EQ_INT(check_msg("{\"type\":\"text\"}", 0), -1);
+	T_EQ_INT(check_msg("{\"type\":\"text\",\"text\":7}", 0), -1);
+	T_EQ_INT(check_msg("{\"type\":\"image\",\"text\":\"x\"}", 0), -1);
+	T_EQ_INT(check_msg("{\"text\":\"x\"}", 0), -1);
+	T_EQ_INT(check_msg("[]", 0), -1);
 
 	/* 2048 bytes is the limit, counted in bytes, and only once rendered. */
 	m = repeated_message("a", 2048);
-	T_EQ_INT(check_message(m, 1), 0);
+	T_EQ_INT(check_msg(m, 1), 0);
 	cJSON_free(m);
 	m = repeated_message("a", 2049);
-	T_EQ_INT(check_message(m, 1), -1);
-	T_EQ_INT(check_message(m, 0), 0);
+	T_EQ_INT(check_msg(m, 1), -1);
+	T_EQ_INT(check_msg(m, 0), 0);
 	cJSON_free(m);
 	m = repeated_message("汉", 682); /* 2046 bytes */
-	T_EQ_INT(check_message(m, 1), 0);
+	T_EQ_INT(check_msg(m, 1), 0);
 	cJSON_free(m);
 	m = repeated_message("汉", 683); /* 2049 bytes */
-	T_EQ_INT(check_message(m, 1), -1);
+	T_EQ_INT(check_msg(m, 1), -1);
 	cJSON_free(m);
 }
 
@@ -260,25 +203,9 @@ judge_len(long status, const char *body, size_t len, enum provider_outcome outco
           const char *code, const char *text, int64_t defer_until_ms)
 {
 	struct channel ch = make_channel("{}");
-	struct provider_item item;
+	struct verdict want = {outcome, code, text, defer_until_ms, NULL, 0};
 
-	memset(&item, 0, sizeof item);
-	item.recipient_id = OPEN_ID;
-	item.channel_fault = 1;
-	ops->judge(NULL, &ch, status, body, len, &item, 1, NOW_MS);
-	T_EQ_INT(item.outcome, outcome);
-	T_EQ_STR(item.code, code);
-	T_EQ_INT(item.channel_fault, 0);
-	if (text == NULL)
-		T_CHECK(item.message_text == NULL);
-	else
-		T_EQ_STR(item.message_text, text);
-	if (outcome == PROVIDER_DEFERRED)
-		T_EQ_INT(item.defer_until_ms, defer_until_ms);
-	T_CHECK(item.message_id == NULL);
-	if (item.outcome != outcome)
-		fprintf(stderr, "  body: %.200s\n", body ? body : "(null)");
-	free(item.message_text);
+	judge_want(NULL, &ch, OPEN_ID, status, body, len, NOW_MS, &want);
 	cJSON_Delete(ch.keys);
 }
 

@@ -11,31 +11,8 @@
 
 #include "sop.h"
 #include "t.h"
+#include "tz_t.h"
 #include "tz.h"
-
-static uint64_t rng_state = 0x2545f4914f6cdd1dULL;
-
-static uint64_t
-rng(void)
-{
-	rng_state ^= rng_state << 13;
-	rng_state ^= rng_state >> 7;
-	rng_state ^= rng_state << 17;
-	return rng_state;
-}
-
-static struct tz *
-load(const char *name)
-{
-	char *err = NULL;
-	struct tz *z = tz_load(name, &err);
-
-	if (z == NULL)
-		fprintf(stderr, "tz_load(%s): %s\n", name, err ? err : "(no message)");
-	T_CHECK(z != NULL);
-	free(err);
-	return z;
-}
 
 static int32_t
 day_of(const char *s)
@@ -496,6 +473,7 @@ test_quiet_end(void)
 int
 main(void)
 {
+	t_rng_state = 0x2545f4914f6cdd1dULL;  /* this file's own cases */
 	T_RUN(test_parse_date);
 	T_RUN(test_format_date);
 	T_RUN(test_civil);

@@ -27,51 +27,10 @@
 
 static const struct provider_ops *ops = &provider_tanmarket;
 
-static struct channel
-chan(const char *keys_json)
-{
-	struct channel ch;
+#include "provider_t.h"
 
-	memset(&ch, 0, sizeof ch);
-	ch.name = "groups";
-	ch.ops = ops;
-	ch.base_url = BASE_URL;
-	ch.keys = cJSON_Parse(keys_json);
-	return ch;
-}
-
-static void
-items_reset(struct provider_item *it, size_t n)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		free(it[i].message_text);
-		free(it[i].message_id);
-		it[i].message_text = it[i].message_id = NULL;
-		it[i].code[0] = '\0';
-		/* A value judge never writes here, so a forgotten item shows up. */
-		it[i].outcome = PROVIDER_DEFERRED;
-		/* judge writes 0 or 1 here on every item; -1 shows one it skipped. */
-		it[i].channel_fault = -1;
-	}
-}
-
-/* Judges a copy of body in a buffer of exactly len bytes, so an over-read trips ASan. */
-static void
-judge(const struct channel *ch, long status, const char *body, size_t len,
-      struct provider_item *it, size_t n)
-{
-	char *copy = NULL;
-
-	items_reset(it, n);
-	if (body) {
-		copy = malloc(len ? len : 1);
-		memcpy(copy, body, len);
-	}
-	ops->judge(NULL, ch, status, copy, len, it, n, NOW_MS);
-	free(copy);
-}
+#define chan(keys_json) provider_channel("groups", BASE_URL, keys_json)
+#define judge(ch, status, body, len, it, n) judge_items(ch, status, body, len, it, n, NOW_MS)
 
 /* The reference sign, computed here independently of the module. */
 static void
@@ -144,22 +103,6 @@ test_schedule(void)
 	T_EQ_INT(expires, NOW_MS + 3 * DAY_MS - 60 * 1000);
 }
 
-static int
-channel_ok(const char *keys_json, const char *err_has)
-{
-	struct channel ch = chan(keys_json);
-	char *err = NULL;
-	int rc = ops->check_channel(&ch, &err);
-
-	if (rc == -1)
-		T_CHECK(err && strstr(err, err_has));
-	else
-		T_CHECK(err == NULL);
-	free(err);
-	cJSON_Delete(ch.keys);
-	return rc;
-}
-
 static void
 test_check_channel(void)
 {
@@ -172,39 +115,26 @@ test_check_channel(void)
 	T_EQ_INT(channel_ok("{\"app_id\":\"a\",\"app_key\":\"k\",\"mode\":4294967296}", "mode"), -1);
 }
 
-static int
-json_ok(int (*fn)(const cJSON *, int, char **), int (*fr)(const cJSON *, char **), const char *json)
-{
-	cJSON *v = cJSON_Parse(json);
-	char *err = NULL;
-	int rc = fn ? fn(v, 1, &err) : fr(v, &err);
-
-	T_CHECK(rc == 0 ? err == NULL : err != NULL);
-	free(err);
-	cJSON_Delete(v);
-	return rc;
-}
-
 static void
 test_check_recipient_message(void)
 {
-	T_EQ_INT(json_ok(NULL, ops->check_recipient, "{\"chat_id\":\"wr1\",\"chat_owner\":\"39965\"}"), 0);
-	T_EQ_INT(json_ok(NULL, ops->check_recipient, "{\"chat_id\":\"wr1\"}"), -1);
-	T_EQ_INT(json_ok(NULL, ops->check_recipient, "{\"chat_id\":\"\",\"chat_owner\":\"o\"}"), -1);
-	T_EQ_INT(json_ok(NULL, ops->check_recipient, "{\"chat_id\":\"wr1\",\"chat_owner\":5}"), -1);
-	T_EQ_INT(json_ok(NULL, ops->check_recipient, "{\"id\":\"wr1\"}"), -1);
+	T_EQ_INT(check_json(ops->check_recipient, "{\"chat_id\":\"wr1\",\"chat_owner\":\"39965\"}"), 0);
+	T_EQ_INT(check_json(ops->check_recipient, "{\"chat_id\":\"wr1\"}"), -1);
+	T_EQ_INT(check_json(ops->check_recipient, "{\"chat_id\":\"\",\"chat_owner\":\"o\"}"), -1);
+	T_EQ_INT(check_json(ops->check_recipient, "{\"chat_id\":\"wr1\",\"chat_owner\":5}"), -1);
+	T_EQ_INT(check_json(ops->check_recipient, "{\"id\":\"wr1\"}"), -1);
 
-	T_EQ_INT(json_ok(ops->check_message, NULL, "{\"contents\":" CONTENTS_1 "}"), 0);
-	T_EQ_INT(json_ok(ops->check_message, NULL, "{\"contents\":[{\"type\":1,\"content\":\"x\"}]}"), 0);
-	T_EQ_INT(json_ok(ops->check_message, NULL, "{\"contents\":[]}"), -1);
-	T_EQ_INT(json_ok(ops->check_message, NULL, "{\"contents\":{}}"), -1);
-	T_EQ_INT(json_ok(ops->check_message, NULL, "{\"contents\":[{\"content\":\"x\"}]}"), -1);
-	T_EQ_INT(json_ok(ops->check_message, NULL, "{\"contents\":[{\"type\":\"1\"}]}"), -1);
-	T_EQ_INT(json_ok(ops->check_message, NULL, "{\"contents\":[{\"type\":1.5}]}"), -1);
-	T_EQ_INT(json_ok(ops->check_message, NULL, "{\"contents\":[{\"type\":1},2]}"), -1);
-	T_EQ_INT(json_ok(ops->check_message, NULL, "{\"contents\":[{\"type\":1}],\"type\":\"text\"}"), -1);
-	T_EQ_INT(json_ok(ops->check_message, NULL, "{\"type\":\"text\",\"text\":\"x\"}"), -1);
-	T_EQ_INT(json_ok(ops->check_message, NULL, "[]"), -1);
+	T_EQ_INT(check_msg("{\"contents\":" CONTENTS_1 "}", 1), 0);
+	T_EQ_INT(check_msg("{\"contents\":[{\"type\":1,\"content\":\"x\"}]}", 1), 0);
+	T_EQ_INT(check_msg("{\"contents\":[]}", 1), -1);
+	T_EQ_INT(check_msg("{\"contents\":{}}", 1), -1);
+	T_EQ_INT(check_msg("{\"contents\":[{\"content\":\"x\"}]}", 1), -1);
+	T_EQ_INT(check_msg("{\"contents\":[{\"type\":\"1\"}]}", 1), -1);
+	T_EQ_INT(check_msg("{\"contents\":[{\"type\":1.5}]}", 1), -1);
+	T_EQ_INT(check_msg("{\"contents\":[{\"type\":1},2]}", 1), -1);
+	T_EQ_INT(check_msg("{\"contents\":[{\"type\":1}],\"type\":\"text\"}", 1), -1);
+	T_EQ_INT(check_msg("{\"type\":\"text\",\"text\":\"x\"}", 1), -1);
+	T_EQ_INT(check_msg("[]", 1), -1);
 }
 
 /* A campaign's deliveries: 3 groups x 2 steps, handed over in a scrambled order. */

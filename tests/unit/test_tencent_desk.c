@@ -29,50 +29,10 @@
 static const struct provider_ops *ops = &provider_tencent_desk;
 static char base_url[] = "https://console.tim.qq.com";
 
-static struct channel
-make_channel(const char *json)
-{
-	struct channel ch;
+#include "provider_t.h"
 
-	memset(&ch, 0, sizeof ch);
-	ch.name = base_url;
-	ch.ops = ops;
-	ch.base_url = base_url;
-	ch.keys = cJSON_Parse(json);
-	T_CHECK(ch.keys != NULL);
-	return ch;
-}
-
-static int
-hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
-/* Percent-decodes s[0..len) into a new string. */
-static char *
-pct_decode(const char *s, size_t len)
-{
-	char *out = malloc(len + 1);
-	size_t i, j = 0;
-
-	for (i = 0; i < len; i++) {
-		if (s[i] == '%' && i + 2 < len && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
-			out[j++] = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
-			i += 2;
-		} else {
-			out[j++] = s[i];
-		}
-	}
-	out[j] = '\0';
-	return out;
-}
+#define make_channel(json) provider_channel(base_url, base_url, json)
+#define text_message(len) repeated_message("a", len)
 
 /* The URL's path (before '?') in *path and its query as an object of decoded strings. */
 static cJSON *
@@ -83,7 +43,7 @@ parse_url(const char *url, char **path)
 	char *name, *value;
 
 	T_CHECK(q != NULL);
-	*path = pct_decode(url, q ? (size_t)(q - url) : strlen(url));
+	*path = pct_decode(url, q ? (size_t)(q - url) : strlen(url), 0);
 	for (p = q ? q + 1 : ""; *p != '\0'; p = *amp ? amp + 1 : amp) {
 		amp = strchr(p, '&');
 		if (amp == NULL)
@@ -92,8 +52,8 @@ parse_url(const char *url, char **path)
 		T_CHECK(eq != NULL);
 		if (eq == NULL)
 			continue;
-		name = pct_decode(p, (size_t)(eq - p));
-		value = pct_decode(eq + 1, (size_t)(amp - eq - 1));
+		name = pct_decode(p, (size_t)(eq - p), 0);
+		value = pct_decode(eq + 1, (size_t)(amp - eq - 1), 0);
 		T_CHECK(cJSON_GetObjectItemCaseSensitive(params, name) == NULL);
 		cJSON_AddStringToObject(params, name, value);
 		free(name);
@@ -277,45 +237,17 @@ test_check_channel(void)
 	}
 }
 
-static int
-check(int (*fn)(const cJSON *, char **), const char *json)
-{
-	cJSON *v = cJSON_Parse(json);
-	char *err = NULL;
-	int rc = fn(v, &err);
-
-	T_CHECK(rc == 0 ? err == NULL : err != NULL);
-	free(err);
-	cJSON_Delete(v);
-	return rc;
-}
-
-static int
-check_msg(const char *json, int rendered)
-{
-	cJSON *v = cJSON_Parse(json);
-	char *err = NULL;
-	int rc;
-
-	T_CHECK(v != NULL);
-	rc = ops->check_message(v, rendered, &err);
-	T_CHECK(rc == 0 ? err == NULL : err != NULL);
-	free(err);
-	cJSON_Delete(v);
-	return rc;
-}
-
 static void
 test_check_recipient(void)
 {
-	T_EQ_INT(check(ops->check_recipient, "{\"id\":\"user45\"}"), 0);
-	T_EQ_INT(check(ops->check_recipient, "{\"session_id\":\"" SESSION "\"}"), 0);
-	T_EQ_INT(check(ops->check_recipient, "{\"id\":\"u\",\"session_id\":\"s\"}"), -1);
-	T_EQ_INT(check(ops->check_recipient, "{}"), -1);
-	T_EQ_INT(check(ops->check_recipient, "{\"id\":\"\"}"), -1);
-	T_EQ_INT(check(ops->check_recipient, "{\"session_id\":\"\"}"), -1);
-	T_EQ_INT(check(ops->check_recipient, "{\"session_id\":5}"), -1);
-	T_EQ_INT(check(ops->check_recipient, "[]"), -1);
+	T_EQ_INT(check_json(ops->check_recipient, "{\"id\":\"user45\"}"), 0);
+	T_EQ_INT(check_json(ops->check_recipient, "{\"session_id\":\"" SESSION "\"}"), 0);
+	T_EQ_INT(check_json(ops->check_recipient, "{\"id\":\"u\",\"session_id\":\"s\"}"), -1);
+	T_EQ_INT(check_json(ops->check_recipient, "{}"), -1);
+	T_EQ_INT(check_json(ops->check_recipient, "{\"id\":\"\"}"), -1);
+	T_EQ_INT(check_json(ops->check_recipient, "{\"session_id\":\"\"}"), -1);
+	T_EQ_INT(check_json(ops->check_recipient, "{\"session_id\":5}"), -1);
+	T_EQ_INT(check_json(ops->check_recipient, "[]"), -1);
 }
 
 static void
@@ -709,22 +641,6 @@ test_open_errors(void)
 	"{\"SessionId\":\"\",\"MsgRandom\":4294967295,\"MsgBody\":[{\"MsgType\":\"TIMTextElem\"," \
 	"\"MsgContent\":{\"Text\":\"\"}}]}"
 
-static char *
-text_message(size_t len)
-{
-	cJSON *m = cJSON_CreateObject();
-	char *text = malloc(len + 1), *json;
-
-	memset(text, 'a', len);
-	text[len] = '\0';
-	cJSON_AddStringToObject(m, "type", "text");
-	cJSON_AddStringToObject(m, "text", text);
-	json = cJSON_PrintUnformatted(m);
-	cJSON_Delete(m);
-	free(text);
-	return json;
-}
-
 static void
 test_size_limit(void)
 {
@@ -772,25 +688,9 @@ judge_fault(long status, const char *body, size_t len, enum provider_outcome out
 {
 	struct channel ch = make_channel(CHANNEL_KEY);
 	void *state = open_state(&ch);
-	struct provider_item item;
+	struct verdict want = {outcome, code, text, defer, NULL, fault};
 
-	memset(&item, 0, sizeof item);
-	/* judge writes 0 or 1 here; -1 shows it did not. */
-	item.channel_fault = -1;
-	ops->judge(state, &ch, status, body, len, &item, 1, NOW_MS);
-	T_EQ_INT(item.outcome, outcome);
-	T_EQ_STR(item.code, code);
-	T_EQ_INT(item.channel_fault, fault);
-	if (text)
-		T_EQ_STR(item.message_text, text);
-	else
-		T_CHECK(item.message_text == NULL);
-	if (outcome == PROVIDER_DEFERRED)
-		T_EQ_INT(item.defer_until_ms, defer);
-	T_CHECK(item.message_id == NULL);
-	if (item.outcome != outcome || item.channel_fault != fault)
-		fprintf(stderr, "  body: %.200s\n", body ? body : "(null)");
-	free(item.message_text);
+	judge_want(state, &ch, NULL, status, body, len, NOW_MS, &want);
 	ops->close(state);
 	cJSON_Delete(ch.keys);
 }

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "t.h"
+#include "tz_t.h"
 #include "tz.h"
 
 static char sys_dir[512];	/* where the system zone files are */
@@ -36,31 +37,6 @@ utc_ms(int y, int mo, int d, int h, int mi, int s)
 
 /* The same civil time read as a local wall-clock time. */
 #define local_ms utc_ms
-
-static uint64_t rng_state = 0x9e3779b97f4a7c15ULL;
-
-static uint64_t
-rng(void)
-{
-	rng_state ^= rng_state << 13;
-	rng_state ^= rng_state >> 7;
-	rng_state ^= rng_state << 17;
-	return rng_state;
-}
-
-static struct tz *
-load(const char *name)
-{
-	char *err = NULL;
-	struct tz *z = tz_load(name, &err);
-
-	if (z == NULL)
-		fprintf(stderr, "tz_load(%s): %s\n", name, err ? err : "(no message)");
-	T_CHECK(z != NULL);
-	T_CHECK(err == NULL);
-	free(err);
-	return z;
-}
 
 static void
 test_shanghai(void)
