@@ -486,7 +486,7 @@ fail_job(struct dispatch *d, struct results *res, const struct store_job *j, con
 	if (!r)
 		return;
 	r->delivery_id = j->delivery_id;
-	r->state = "failed";
+	r->state = STATE_FAILED;
 	r->started_at_ms = now_ms;
 	r->message = keep(res, why);
 	if (account) {
@@ -720,7 +720,7 @@ expire_flight(struct dispatch *d, struct flight *f, const char *why, int64_t now
 		if (!r)
 			continue;
 		r->delivery_id = f->jobs[i].delivery_id;
-		r->state = "expired";
+		r->state = STATE_EXPIRED;
 		d->expired++;
 		r->started_at_ms = now_ms;
 		r->refund = 1;
@@ -852,7 +852,7 @@ ambiguous_result(struct dispatch *d, const struct flight *f, size_t i, struct st
 
 	r->limit_counts = 1;  /* it may have been accepted: it counts for the provider's rules */
 	if ((ch->ops->dedups || ch->on_ambiguous_retry) && j->attempts < d->cfg->max_attempts) {
-		r->state = "retrying";
+		r->state = STATE_RETRYING;
 		r->next_at_ms = now_ms + v->wait_ms;
 		r->batch_id = v->batch_id;
 		d->retried++;
@@ -861,15 +861,15 @@ ambiguous_result(struct dispatch *d, const struct flight *f, size_t i, struct st
 	if (ch->ops->dedups || ch->on_ambiguous_retry) {
 		snprintf(text, sizeof text, "gave up after %d attempts: %s", j->attempts,
 		         it->message_text ? it->message_text : "no verdict");
-		r->state = ch->ops->dedups ? "failed" : "unknown";
+		r->state = ch->ops->dedups ? STATE_FAILED : STATE_UNKNOWN;
 	} else {
 		snprintf(text, sizeof text, "%s; not resent: %s cannot de-duplicate a resend "
 		         "(herald retry --state unknown sends it again)",
 		         it->message_text ? it->message_text : "no verdict", ch->ops->name);
-		r->state = "unknown";
+		r->state = STATE_UNKNOWN;
 	}
 	r->message = keep(out, text);
-	if (strcmp(r->state, "failed") == 0)
+	if (r->state == STATE_FAILED)
 		d->failed++;
 	else
 		d->unknown++;
@@ -905,7 +905,7 @@ item_result(struct dispatch *d, struct flight *f, size_t i, const struct http_re
 		   and the attempt is not held against it. */
 		snprintf(text, sizeof text, "channel %s suspended: %s", f->cs->ch->name,
 		         it->message_text ? it->message_text : "account error");
-		r->state = "pending";
+		r->state = STATE_PENDING;
 		r->next_at_ms = now_ms;
 		r->refund = 1;
 		r->batch_id = v->batch_id;
@@ -915,11 +915,11 @@ item_result(struct dispatch *d, struct flight *f, size_t i, const struct http_re
 	}
 	switch (it->outcome) {
 	case PROVIDER_SENT:
-		r->state = "sent";
+		r->state = STATE_SENT;
 		d->sent++;
 		break;
 	case PROVIDER_DEFERRED:
-		r->state = "deferred";
+		r->state = STATE_DEFERRED;
 		r->next_at_ms = it->defer_until_ms > now_ms ? it->defer_until_ms : now_ms + SECOND_MS;
 		d->deferred++;
 		break;
@@ -928,7 +928,7 @@ item_result(struct dispatch *d, struct flight *f, size_t i, const struct http_re
 		break;
 	case PROVIDER_TRANSIENT:
 		if (j->attempts < d->cfg->max_attempts) {
-			r->state = "retrying";
+			r->state = STATE_RETRYING;
 			r->next_at_ms = now_ms + v->wait_ms;
 			r->batch_id = v->batch_id;
 			d->retried++;
@@ -940,11 +940,11 @@ item_result(struct dispatch *d, struct flight *f, size_t i, const struct http_re
 		/* fall through */
 	case PROVIDER_EXPIRED:  /* build's verdict only; a judge never gives it */
 	case PROVIDER_PERMANENT:
-		r->state = "failed";
+		r->state = STATE_FAILED;
 		d->failed++;
 		break;
 	}
-	metrics_delivery_state(f->cs->ch->name, r->state, 1);
+	metrics_delivery_state(f->cs->ch->name, store_states[r->state], 1);
 	return r;
 }
 
@@ -1040,14 +1040,13 @@ dispatch_finish(struct dispatch *d, struct http_result *hr, int64_t now_ms, stru
 	for (i = 0; i < f->n; i++) {
 		const struct store_result *r = item_result(d, f, i, hr, &v, now_ms, out);
 
-		if (r && strcmp(r->state, "sent") != 0)
+		if (r && r->state != STATE_SENT)
 			/* Failures are worth a line; a retry is routine until it becomes one. */
-			log_msg(strcmp(r->state, "failed") == 0 || strcmp(r->state, "unknown") == 0
-			                ? LOG_WARN
-			        : strcmp(r->state, "deferred") == 0 ? LOG_INFO
-			                                            : LOG_DEBUG,
+			log_msg(r->state == STATE_FAILED || r->state == STATE_UNKNOWN ? LOG_WARN
+			        : r->state == STATE_DEFERRED                          ? LOG_INFO
+			                                                              : LOG_DEBUG,
 			        "%s: %s step %d %s: %s%s%s", f->jobs[i].campaign.key, f->jobs[i].rid,
-			        f->jobs[i].step, r->state, f->items[i].code, f->items[i].code[0] ? " " : "",
+			        f->jobs[i].step, store_states[r->state], f->items[i].code, f->items[i].code[0] ? " " : "",
 			        r->message ? r->message : "");
 	}
 	flight_free(f);

@@ -16,8 +16,16 @@
 #include "util.h"
 
 const char *const store_states[STORE_N_STATES] = {
-	"pending", "sending", "sent", "retrying", "deferred", "failed", "expired", "cancelled", "unknown",
-	"suppressed",
+	[STATE_PENDING] = "pending",
+	[STATE_SENDING] = "sending",
+	[STATE_SENT] = "sent",
+	[STATE_RETRYING] = "retrying",
+	[STATE_DEFERRED] = "deferred",
+	[STATE_FAILED] = "failed",
+	[STATE_EXPIRED] = "expired",
+	[STATE_CANCELLED] = "cancelled",
+	[STATE_UNKNOWN] = "unknown",
+	[STATE_SUPPRESSED] = "suppressed",
 };
 
 

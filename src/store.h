@@ -15,8 +15,22 @@
 
 struct store;
 
-#define STORE_N_STATES 10
-/* The delivery states in SPEC order; counts arrays are indexed the same way. */
+/* The delivery states of SPEC §4, in its order; counts arrays are indexed by them. The store
+   alone turns them into the text it keeps (store_states). */
+enum delivery_state {
+	STATE_PENDING,
+	STATE_SENDING,
+	STATE_SENT,
+	STATE_RETRYING,
+	STATE_DEFERRED,
+	STATE_FAILED,
+	STATE_EXPIRED,
+	STATE_CANCELLED,
+	STATE_UNKNOWN,
+	STATE_SUPPRESSED,
+	STORE_N_STATES
+};
+/* The stored name of each state, indexed by enum delivery_state. */
 extern const char *const store_states[STORE_N_STATES];
 /* Index of a delivery state name, or -1. */
 int store_state_index(const char *state);
@@ -276,7 +290,8 @@ int store_next_due(struct store *s, int64_t *next_at_ms, char **err);
 /* The result of one attempt, recorded by store_record. */
 struct store_result {
 	int64_t delivery_id;
-	const char *state;               /* new delivery state: sent|retrying|deferred|failed|pending */
+	enum delivery_state state;       /* sent, retrying, deferred, failed, unknown, expired, or
+	                                    pending (requeued, the attempt not counted) */
 	int64_t next_at_ms;              /* retrying, deferred, pending */
 	int64_t send_at_ms;              /* provider-scheduled send time, 0 = none */
 	int64_t started_at_ms;

@@ -242,7 +242,7 @@ int
 store_audience_settle(struct store *s, const struct store_result *r)
 {
 	/* What SaiNiu's rule counts, the cap counts: accepted, or maybe accepted (SPEC 5.10). */
-	int counts = strcmp(r->state, "sent") == 0 || r->limit_counts;
+	int counts = r->state == STATE_SENT || r->limit_counts;
 	sqlite3_stmt *st = counts ? store_stmt(s, SQL_CAP_KEEP)
 	                          : store_stmt(s, SQL_CAP_DROP);
 

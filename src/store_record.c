@@ -13,7 +13,7 @@
 static void
 result_error(const struct store_result *r, char *out, size_t size)
 {
-	if (strcmp(r->state, "sent") == 0) {
+	if (r->state == STATE_SENT) {
 		out[0] = '\0';
 		return;
 	}
@@ -28,13 +28,13 @@ record_one(struct store *s, int64_t runner_id, const struct store_result *r)
 {
 	sqlite3_stmt *st = store_stmt(s, SQL_RECORD_UPDATE);
 	char err_text[600];
-	int sent = strcmp(r->state, "sent") == 0;
+	int sent = r->state == STATE_SENT;
 
 	if (!st)
 		return -1;
 	result_error(r, err_text, sizeof err_text);
 	sqlite3_bind_int64(st, 1, r->delivery_id);
-	sqlite3_bind_text(st, 2, r->state, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, store_states[r->state], -1, SQLITE_STATIC);
 	if (r->next_at_ms)
 		sqlite3_bind_int64(st, 3, r->next_at_ms);
 	if (r->send_at_ms)
@@ -56,7 +56,7 @@ record_one(struct store *s, int64_t runner_id, const struct store_result *r)
 	if (store_audience_settle(s, r) != 0)
 		return -1;
 	/* Expired before its request could leave: there was no attempt to log. */
-	if (strcmp(r->state, "expired") == 0)
+	if (r->state == STATE_EXPIRED)
 		goto settle;
 	if (!(st = store_stmt(s, SQL_ATTEMPT_INSERT)))
 		return -1;
@@ -69,7 +69,7 @@ record_one(struct store *s, int64_t runner_id, const struct store_result *r)
 		sqlite3_bind_text(st, 5, r->code, -1, SQLITE_STATIC);
 	if (r->message)
 		sqlite3_bind_text(st, 6, r->message, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 7, strcmp(r->state, "pending") == 0 ? "requeued" : r->state, -1,
+	sqlite3_bind_text(st, 7, r->state == STATE_PENDING ? "requeued" : store_states[r->state], -1,
 	                  SQLITE_STATIC);
 	if (sqlite3_step(st) != SQLITE_DONE)
 		return -1;

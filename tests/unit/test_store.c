@@ -459,7 +459,7 @@ test_limit_reservation(void)
 	T_EQ_STR(state, "pending");
 	T_EQ_INT(next_at, 4000);
 	r.delivery_id = first;
-	r.state = "sent";
+	r.state = STATE_SENT;
 	r.started_at_ms = 2000;
 	r.send_at_ms = 2001;
 	r.limit_provider = "sainiu";
@@ -509,11 +509,11 @@ test_record_and_reap(void)
 	T_EQ_INT(store_claim(s, 7, 2000, &cb, &j, &n, &err), 0);
 	T_EQ_INT(n, 4);
 	r[0].delivery_id = j[0].delivery_id;
-	r[0].state = "sent";
+	r[0].state = STATE_SENT;
 	r[0].started_at_ms = 2000;
 	r[0].http_status = 200;
 	r[1].delivery_id = j[1].delivery_id;
-	r[1].state = "failed";
+	r[1].state = STATE_FAILED;
 	r[1].code = "40003";
 	r[1].message = "invalid openid";
 	r[1].http_status = 200;
