@@ -21,6 +21,15 @@ struct cli_env {
 /* Runs herald with argv; returns the process exit status. */
 int cli_main(int argc, char **argv);
 
+/* The commands that change a campaign (cli_campaign.c). */
+int cmd_import(const struct cli_env *env);
+int cmd_pause(const struct cli_env *env);
+int cmd_resume(const struct cli_env *env);
+int cmd_cancel(const struct cli_env *env);
+int cmd_retry(const struct cli_env *env);
+/* The scheduler and the schema (cli_run.c). */
+int cmd_run(const struct cli_env *env);
+int cmd_migrate(const struct cli_env *env);
 /* The commands that print campaign data (cli_show.c). */
 int cli_status(const struct cli_env *env);
 int cli_deliveries(const struct cli_env *env);
