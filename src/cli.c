@@ -155,20 +155,20 @@ static const struct cmd_entry cmd_table[] = {
 	{"import", cmd_import, "import FILE [--dry-run]",
 	 "Validate a campaign definition (FILE, or - for stdin) and upsert it. Nothing is written\n"
 	 "unless all of it is valid. --dry-run validates and prints the summary only."},
-	{"status", cli_status, "status [KEY] [--json]",
+	{"status", cmd_status, "status [KEY] [--json]",
 	 "Every campaign, or one: state, deliveries per state, next send time, latest error."},
-	{"deliveries", cli_deliveries,
+	{"deliveries", cmd_deliveries,
 	 "deliveries KEY [--state STATE] [--limit N] [--after CURSOR] [--json]",
 	 "The deliveries of a campaign in due order: recipient, step, due time, state, attempts,\n"
 	 "last error, provider message id. --limit N prints a page of N rows and, when more\n"
 	 "follow, the cursor for --after (\"next\" in --json). Without --limit a terminal gets a\n"
 	 "screenful, a pipe every row."},
-	{"attempts", cli_attempts, "attempts KEY [--recipient ID] [--json]",
+	{"attempts", cmd_attempts, "attempts KEY [--recipient ID] [--json]",
 	 "The attempt log: when, how long, HTTP status, provider code and message, outcome."},
-	{"show", cli_show, "show KEY [--json]",
+	{"show", cmd_show, "show KEY [--json]",
 	 "The campaign's stored definition: channel, time zone, anchor, expiry, steps with their\n"
 	 "messages, recipient count."},
-	{"export", cli_export, "export KEY [--state STATE] [--format csv|jsonl]",
+	{"export", cmd_export, "export KEY [--state STATE] [--format csv|jsonl]",
 	 "Every delivery of the campaign to stdout, streamed: recipient, step, due_at, state,\n"
 	 "attempts, last_error, provider_message_id. CSV (the default) starts with a UTF-8 BOM."},
 	{"pause", cmd_pause, "pause KEY | pause --channel NAME",
@@ -188,14 +188,14 @@ static const struct cmd_entry cmd_table[] = {
 	 "--listen ADDR:PORT: also serve GET /metrics (Prometheus), /healthz and a status page at /\n"
 	 "on that address only (IPv4, or [IPv6]; PORT alone means 127.0.0.1; port 0 picks one)."},
 	{"migrate", cmd_migrate, "migrate", "Bring the database to the current schema; print its version."},
-	{"suppress", cli_suppress,
+	{"suppress", cmd_suppress,
 	 "suppress add|remove CHANNEL ID... | suppress import CHANNEL FILE | "
 	 "suppress list [CHANNEL] [--json]",
 	 "The opt-out list. A listed id's deliveries on CHANNEL (\"*\": every channel) become\n"
 	 "suppressed when they come due, never sent. import reads one id a line, or a CSV with an\n"
 	 "id column, in one transaction. remove lets later deliveries go; ones already\n"
 	 "suppressed stay so (herald retry KEY --state suppressed sends them)."},
-	{"channels", cli_channels, "channels [--json]",
+	{"channels", cmd_channels, "channels [--json]",
 	 "Every configured channel: provider, state (active, paused, suspended), why and since\n"
 	 "when, the next probe of a suspended one, and how many deliveries wait on it."},
 };

@@ -31,18 +31,18 @@ int cmd_retry(const struct cli_env *env);
 int cmd_run(const struct cli_env *env);
 int cmd_migrate(const struct cli_env *env);
 /* The commands that print campaign data (cli_show.c). */
-int cli_status(const struct cli_env *env);
-int cli_deliveries(const struct cli_env *env);
-int cli_attempts(const struct cli_env *env);
+int cmd_status(const struct cli_env *env);
+int cmd_deliveries(const struct cli_env *env);
+int cmd_attempts(const struct cli_env *env);
 /* The channels and their holds (cli_channels.c). */
-int cli_channels(const struct cli_env *env);
+int cmd_channels(const struct cli_env *env);
 /* pause|resume --channel NAME: pause 1 holds the channel, 0 releases it (and ends a
    suspension). */
 int cli_channel_hold(const struct cli_env *env, const char *name, int pause);
-int cli_show(const struct cli_env *env);
+int cmd_show(const struct cli_env *env);
 /* The opt-out list (cli_suppress.c). */
-int cli_suppress(const struct cli_env *env);
-int cli_export(const struct cli_env *env);
+int cmd_suppress(const struct cli_env *env);
+int cmd_export(const struct cli_env *env);
 struct store_status;
 /* A campaign's state for people: active, paused, cancelled, or completed when nothing is left
    to send. */

@@ -58,7 +58,7 @@ channel_json(const struct tz *z, const char *provider, const struct store_channe
 }
 
 int
-cli_channels(const struct cli_env *env)
+cmd_channels(const struct cli_env *env)
 {
 	static const char *const opts[] = {"--json", NULL};
 	static const char *const headers[] = {

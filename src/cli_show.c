@@ -169,7 +169,7 @@ status_row(void *arg, const struct store_status *st)
 }
 
 int
-cli_status(const struct cli_env *env)
+cmd_status(const struct cli_env *env)
 {
 	static const char *const opts[] = {"--json", NULL};
 	static const char *const headers[] = {
@@ -309,7 +309,7 @@ screenful(void)
 }
 
 int
-cli_deliveries(const struct cli_env *env)
+cmd_deliveries(const struct cli_env *env)
 {
 	static const char *const opts[] = {"--state=", "--limit=", "--json", "--after=", NULL};
 	static const char *const headers[] = {"RECIPIENT", "STEP", "DUE", "STATE", "ATTEMPTS",
@@ -415,7 +415,7 @@ attempt_row(void *arg, const struct store_attempt_row *r)
 }
 
 int
-cli_attempts(const struct cli_env *env)
+cmd_attempts(const struct cli_env *env)
 {
 	static const char *const opts[] = {"--recipient=", "--json", NULL};
 	static const char *const headers[] = {"RECIPIENT", "STEP", "STARTED", "MS", "HTTP", "CODE",
@@ -512,7 +512,7 @@ step_text(void *arg, const struct store_step_row *r)
 }
 
 int
-cli_show(const struct cli_env *env)
+cmd_show(const struct cli_env *env)
 {
 	static const char *const opts[] = {"--json", NULL};
 	const char *vals[1] = {NULL}, *pos[1];
@@ -652,7 +652,7 @@ export_row(void *arg, const struct store_delivery_row *r)
 }
 
 int
-cli_export(const struct cli_env *env)
+cmd_export(const struct cli_env *env)
 {
 	static const char *const opts[] = {"--state=", "--format=", NULL};
 	const char *vals[2] = {NULL}, *pos[1];

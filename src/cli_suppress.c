@@ -357,7 +357,7 @@ list(const struct cli_env *env, const char *channel, int json)
 }
 
 int
-cli_suppress(const struct cli_env *env)
+cmd_suppress(const struct cli_env *env)
 {
 	static const char *const opts[] = {"--json", NULL};
 	const char *vals[1] = {NULL}, **pos;
