@@ -48,33 +48,32 @@ print_import_summary(const struct import_summary *s, int dry_run)
 int
 cmd_import(const struct cli_env *env)
 {
-	static const char *const opts[] = {"--dry-run", NULL};
-	const char *vals[1] = {NULL}, *pos[1];
+	const char *file = env->argv[0];
+	struct cli_env scratch = *env;
 	struct import_opts io = {0};
 	struct import_summary sum;
 	struct config *cfg;
 	struct store *s;
 	int rc, fresh;
 
-	if ((rc = cli_parse(env, opts, vals, pos, 1, 1, "import FILE [--dry-run]")) != 0)
-		return rc;
-	io.dry_run = vals[0] != NULL;
+	io.dry_run = cli_flag(env, "--dry-run");
 	io.progress = isatty(STDERR_FILENO);
 	if (!(cfg = cli_load_config(env, &rc)))
 		return rc;
 	fresh = access(env->db_path, F_OK) != 0 && errno == ENOENT;
 	/* A dry run writes nothing, not even a new database file: it works on a scratch copy. */
-	s = cli_open_store(&(struct cli_env){io.dry_run && fresh ? ":memory:" : env->db_path,
-	                                     env->config_path, 0, NULL});
+	if (io.dry_run && fresh)
+		scratch.db_path = ":memory:";
+	s = cli_open_store(&scratch);
 	if (!s) {
 		config_free(cfg);
 		return 1;
 	}
-	rc = (int)import_run(s, cfg, pos[0], &io, clock_now_ms(), print_problem, NULL, &sum);
+	rc = (int)import_run(s, cfg, file, &io, clock_now_ms(), print_problem, NULL, &sum);
 	if (rc == 0)
 		print_import_summary(&sum, io.dry_run);
 	else if (rc == EXIT_DATAERR)
-		cli_error("%s: invalid, nothing was written", pos[0]);
+		cli_error("%s: invalid, nothing was written", file);
 	store_close(s);
 	/* The file was made to hold this import; with nothing written it must not stay. */
 	if (rc != 0 && fresh && !io.dry_run)
@@ -130,30 +129,19 @@ open_deliveries(struct store *s, const char *key)
 	return n > 0;
 }
 
-/* pause, resume, cancel; pause and resume also take --channel NAME. */
+/* pause, resume, cancel KEY. */
 static int
-set_state(const struct cli_env *env, const char *state, const char *usage)
+set_state(const struct cli_env *env, const char *state)
 {
-	static const char *const opts[] = {"--channel=", NULL};
-	const char *pos[1] = {NULL}, *vals[1] = {NULL};
 	struct store_campaign c;
 	struct store *s;
 	char *err = NULL;
 	int64_t n;
 	int rc;
 
-	if ((rc = cli_parse(env, opts, vals, pos, 0, 1, usage)) != 0)
-		return rc;
-	if (vals[0] && !pos[0] && strcmp(state, "cancelled") != 0)
-		return cli_channel_hold(env, vals[0], strcmp(state, "paused") == 0);
-	if (!pos[0] || vals[0]) {
-		cli_error("%s\nusage: herald %s", pos[0] ? "give KEY or --channel NAME, not both"
-		                                         : "missing argument", usage);
-		return EXIT_USAGE;
-	}
 	if (!(s = cli_open_existing(env, &rc)))
 		return rc;
-	if ((rc = find_campaign(s, pos[0], &c)) != 0)
+	if ((rc = find_campaign(s, env->argv[0], &c)) != 0)
 		goto out;
 	if (strcmp(c.state, "cancelled") == 0 && strcmp(state, "cancelled") != 0) {
 		cli_error("campaign \"%s\" is cancelled; it cannot be paused or resumed", c.key);
@@ -187,39 +175,41 @@ out:
 	return rc;
 }
 
+/* pause and resume take KEY or --channel NAME (the parser lets through one, never both). */
 int
 cmd_pause(const struct cli_env *env)
 {
-	return set_state(env, "paused", "pause KEY | pause --channel NAME");
+	const char *channel = cli_opt(env, "--channel");
+
+	return channel ? cli_channel_hold(env, channel, 1) : set_state(env, "paused");
 }
 
 int
 cmd_resume(const struct cli_env *env)
 {
-	return set_state(env, "active", "resume KEY | resume --channel NAME");
+	const char *channel = cli_opt(env, "--channel");
+
+	return channel ? cli_channel_hold(env, channel, 0) : set_state(env, "active");
 }
 
 int
 cmd_cancel(const struct cli_env *env)
 {
-	return set_state(env, "cancelled", "cancel KEY");
+	return set_state(env, "cancelled");
 }
 
 int
 cmd_retry(const struct cli_env *env)
 {
-	static const char *const opts[] = {"--state=", NULL};
-	const char *vals[1] = {NULL}, *pos[1], *state;
+	const char *state = cli_opt(env, "--state");
 	struct store_campaign c;
 	struct store *s;
 	char *err = NULL;
 	int64_t n;
 	int rc;
 
-	if ((rc = cli_parse(env, opts, vals, pos, 1, 1,
-	                    "retry KEY [--state failed|unknown|expired|suppressed]")))
-		return rc;
-	state = vals[0] ? vals[0] : "failed";
+	if (!state)
+		state = "failed";
 	/* suppressed: an operator's deliberate choice after `suppress remove`; a recipient still
 	   listed is suppressed again when the delivery comes due. */
 	if (strcmp(state, "failed") && strcmp(state, "unknown") && strcmp(state, "expired") &&
@@ -229,7 +219,7 @@ cmd_retry(const struct cli_env *env)
 	}
 	if (!(s = cli_open_existing(env, &rc)))
 		return rc;
-	if ((rc = find_campaign(s, pos[0], &c)) == 0 && strcmp(c.state, "cancelled") == 0) {
+	if ((rc = find_campaign(s, env->argv[0], &c)) == 0 && strcmp(c.state, "cancelled") == 0) {
 		/* Pending again in a cancelled campaign would never go out, and the operator would
 		   wait for it. */
 		cli_error("campaign \"%s\" is cancelled; its deliveries cannot be retried", c.key);

@@ -16,12 +16,8 @@
 int
 cmd_migrate(const struct cli_env *env)
 {
-	static const char *const opts[] = {NULL};
 	struct store *s;
-	int rc;
 
-	if ((rc = cli_parse(env, opts, NULL, NULL, 0, 0, "migrate")) != 0)
-		return rc;
 	if (!(s = cli_open_store(env)))
 		return 1;
 	printf("%s: schema version %d\n", env->db_path, store_version(s));
@@ -88,36 +84,31 @@ check_run_channels(const struct cli_env *env, const struct config *cfg)
 int
 cmd_run(const struct cli_env *env)
 {
-	static const char *const opts[] = {"--once", "--now=", "--log-format=", "--verbose",
-	                                   "--listen=", NULL};
-	const char *vals[5] = {NULL};
+	const char *now = cli_opt(env, "--now"), *format = cli_opt(env, "--log-format");
+	const char *addr = cli_opt(env, "--listen");
 	char *err = NULL;
 	struct scheduler_opts so = {0};
 	struct config *cfg;
 	int rc;
 
-	if ((rc = cli_parse(env, opts, vals, NULL, 0, 0,
-	                    "run [--once] [--now TIME] [--log-format text|json] [--verbose] "
-	                    "[--listen ADDR:PORT]")) != 0)
-		return rc;
-	so.once = vals[0] != NULL;
-	if (vals[1] && (!so.once || sop_parse_instant(vals[1], &so.now_ms) != 0)) {
+	so.once = cli_flag(env, "--once");
+	if (now && (!so.once || sop_parse_instant(now, &so.now_ms) != 0)) {
 		cli_error(so.once ? "--now: \"%s\" is not an ISO 8601 time with offset or epoch ms"
-		                  : "--now works only with --once", vals[1]);
+		                  : "--now works only with --once", now);
 		return EXIT_USAGE;
 	}
-	if (vals[2] && strcmp(vals[2], "text") != 0 && strcmp(vals[2], "json") != 0) {
+	if (format && strcmp(format, "text") != 0 && strcmp(format, "json") != 0) {
 		cli_error("--log-format must be text or json");
 		return EXIT_USAGE;
 	}
-	if (vals[4] && httpd_check_addr(vals[4], &err) != 0) {
+	if (addr && httpd_check_addr(addr, &err) != 0) {
 		cli_error("%s", err);
 		free(err);
 		return EXIT_USAGE;
 	}
-	so.listen = vals[4];
-	log_init(vals[2] && strcmp(vals[2], "json") == 0 ? LOG_JSON : LOG_TEXT,
-	         vals[3] ? LOG_DEBUG : LOG_INFO);
+	so.listen = addr;
+	log_init(format && strcmp(format, "json") == 0 ? LOG_JSON : LOG_TEXT,
+	         cli_flag(env, "--verbose") ? LOG_DEBUG : LOG_INFO);
 	if (!(cfg = cli_load_config(env, &rc)))
 		return rc;
 	if ((rc = check_run_channels(env, cfg)) != 0) {

@@ -19,8 +19,6 @@
 #include "store.h"
 #include "utf8.h"
 
-#define USAGE "suppress add|remove CHANNEL ID... | suppress import CHANNEL FILE | " \
-              "suppress list [CHANNEL] [--json]"
 /* The longest id kept: longer than any provider's id, short enough to spot garbage. */
 #define ID_MAX 512
 /* Bad rows listed before the rest are only counted. */
@@ -65,7 +63,7 @@ fail(const char *what, char *err)
 
 /* add / remove CHANNEL ID...: one transaction. */
 static int
-add_remove(const struct cli_env *env, int add, const char *channel, const char **ids, int n)
+add_remove(const struct cli_env *env, int add, const char *channel, const char *const *ids, int n)
 {
 	struct store *s;
 	char *err = NULL;
@@ -359,35 +357,20 @@ list(const struct cli_env *env, const char *channel, int json)
 int
 cmd_suppress(const struct cli_env *env)
 {
-	static const char *const opts[] = {"--json", NULL};
-	const char *vals[1] = {NULL}, **pos;
-	const char *verb;
-	int rc, n = 0;
+	const char *const *arg = (const char *const *)env->argv, *verb = arg[0];
+	int n = env->argc, json = cli_flag(env, "--json");
 
-	if (!(pos = calloc((size_t)env->argc + 1, sizeof *pos)))
-		return 1;
-	if ((rc = cli_parse(env, opts, vals, pos, 1, env->argc, USAGE)) != 0)
-		goto out;
-	while (n < env->argc && pos[n])
-		n++;
-	verb = pos[0];
-	rc = EXIT_USAGE;
-	if (vals[0] && strcmp(verb, "list") != 0)
-		cli_error("--json goes with list only\nusage: herald %s", USAGE);
-	else if ((strcmp(verb, "add") == 0 || strcmp(verb, "remove") == 0) && n >= 3)
-		rc = check_channel(pos[1]) ? EXIT_USAGE
-		                           : add_remove(env, verb[0] == 'a', pos[1], pos + 2, n - 2);
-	else if (strcmp(verb, "import") == 0 && n == 3)
-		rc = check_channel(pos[1]) ? EXIT_USAGE : import_ids(env, pos[1], pos[2]);
-	else if (strcmp(verb, "list") == 0 && n <= 2)
-		rc = n == 2 && check_channel(pos[1]) ? EXIT_USAGE
-		                                     : list(env, n == 2 ? pos[1] : NULL, vals[0] != NULL);
-	else
-		cli_error("%s\nusage: herald %s",
-		          strcmp(verb, "add") && strcmp(verb, "remove") && strcmp(verb, "import") &&
-		                  strcmp(verb, "list") ? "unknown suppress command" : "wrong arguments",
-		          USAGE);
-out:
-	free(pos);
-	return rc;
+	if (json && strcmp(verb, "list") != 0)
+		return cli_usage_error(env, "--json goes with list only");
+	if ((strcmp(verb, "add") == 0 || strcmp(verb, "remove") == 0) && n >= 3)
+		return check_channel(arg[1]) ? EXIT_USAGE
+		                             : add_remove(env, verb[0] == 'a', arg[1], arg + 2, n - 2);
+	if (strcmp(verb, "import") == 0 && n == 3)
+		return check_channel(arg[1]) ? EXIT_USAGE : import_ids(env, arg[1], arg[2]);
+	if (strcmp(verb, "list") == 0 && n <= 2)
+		return n == 2 && check_channel(arg[1]) ? EXIT_USAGE
+		                                       : list(env, n == 2 ? arg[1] : NULL, json);
+	return cli_usage_error(env, "%s", strcmp(verb, "add") && strcmp(verb, "remove") &&
+	                                          strcmp(verb, "import") && strcmp(verb, "list")
+	                                      ? "unknown suppress command" : "wrong arguments");
 }
