@@ -24,6 +24,10 @@
 /* Bad rows listed before the rest are only counted. */
 #define PROBLEMS_MAX 50
 
+/* The UTF-8 byte order mark spreadsheet programs write at the start of a file. */
+static const char bom[] = "\xEF\xBB\xBF";
+#define BOM_LEN (sizeof bom - 1)
+
 /* NULL if id is one a campaign could list, else why not. */
 static const char *
 id_problem(const char *id, size_t len)
@@ -162,8 +166,8 @@ looks_csv(FILE *f)
 
 	if (!fgets(line, sizeof line, f))
 		return 0;
-	if (strncmp(p, "\xEF\xBB\xBF", 3) == 0)
-		p += 3;
+	if (strncmp(p, bom, BOM_LEN) == 0)
+		p += BOM_LEN;
 	len = strcspn(p, "\r\n");
 	p[len] = '\0';
 	return strchr(p, ',') || strcmp(p, "id") == 0 || strcmp(p, "\"id\"") == 0;
@@ -222,9 +226,9 @@ read_lines(struct ids_in *in, FILE *f)
 		char *p = buf;
 
 		line++;
-		if (line == 1 && len >= 3 && strncmp(p, "\xEF\xBB\xBF", 3) == 0) {
-			p += 3;
-			len -= 3;
+		if (line == 1 && (size_t)len >= BOM_LEN && strncmp(p, bom, BOM_LEN) == 0) {
+			p += BOM_LEN;
+			len -= (ssize_t)BOM_LEN;
 		}
 		while (len > 0 && (p[len - 1] == '\n' || p[len - 1] == '\r'))
 			len--;
