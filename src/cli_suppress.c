@@ -234,6 +234,8 @@ read_lines(struct ids_in *in, FILE *f)
 			len--;
 		if (len == 0)
 			continue;
+		/* The store takes the id as a C string: without the line ending it was kept with. */
+		p[len] = '\0';
 		if (memchr(p, '\0', (size_t)len))
 			bad_row(in, line, "a NUL byte");
 		else
