@@ -58,35 +58,31 @@ channel_json(const struct tz *z, const char *provider, const struct store_channe
 }
 
 int
-cli_channels(const struct cli_env *env)
+cmd_channels(const struct cli_env *env)
 {
-	static const char *const opts[] = {"--json", NULL};
 	static const char *const headers[] = {
 		"CHANNEL", "PROVIDER", "STATE", "SINCE", "NEXT PROBE", "WAITING", "REASON",
 	};
-	const char *vals[1] = {NULL};
+	int json = cli_flag(env, "--json");
 	struct config *cfg = NULL;
 	struct store *s = NULL;
 	struct table *t = NULL;
 	struct tz *z = tz_load(CHANNELS_ZONE, NULL);
 	cJSON *root = NULL, *arr = NULL;
 	char *err = NULL, since[40], probe[40], waiting[24];
-	int rc, i;
+	int rc = 1, i;
 
-	if ((rc = cli_parse(env, opts, vals, NULL, 0, 0, "channels [--json]")) != 0)
-		goto out;
-	rc = 1;
 	if (!(cfg = cli_load_config(env, &rc)) || !(s = cli_open_existing(env, &rc)))
 		goto out;
 	rc = 1;
-	if (vals[0]) {
+	if (json) {
 		root = cJSON_CreateObject();
 		arr = cJSON_AddArrayToObject(root, "channels");
 	} else if ((t = table_new(7, headers))) {
 		table_align_right(t, 5);
 		table_max_width(t, 6, 80);
 	}
-	if (vals[0] ? !arr : !t)
+	if (json ? !arr : !t)
 		goto out;
 	for (i = 0; i < cfg->n_channels; i++) {
 		const struct channel *ch = &cfg->channels[i];

@@ -169,25 +169,22 @@ status_row(void *arg, const struct store_status *st)
 }
 
 int
-cli_status(const struct cli_env *env)
+cmd_status(const struct cli_env *env)
 {
-	static const char *const opts[] = {"--json", NULL};
 	static const char *const headers[] = {
 		"KEY", "NAME", "CHANNEL", "PROVIDER", "STATE", "PENDING", "SENDING", "SENT", "RETRYING",
 		"DEFERRED", "FAILED", "EXPIRED", "CANCELLED", "UNKNOWN", "SUPPRESSED", "NEXT SEND",
 		"LAST ERROR",
 	};
-	const char *vals[1] = {NULL}, *pos[1] = {NULL};
+	const char *key = env->argc > 0 ? env->argv[0] : NULL;
 	struct show sh = {0};
 	struct store *s;
 	char *err = NULL;
-	int rc, n, i;
+	int rc = 0, n, i;
 
-	if ((rc = cli_parse(env, opts, vals, pos, 0, 1, "status [KEY] [--json]")) != 0)
-		return rc;
 	if (!(s = cli_open_existing(env, &rc)))
 		return rc;
-	sh.json = vals[0] != NULL;
+	sh.json = cli_flag(env, "--json");
 	if (show_begin(&sh, "campaigns", 17, headers) != 0) {
 		store_close(s);
 		return 1;
@@ -198,12 +195,12 @@ cli_status(const struct cli_env *env)
 		for (i = 5; i < 5 + STORE_N_STATES; i++)
 			table_align_right(sh.table, i);
 	}
-	n = store_status(s, pos[0], status_row, &sh, &err);
+	n = store_status(s, key, status_row, &sh, &err);
 	if (n < 0) {
 		cli_error("%s", err ? err : "status failed");
 		rc = 1;
-	} else if (n == 0 && pos[0]) {
-		cli_error("no campaign with key \"%s\"", pos[0]);
+	} else if (n == 0 && key) {
+		cli_error("no campaign with key \"%s\"", key);
 		rc = EXIT_DATAERR;
 	}
 	show_end(&sh, rc == 0);
@@ -309,12 +306,12 @@ screenful(void)
 }
 
 int
-cli_deliveries(const struct cli_env *env)
+cmd_deliveries(const struct cli_env *env)
 {
-	static const char *const opts[] = {"--state=", "--limit=", "--json", "--after=", NULL};
 	static const char *const headers[] = {"RECIPIENT", "STEP", "DUE", "STATE", "ATTEMPTS",
 	                                      "MESSAGE ID", "LAST ERROR"};
-	const char *vals[4] = {NULL}, *pos[1];
+	const char *state = cli_opt(env, "--state"), *limit_arg = cli_opt(env, "--limit");
+	const char *after_arg = cli_opt(env, "--after");
 	struct store_page after, next = {0, 0};
 	struct store_campaign c;
 	struct show sh = {0};
@@ -323,28 +320,25 @@ cli_deliveries(const struct cli_env *env)
 	int64_t limit = 0;
 	int rc, more = 0;
 
-	if ((rc = cli_parse(env, opts, vals, pos, 1, 1, "deliveries KEY [--state STATE] [--limit N] "
-	                    "[--after CURSOR] [--json]")) != 0)
-		return rc;
-	if (vals[0] && store_state_index(vals[0]) < 0) {
+	if (state && store_state_index(state) < 0) {
 		cli_error("--state: \"%s\" is not a delivery state (pending, sending, sent, retrying, "
-		          "deferred, failed, expired, cancelled, unknown)", vals[0]);
+		          "deferred, failed, expired, cancelled, unknown)", state);
 		return EXIT_USAGE;
 	}
-	if (vals[1] && (util_parse_i64(vals[1], &limit) != 0 || limit < 1)) {
+	if (limit_arg && (util_parse_i64(limit_arg, &limit) != 0 || limit < 1)) {
 		cli_error("--limit must be a positive integer");
 		return EXIT_USAGE;
 	}
-	if (vals[3] && cursor_parse(vals[3], &after) != 0) {
-		cli_error("--after: \"%s\" is not a cursor printed by herald deliveries", vals[3]);
+	if (after_arg && cursor_parse(after_arg, &after) != 0) {
+		cli_error("--after: \"%s\" is not a cursor printed by herald deliveries", after_arg);
 		return EXIT_USAGE;
 	}
 	/* A person at a terminal gets a screenful and the cursor on; a script gets everything. */
-	if (!vals[1] && isatty(STDOUT_FILENO))
+	if (!limit_arg && isatty(STDOUT_FILENO))
 		limit = screenful();
-	if (!(s = open_campaign(env, pos[0], &c, &rc)))
+	if (!(s = open_campaign(env, env->argv[0], &c, &rc)))
 		return rc;
-	sh.json = vals[2] != NULL;
+	sh.json = cli_flag(env, "--json");
 	set_zone(&sh, c.timezone);
 	if (show_begin(&sh, "deliveries", 7, headers) == 0) {
 		if (!sh.json) {
@@ -352,7 +346,7 @@ cli_deliveries(const struct cli_env *env)
 			table_align_right(sh.table, 4);
 			table_max_width(sh.table, 6, 80);
 		}
-		if (store_deliveries(s, c.id, vals[0], vals[3] ? &after : NULL, limit, delivery_row,
+		if (store_deliveries(s, c.id, state, after_arg ? &after : NULL, limit, delivery_row,
 		                     &sh, &next, &more, &err) != 0) {
 			cli_error("%s", err ? err : "deliveries failed");
 			rc = 1;
@@ -369,9 +363,9 @@ cli_deliveries(const struct cli_env *env)
 			cJSON_AddNullToObject(sh.root, "next");
 	}
 	show_end(&sh, rc == 0);
-	if (rc == 0 && !vals[2] && more)
-		printf("more: herald deliveries %s%s%s --after %s\n", c.key, vals[0] ? " --state " : "",
-		       vals[0] ? vals[0] : "", cursor);
+	if (rc == 0 && !cli_flag(env, "--json") && more)
+		printf("more: herald deliveries %s%s%s --after %s\n", c.key, state ? " --state " : "",
+		       state ? state : "", cursor);
 	free(err);
 	store_close(s);
 	return rc;
@@ -415,23 +409,19 @@ attempt_row(void *arg, const struct store_attempt_row *r)
 }
 
 int
-cli_attempts(const struct cli_env *env)
+cmd_attempts(const struct cli_env *env)
 {
-	static const char *const opts[] = {"--recipient=", "--json", NULL};
 	static const char *const headers[] = {"RECIPIENT", "STEP", "STARTED", "MS", "HTTP", "CODE",
 	                                      "OUTCOME", "MESSAGE"};
-	const char *vals[2] = {NULL}, *pos[1];
 	struct store_campaign c;
 	struct show sh = {0};
 	struct store *s;
 	char *err = NULL;
 	int rc;
 
-	if ((rc = cli_parse(env, opts, vals, pos, 1, 1, "attempts KEY [--recipient ID] [--json]")) != 0)
+	if (!(s = open_campaign(env, env->argv[0], &c, &rc)))
 		return rc;
-	if (!(s = open_campaign(env, pos[0], &c, &rc)))
-		return rc;
-	sh.json = vals[1] != NULL;
+	sh.json = cli_flag(env, "--json");
 	set_zone(&sh, c.timezone);
 	if (show_begin(&sh, "attempts", 8, headers) == 0) {
 		if (!sh.json) {
@@ -440,7 +430,7 @@ cli_attempts(const struct cli_env *env)
 			table_align_right(sh.table, 4);
 			table_max_width(sh.table, 7, 80);
 		}
-		if (store_attempts(s, c.id, vals[0], attempt_row, &sh, &err) != 0) {
+		if (store_attempts(s, c.id, cli_opt(env, "--recipient"), attempt_row, &sh, &err) != 0) {
 			cli_error("%s", err ? err : "attempts failed");
 			rc = 1;
 		}
@@ -512,10 +502,8 @@ step_text(void *arg, const struct store_step_row *r)
 }
 
 int
-cli_show(const struct cli_env *env)
+cmd_show(const struct cli_env *env)
 {
-	static const char *const opts[] = {"--json", NULL};
-	const char *vals[1] = {NULL}, *pos[1];
 	struct store_status st;
 	struct store_campaign c;
 	struct store *s;
@@ -524,9 +512,7 @@ cli_show(const struct cli_env *env)
 	cJSON *root = NULL;
 	int rc;
 
-	if ((rc = cli_parse(env, opts, vals, pos, 1, 1, "show KEY [--json]")) != 0)
-		return rc;
-	if (!(s = open_campaign(env, pos[0], &c, &rc)))
+	if (!(s = open_campaign(env, env->argv[0], &c, &rc)))
 		return rc;
 	rc = 1;
 	memset(&st, 0, sizeof st);
@@ -536,7 +522,7 @@ cli_show(const struct cli_env *env)
 		goto out;
 	}
 	fmt_duration(c.expire_after_ms, expire);
-	if (vals[0]) {
+	if (cli_flag(env, "--json")) {
 		cJSON *steps;
 		char *text;
 
@@ -652,10 +638,9 @@ export_row(void *arg, const struct store_delivery_row *r)
 }
 
 int
-cli_export(const struct cli_env *env)
+cmd_export(const struct cli_env *env)
 {
-	static const char *const opts[] = {"--state=", "--format=", NULL};
-	const char *vals[2] = {NULL}, *pos[1];
+	const char *state = cli_opt(env, "--state"), *format = cli_opt(env, "--format");
 	struct export x = {{0}, 1, stdout};
 	struct store_page end;
 	int more;
@@ -664,27 +649,24 @@ cli_export(const struct cli_env *env)
 	char *err = NULL;
 	int rc;
 
-	if ((rc = cli_parse(env, opts, vals, pos, 1, 1,
-	                    "export KEY [--state STATE] [--format csv|jsonl]")) != 0)
-		return rc;
-	if (vals[0] && store_state_index(vals[0]) < 0) {
+	if (state && store_state_index(state) < 0) {
 		cli_error("--state: \"%s\" is not a delivery state (pending, sending, sent, retrying, "
-		          "deferred, failed, expired, cancelled, unknown)", vals[0]);
+		          "deferred, failed, expired, cancelled, unknown)", state);
 		return EXIT_USAGE;
 	}
-	if (vals[1] && strcmp(vals[1], "csv") != 0 && strcmp(vals[1], "jsonl") != 0) {
+	if (format && strcmp(format, "csv") != 0 && strcmp(format, "jsonl") != 0) {
 		cli_error("--format must be csv or jsonl");
 		return EXIT_USAGE;
 	}
-	x.csv = !vals[1] || strcmp(vals[1], "csv") == 0;
-	if (!(s = open_campaign(env, pos[0], &c, &rc)))
+	x.csv = !format || strcmp(format, "csv") == 0;
+	if (!(s = open_campaign(env, env->argv[0], &c, &rc)))
 		return rc;
 	set_zone(&x.sh, c.timezone);
 	/* The byte order mark is what makes spreadsheet programs read the file as UTF-8. */
 	if (x.csv)
 		fputs("\xEF\xBB\xBF" "recipient,step,due_at,state,attempts,last_error,"
 		      "provider_message_id\r\n", x.out);
-	if (store_deliveries(s, c.id, vals[0], NULL, 0, export_row, &x, &end, &more, &err) != 0 &&
+	if (store_deliveries(s, c.id, state, NULL, 0, export_row, &x, &end, &more, &err) != 0 &&
 	    !ferror(x.out)) {
 		cli_error("%s", err ? err : "export failed");
 		rc = 1;

@@ -19,12 +19,14 @@
 #include "store.h"
 #include "utf8.h"
 
-#define USAGE "suppress add|remove CHANNEL ID... | suppress import CHANNEL FILE | " \
-              "suppress list [CHANNEL] [--json]"
 /* The longest id kept: longer than any provider's id, short enough to spot garbage. */
 #define ID_MAX 512
 /* Bad rows listed before the rest are only counted. */
 #define PROBLEMS_MAX 50
+
+/* The UTF-8 byte order mark spreadsheet programs write at the start of a file. */
+static const char bom[] = "\xEF\xBB\xBF";
+#define BOM_LEN (sizeof bom - 1)
 
 /* NULL if id is one a campaign could list, else why not. */
 static const char *
@@ -65,7 +67,7 @@ fail(const char *what, char *err)
 
 /* add / remove CHANNEL ID...: one transaction. */
 static int
-add_remove(const struct cli_env *env, int add, const char *channel, const char **ids, int n)
+add_remove(const struct cli_env *env, int add, const char *channel, const char *const *ids, int n)
 {
 	struct store *s;
 	char *err = NULL;
@@ -164,8 +166,8 @@ looks_csv(FILE *f)
 
 	if (!fgets(line, sizeof line, f))
 		return 0;
-	if (strncmp(p, "\xEF\xBB\xBF", 3) == 0)
-		p += 3;
+	if (strncmp(p, bom, BOM_LEN) == 0)
+		p += BOM_LEN;
 	len = strcspn(p, "\r\n");
 	p[len] = '\0';
 	return strchr(p, ',') || strcmp(p, "id") == 0 || strcmp(p, "\"id\"") == 0;
@@ -224,14 +226,16 @@ read_lines(struct ids_in *in, FILE *f)
 		char *p = buf;
 
 		line++;
-		if (line == 1 && len >= 3 && strncmp(p, "\xEF\xBB\xBF", 3) == 0) {
-			p += 3;
-			len -= 3;
+		if (line == 1 && (size_t)len >= BOM_LEN && strncmp(p, bom, BOM_LEN) == 0) {
+			p += BOM_LEN;
+			len -= (ssize_t)BOM_LEN;
 		}
 		while (len > 0 && (p[len - 1] == '\n' || p[len - 1] == '\r'))
 			len--;
 		if (len == 0)
 			continue;
+		/* The store takes the id as a C string: without the line ending it was kept with. */
+		p[len] = '\0';
 		if (memchr(p, '\0', (size_t)len))
 			bad_row(in, line, "a NUL byte");
 		else
@@ -357,37 +361,22 @@ list(const struct cli_env *env, const char *channel, int json)
 }
 
 int
-cli_suppress(const struct cli_env *env)
+cmd_suppress(const struct cli_env *env)
 {
-	static const char *const opts[] = {"--json", NULL};
-	const char *vals[1] = {NULL}, **pos;
-	const char *verb;
-	int rc, n = 0;
+	const char *const *arg = (const char *const *)env->argv, *verb = arg[0];
+	int n = env->argc, json = cli_flag(env, "--json");
 
-	if (!(pos = calloc((size_t)env->argc + 1, sizeof *pos)))
-		return 1;
-	if ((rc = cli_parse(env, opts, vals, pos, 1, env->argc, USAGE)) != 0)
-		goto out;
-	while (n < env->argc && pos[n])
-		n++;
-	verb = pos[0];
-	rc = EXIT_USAGE;
-	if (vals[0] && strcmp(verb, "list") != 0)
-		cli_error("--json goes with list only\nusage: herald %s", USAGE);
-	else if ((strcmp(verb, "add") == 0 || strcmp(verb, "remove") == 0) && n >= 3)
-		rc = check_channel(pos[1]) ? EXIT_USAGE
-		                           : add_remove(env, verb[0] == 'a', pos[1], pos + 2, n - 2);
-	else if (strcmp(verb, "import") == 0 && n == 3)
-		rc = check_channel(pos[1]) ? EXIT_USAGE : import_ids(env, pos[1], pos[2]);
-	else if (strcmp(verb, "list") == 0 && n <= 2)
-		rc = n == 2 && check_channel(pos[1]) ? EXIT_USAGE
-		                                     : list(env, n == 2 ? pos[1] : NULL, vals[0] != NULL);
-	else
-		cli_error("%s\nusage: herald %s",
-		          strcmp(verb, "add") && strcmp(verb, "remove") && strcmp(verb, "import") &&
-		                  strcmp(verb, "list") ? "unknown suppress command" : "wrong arguments",
-		          USAGE);
-out:
-	free(pos);
-	return rc;
+	if (json && strcmp(verb, "list") != 0)
+		return cli_usage_error(env, "--json goes with list only");
+	if ((strcmp(verb, "add") == 0 || strcmp(verb, "remove") == 0) && n >= 3)
+		return check_channel(arg[1]) ? EXIT_USAGE
+		                             : add_remove(env, verb[0] == 'a', arg[1], arg + 2, n - 2);
+	if (strcmp(verb, "import") == 0 && n == 3)
+		return check_channel(arg[1]) ? EXIT_USAGE : import_ids(env, arg[1], arg[2]);
+	if (strcmp(verb, "list") == 0 && n <= 2)
+		return n == 2 && check_channel(arg[1]) ? EXIT_USAGE
+		                                       : list(env, n == 2 ? arg[1] : NULL, json);
+	return cli_usage_error(env, "%s", strcmp(verb, "add") && strcmp(verb, "remove") &&
+	                                          strcmp(verb, "import") && strcmp(verb, "list")
+	                                      ? "unknown suppress command" : "wrong arguments");
 }

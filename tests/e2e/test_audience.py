@@ -102,6 +102,11 @@ class Suppression(SchedTest):
         lines = self.write("ids.txt", "".join("o%06d\n" % i for i in range(20000)))
         self.assertIn("20000 added", self.ok("suppress", "import", "*", lines))
         self.assertEqual(len(self.json("suppress", "list", "*")["suppressions"]), 20000)
+        crlf = self.write("crlf.txt", "\ufeffo7\r\no8\n\no9")
+        self.assertIn("3 ids read, 3 added", self.ok("suppress", "import", "feihe", crlf))
+        ids = [r["id"] for r in self.json("suppress", "list", "feihe")["suppressions"]]
+        self.assertTrue({"o7", "o8", "o9"} <= set(ids), ids)
+        self.assertFalse([i for i in ids if i != i.strip()], "an id kept its line ending")
         self.assertEqual(self.herald("suppress", "frob", "x")[0], 64)
         self.assertEqual(self.herald("suppress", "add", "x")[0], 64)
 
