@@ -389,7 +389,7 @@ store_claim(struct store *s, int64_t runner_id, int64_t now_ms, const struct sto
 	struct store_campaign *camps = NULL;
 	struct held *held = NULL;
 	int64_t (*settled)[3] = NULL;
-	size_t n_camps = 0, alloc_camps = 0, alloc = 0, n_held = 0, i;
+	size_t n_camps = 0, alloc_camps = 0, alloc = 0, n_held = 0, i, k;
 	sqlite3_stmt *st;
 	int rc, probe;
 
@@ -415,12 +415,20 @@ store_claim(struct store *s, int64_t runner_id, int64_t now_ms, const struct sto
 	sqlite3_reset(st);
 	if (rc != SQLITE_DONE || !(settled = calloc(n_camps + 1, sizeof *settled)))
 		goto fail;
-	for (i = 0; i < n_camps; i++) {
-		struct held *h = held_find(held, n_held, camps[i].channel);
-		int64_t cap = claim_capacity(cb, &camps[i], h, now_ms, &probe);
+	/*
+	 * Campaigns sharing a channel share its slots. Each claim starts with the next campaign
+	 * in turn, so a big backlog, which would take every slot it is offered, cannot keep a
+	 * small campaign's due deliveries waiting for more than a claim or two.
+	 */
+	s->claim_turn++;
+	for (k = 0; k < n_camps; k++) {
+		struct held *h;
+		int64_t cap;
 		size_t first = *n_jobs;
 
-		if (cap <= 0)
+		i = (k + s->claim_turn) % n_camps;
+		h = held_find(held, n_held, camps[i].channel);
+		if ((cap = claim_capacity(cb, &camps[i], h, now_ms, &probe)) <= 0)
 			continue;
 		/* Read first, write after: updating rows a SELECT is walking is undefined in SQLite. */
 		if (claim_select(s, &camps[i], now_ms, cap, jobs, n_jobs, &alloc) != 0)

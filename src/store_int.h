@@ -76,6 +76,7 @@ struct store {
 	int64_t busy_max_ms;
 	int64_t busy_since_mono;        /* when the current wait for a lock began */
 	int claim_suppressions;         /* the claim under way found the opt-out list non-empty */
+	unsigned claim_turn;            /* which campaign the next claim serves first */
 };
 
 /* The text of every cached statement, indexed by id (store_sql.c). */

@@ -514,6 +514,25 @@ class RunForever(SchedTest):
         for r in runs:  # both took part
             self.assertIn("claimed", self.stderr_of(r))
 
+    def test_a_big_backlog_does_not_starve_a_small_campaign(self):
+        """Campaigns sharing a channel take turns at its slots: a small campaign due while a big
+        one drains goes out at once, not after the big one."""
+        m = self.feihe_mock()
+        self.config({"feihe": self.feihe_channel(m, max_in_flight=2)}, FAST)
+        m.rules({"provider": "feihe", "delay_ms": 25, "times": 0})
+        self.due_now("big", ["oBig%04d" % i for i in range(600)])
+        run = self.spawn("run")
+        wait_until(lambda: self.counts("big")["sent"] >= 10, what="the big campaign draining")
+        self.due_now("small", ["oSmall%d" % i for i in range(5)])
+        imported = now_ms()
+        self.assertEqual(self.settled("small", 5)["sent"], 5)
+        big = self.counts("big")
+        self.assertGreater(big["pending"] + big["sending"], 100, "the small one did not wait")
+        per = by_key(m.requests("feihe"))
+        lag = max(per["oSmall%d" % i][0]["received_at_ms"] for i in range(5)) - imported
+        self.assertLess(lag, 2000 * SLOW, lag)
+        self.assertEqual(self.stop(run), 0)
+
     def test_rate_limit_does_not_claim_ahead(self):
         # rate_per_sec spaces the requests out, and deliveries waiting for the rate stay
         # pending (a crash cannot strand them as 'sending'): never more claimed than slots.
