@@ -13,22 +13,10 @@
 
 #include "config.h"
 #include "http.h"
+#include "results.h"
 #include "store.h"
 
 struct dispatch;
-
-/* Results waiting to be recorded, with the strings they point to. */
-struct results {
-	struct store_result *r;       /* n of them */
-	size_t n, cap;
-	char **strs;                  /* owned strings the results point into */
-	size_t n_strs, cap_strs;
-	struct store_channel_event *ev;  /* channel suspensions and recoveries, n_ev of them */
-	size_t n_ev, cap_ev;
-	int oom;                      /* a result or one of its strings could not be kept: the
-	                                 process must stop, so the next start settles what is left */
-};
-void results_clear(struct results *res);  /* frees the strings, keeps nothing */
 
 /* Opens every channel's provider state. NULL with *err. The config must outlive it. */
 struct dispatch *dispatch_new(const struct config *cfg, char **err);
