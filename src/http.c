@@ -1,11 +1,16 @@
 /*
- * http: libcurl's multi interface behind a small API. Each transfer owns a copy of its
+ * http: libcurl's multi interface behind a small API, driven by a thread of its own. The
+ * caller (the scheduler) hands requests over and collects finished ones; the network thread
+ * does all reading and writing, so an answer is read when it arrives whatever the caller is
+ * doing: a commit's fsync, a wait for another process's lock. Each transfer owns a copy of its
  * request (URL, headers, body) and collects the answer body up to a cap, so a provider that
  * answers gigabytes cannot exhaust memory.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <curl/curl.h>
 
@@ -15,36 +20,43 @@
 
 /* Provider answers are small; anything bigger is an error, not something to buffer. */
 #define BODY_MAX (1 << 20)
+/* The network thread's longest sleep when nothing happens (it wakes on any activity). */
+#define HTTP_IDLE_MS 1000
 
 struct transfer {
-	struct transfer *prev, *next; /* the http's list of transfers in flight */
+	struct transfer *prev, *next; /* the todo queue, then the in-flight list (network thread) */
 	CURL *easy;
 	struct curl_slist *headers;
 	char *body;                   /* request body (owned; curl reads it in place) */
 	struct buf answer;
 	int too_big;
+	int resent;                   /* libcurl sent the request again on a fresh connection */
 	int64_t started_mono;
 	void *ctx;
+	struct done *done;            /* its result's node, made up front: the network thread
+	                                 never needs memory to hand a result back */
 	char errbuf[CURL_ERROR_SIZE];
 };
 
-struct http {
-	CURLM *multi;
-	struct transfer *head;        /* in flight */
-	int in_flight;
+/* A finished transfer waiting for http_next. */
+struct done {
+	struct done *next;
+	struct http_result r;
 };
 
-static void
-unlink_transfer(struct http *h, struct transfer *t)
-{
-	if (t->prev)
-		t->prev->next = t->next;
-	else
-		h->head = t->next;
-	if (t->next)
-		t->next->prev = t->prev;
-	h->in_flight--;
-}
+struct http {
+	CURLM *multi;                 /* used by the network thread only (wakeup excepted) */
+	struct transfer *flying;      /* network thread only: in flight */
+	pthread_t thread;
+	int thread_started;
+	pthread_mutex_t mu;           /* guards everything below */
+	pthread_cond_t cv;            /* the caller waits here for a finished transfer or a wake */
+	struct transfer *todo, *todo_tail;  /* handed over, not yet added to multi */
+	struct done *done, *done_tail;
+	int wake;                     /* http_wakeup was called since the last http_wait */
+	int stop;
+	int in_flight;                /* caller side: started and not yet returned by http_next */
+};
 
 int
 http_global_init(void)
@@ -58,18 +70,22 @@ http_global_cleanup(void)
 	curl_global_cleanup();
 }
 
-struct http *
-http_new(void)
+/*
+ * libcurl resends a request by itself when a reused connection dies before any answer comes
+ * (and has no option to stop that yet). The request may have reached the provider on the old
+ * connection: the only trace is this debug line, so it is watched for and reported.
+ */
+static int
+on_debug(CURL *easy, curl_infotype type, char *data, size_t size, void *arg)
 {
-	struct http *h = calloc(1, sizeof *h);
+	static const char died[] = "Connection died, retrying";
+	struct transfer *t = arg;
 
-	if (!h || !(h->multi = curl_multi_init())) {
-		free(h);
-		return NULL;
-	}
-	/* Reuse connections to each provider instead of a TLS handshake per message. */
-	curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS, 256L);
-	return h;
+	(void)easy;
+	if (type == CURLINFO_TEXT && size >= sizeof died - 1 &&
+	    memcmp(data, died, sizeof died - 1) == 0)
+		t->resent = 1;
+	return 0;
 }
 
 static void
@@ -81,26 +97,8 @@ transfer_free(struct transfer *t)
 	curl_slist_free_all(t->headers);
 	free(t->body);
 	buf_free(&t->answer);
+	free(t->done);
 	free(t);
-}
-
-void
-http_free(struct http *h, void (*drop)(void *ctx))
-{
-	if (!h)
-		return;
-	/* Abandon whatever is still in flight (a bounded shutdown ran out of time). */
-	while (h->head) {
-		struct transfer *t = h->head;
-
-		unlink_transfer(h, t);
-		curl_multi_remove_handle(h->multi, t->easy);
-		if (drop)
-			drop(t->ctx);
-		transfer_free(t);
-	}
-	curl_multi_cleanup(h->multi);
-	free(h);
 }
 
 static size_t
@@ -114,74 +112,6 @@ on_body(char *data, size_t size, size_t nmemb, void *arg)
 		return 0;  /* aborts the transfer */
 	}
 	return buf_append(&t->answer, data, n) == 0 ? n : 0;
-}
-
-int
-http_start(struct http *h, const struct provider_request *req, int64_t timeout_ms,
-           int64_t connect_timeout_ms, void *ctx, char **err)
-{
-	struct transfer *t = calloc(1, sizeof *t);
-	int i;
-
-	if (!t || !(t->easy = curl_easy_init()))
-		goto fail;
-	for (i = 0; i < req->n_headers; i++) {
-		struct curl_slist *l = curl_slist_append(t->headers, req->headers[i]);
-
-		if (!l)
-			goto fail;
-		t->headers = l;
-	}
-	/* No "Expect: 100-continue" round trip before every POST. */
-	if (!(t->headers = curl_slist_append(t->headers, "Expect:")))
-		goto fail;
-	t->ctx = ctx;
-	curl_easy_setopt(t->easy, CURLOPT_URL, req->url);
-	curl_easy_setopt(t->easy, CURLOPT_HTTPHEADER, t->headers);
-	curl_easy_setopt(t->easy, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(t->easy, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
-	curl_easy_setopt(t->easy, CURLOPT_CONNECTTIMEOUT_MS, (long)connect_timeout_ms);
-	curl_easy_setopt(t->easy, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(t->easy, CURLOPT_WRITEDATA, t);
-	curl_easy_setopt(t->easy, CURLOPT_ERRORBUFFER, t->errbuf);
-	curl_easy_setopt(t->easy, CURLOPT_PRIVATE, t);
-	curl_easy_setopt(t->easy, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(t->easy, CURLOPT_USERAGENT, "herald/" HERALD_VERSION);
-	if (req->body) {
-		if (!(t->body = malloc(req->body_len + 1)))
-			goto fail;
-		memcpy(t->body, req->body, req->body_len);
-		curl_easy_setopt(t->easy, CURLOPT_POST, 1L);
-		curl_easy_setopt(t->easy, CURLOPT_POSTFIELDS, t->body);
-		curl_easy_setopt(t->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
-	}
-	t->started_mono = clock_mono_ms();
-	if (curl_multi_add_handle(h->multi, t->easy) != CURLM_OK)
-		goto fail;
-	t->next = h->head;
-	if (h->head)
-		h->head->prev = t;
-	h->head = t;
-	h->in_flight++;
-	return 0;
-fail:
-	transfer_free(t);
-	return util_err(err, "cannot start an HTTP request (out of memory)");
-}
-
-int
-http_wait(struct http *h, int timeout_ms)
-{
-	int running;
-
-	if (curl_multi_perform(h->multi, &running) != CURLM_OK)
-		return -1;
-	/* Transfers that finished in that perform are ready now: do not sleep on them. */
-	if (running < h->in_flight)
-		return 0;
-	if (curl_multi_poll(h->multi, NULL, 0, timeout_ms < 0 ? 0 : timeout_ms, NULL) != CURLM_OK)
-		return -1;
-	return curl_multi_perform(h->multi, &running) == CURLM_OK ? 0 : -1;
 }
 
 /*
@@ -215,23 +145,115 @@ maybe_sent(CURL *easy, CURLcode result)
 	return 1;
 }
 
-void
-http_drive(struct http *h, int timeout_ms)
+/* Fills out from a finished transfer (network thread); takes the answer body. */
+static void
+result_of(struct transfer *t, CURLcode result, struct http_result *out)
 {
-	int running;
+	curl_off_t total_us = 0, ra = 0;
 
-	if (!h || h->in_flight == 0) {
-		clock_sleep_ms(timeout_ms);
-		return;
+	memset(out, 0, sizeof *out);
+	out->ctx = t->ctx;
+	out->duration_ms = clock_mono_ms() - t->started_mono;
+	if (curl_easy_getinfo(t->easy, CURLINFO_TOTAL_TIME_T, &total_us) == CURLE_OK &&
+	    total_us > 0 && total_us / 1000 < out->duration_ms)
+		out->duration_ms = (int64_t)(total_us / 1000);
+	out->sent = 1;
+	out->resent = t->resent;
+	if (result == CURLE_OK) {
+		curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &out->status);
+		/* Seconds or an HTTP date; libcurl turns either into seconds from now. */
+		if (curl_easy_getinfo(t->easy, CURLINFO_RETRY_AFTER, &ra) == CURLE_OK && ra > 0)
+			out->retry_after_ms = (int64_t)(ra > 86400 * 30 ? 86400 * 30 : ra) * 1000;
+	} else {
+		snprintf(out->error, sizeof out->error, "%s",
+		         t->too_big ? "answer larger than 1 MiB"
+		         : t->errbuf[0] ? t->errbuf : curl_easy_strerror(result));
+		out->sent = t->too_big || maybe_sent(t->easy, result);
 	}
-	curl_multi_poll(h->multi, NULL, 0, timeout_ms, NULL);
-	curl_multi_perform(h->multi, &running);
+	if (out->status == 0 && !out->error[0])
+		snprintf(out->error, sizeof out->error, "no HTTP answer");
+	if (buf_append(&t->answer, "", 0) != 0)
+		out->status = 0;
+	out->body = t->answer.data;
+	out->body_len = t->answer.len;
+	t->answer.data = NULL;
 }
 
-int
-http_next(struct http *h, struct http_result *out)
+/* Hands a finished transfer's result to the caller (network thread). */
+static void
+deliver(struct http *h, struct done *d)
+{
+	pthread_mutex_lock(&h->mu);
+	if (h->done_tail)
+		h->done_tail->next = d;
+	else
+		h->done = d;
+	h->done_tail = d;
+	pthread_cond_signal(&h->cv);
+	pthread_mutex_unlock(&h->mu);
+}
+
+/* A transfer that could not even be added: it never left, so it is safe to retry. */
+static void
+deliver_unsent(struct http *h, struct transfer *t, const char *why)
+{
+	struct done *d = t->done;
+
+	t->done = NULL;
+	d->r.ctx = t->ctx;
+	snprintf(d->r.error, sizeof d->r.error, "%s", why);
+	transfer_free(t);
+	deliver(h, d);
+}
+
+static void
+add_flying(struct http *h, struct transfer *t)
+{
+	t->prev = NULL;
+	t->next = h->flying;
+	if (h->flying)
+		h->flying->prev = t;
+	h->flying = t;
+}
+
+static void
+remove_flying(struct http *h, struct transfer *t)
+{
+	if (t->prev)
+		t->prev->next = t->next;
+	else
+		h->flying = t->next;
+	if (t->next)
+		t->next->prev = t->prev;
+}
+
+/* Moves the transfers handed over since the last turn into multi (network thread). */
+static void
+take_todo(struct http *h)
+{
+	struct transfer *t, *next;
+
+	pthread_mutex_lock(&h->mu);
+	t = h->todo;
+	h->todo = h->todo_tail = NULL;
+	pthread_mutex_unlock(&h->mu);
+	for (; t; t = next) {
+		next = t->next;
+		t->started_mono = clock_mono_ms();
+		if (curl_multi_add_handle(h->multi, t->easy) != CURLM_OK) {
+			deliver_unsent(h, t, "cannot start an HTTP request");
+			continue;
+		}
+		add_flying(h, t);
+	}
+}
+
+/* Hands every finished transfer to the caller (network thread). */
+static void
+collect(struct http *h)
 {
 	struct transfer *t = NULL;
+	struct done *d;
 	CURLMsg *m;
 	int left;
 
@@ -239,44 +261,200 @@ http_next(struct http *h, struct http_result *out)
 		if (m->msg != CURLMSG_DONE)
 			continue;
 		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&t);
-		memset(out, 0, sizeof *out);
-		out->ctx = t->ctx;
-		out->duration_ms = clock_mono_ms() - t->started_mono;
-		{
-			/* When it ended, not when we got round to asking (a store wait may lie between). */
-			curl_off_t total_us = 0;
-
-			if (curl_easy_getinfo(t->easy, CURLINFO_TOTAL_TIME_T, &total_us) == CURLE_OK &&
-			    total_us > 0 && total_us / 1000 < out->duration_ms)
-				out->duration_ms = (int64_t)(total_us / 1000);
-		}
-		out->sent = 1;
-		if (m->data.result == CURLE_OK) {
-			curl_off_t ra = 0;
-
-			curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &out->status);
-			/* Seconds or an HTTP date; libcurl turns either into seconds from now. */
-			if (curl_easy_getinfo(t->easy, CURLINFO_RETRY_AFTER, &ra) == CURLE_OK && ra > 0)
-				out->retry_after_ms = (int64_t)(ra > 86400 * 30 ? 86400 * 30 : ra) * 1000;
-		} else {
-			snprintf(out->error, sizeof out->error, "%s",
-			         t->too_big ? "answer larger than 1 MiB"
-			         : t->errbuf[0] ? t->errbuf : curl_easy_strerror(m->data.result));
-			out->sent = t->too_big || maybe_sent(t->easy, m->data.result);
-		}
-		if (out->status == 0 && !out->error[0])
-			snprintf(out->error, sizeof out->error, "no HTTP answer");
-		if (buf_append(&t->answer, "", 0) != 0)
-			out->status = 0;
-		out->body = t->answer.data;
-		out->body_len = t->answer.len;
-		t->answer.data = NULL;
-		unlink_transfer(h, t);
+		d = t->done;
+		t->done = NULL;
+		result_of(t, m->data.result, &d->r);
+		remove_flying(h, t);
 		curl_multi_remove_handle(h->multi, t->easy);
 		transfer_free(t);
-		return 1;
+		deliver(h, d);
 	}
+}
+
+static void *
+network_main(void *arg)
+{
+	struct http *h = arg;
+	int running, stop;
+
+	for (;;) {
+		pthread_mutex_lock(&h->mu);
+		stop = h->stop;
+		pthread_mutex_unlock(&h->mu);
+		if (stop)
+			break;
+		take_todo(h);
+		curl_multi_perform(h->multi, &running);
+		collect(h);
+		curl_multi_poll(h->multi, NULL, 0, HTTP_IDLE_MS, NULL);
+		curl_multi_perform(h->multi, &running);
+		collect(h);
+	}
+	return NULL;
+}
+
+struct http *
+http_new(void)
+{
+	struct http *h = calloc(1, sizeof *h);
+
+	if (!h)
+		return NULL;
+	if (!(h->multi = curl_multi_init())) {
+		free(h);
+		return NULL;
+	}
+	/* Reuse connections to each provider instead of a TLS handshake per message. */
+	curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS, 256L);
+	pthread_mutex_init(&h->mu, NULL);
+	pthread_cond_init(&h->cv, NULL);
+	if (pthread_create(&h->thread, NULL, network_main, h) != 0) {
+		http_free(h, NULL);
+		return NULL;
+	}
+	h->thread_started = 1;
+	return h;
+}
+
+void
+http_free(struct http *h, void (*drop)(void *ctx))
+{
+	struct transfer *t;
+	struct done *d;
+
+	if (!h)
+		return;
+	if (h->thread_started) {
+		pthread_mutex_lock(&h->mu);
+		h->stop = 1;
+		pthread_mutex_unlock(&h->mu);
+		curl_multi_wakeup(h->multi);
+		pthread_join(h->thread, NULL);
+	}
+	/* Abandon whatever is still in flight or queued (a bounded shutdown ran out of time). */
+	while ((t = h->flying)) {
+		remove_flying(h, t);
+		curl_multi_remove_handle(h->multi, t->easy);
+		if (drop)
+			drop(t->ctx);
+		transfer_free(t);
+	}
+	while ((t = h->todo)) {
+		h->todo = t->next;
+		if (drop)
+			drop(t->ctx);
+		transfer_free(t);
+	}
+	while ((d = h->done)) {
+		h->done = d->next;
+		if (drop)
+			drop(d->r.ctx);
+		free(d->r.body);
+		free(d);
+	}
+	curl_multi_cleanup(h->multi);
+	pthread_cond_destroy(&h->cv);
+	pthread_mutex_destroy(&h->mu);
+	free(h);
+}
+
+int
+http_start(struct http *h, const struct provider_request *req, int64_t timeout_ms,
+           int64_t connect_timeout_ms, void *ctx, char **err)
+{
+	struct transfer *t = calloc(1, sizeof *t);
+	int i;
+
+	if (!t || !(t->done = calloc(1, sizeof *t->done)) || !(t->easy = curl_easy_init()))
+		goto fail;
+	for (i = 0; i < req->n_headers; i++) {
+		struct curl_slist *l = curl_slist_append(t->headers, req->headers[i]);
+
+		if (!l)
+			goto fail;
+		t->headers = l;
+	}
+	/* No "Expect: 100-continue" round trip before every POST. */
+	if (!(t->headers = curl_slist_append(t->headers, "Expect:")))
+		goto fail;
+	t->ctx = ctx;
+	curl_easy_setopt(t->easy, CURLOPT_URL, req->url);
+	curl_easy_setopt(t->easy, CURLOPT_HTTPHEADER, t->headers);
+	curl_easy_setopt(t->easy, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(t->easy, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
+	curl_easy_setopt(t->easy, CURLOPT_CONNECTTIMEOUT_MS, (long)connect_timeout_ms);
+	curl_easy_setopt(t->easy, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(t->easy, CURLOPT_WRITEDATA, t);
+	curl_easy_setopt(t->easy, CURLOPT_ERRORBUFFER, t->errbuf);
+	curl_easy_setopt(t->easy, CURLOPT_PRIVATE, t);
+	curl_easy_setopt(t->easy, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(t->easy, CURLOPT_USERAGENT, "herald/" HERALD_VERSION);
+	/* Idle connections older than this are not reused: the older a kept-alive connection,
+	   the likelier the provider closes it just as a request goes out (see on_debug). */
+	curl_easy_setopt(t->easy, CURLOPT_MAXAGE_CONN, 20L);
+	curl_easy_setopt(t->easy, CURLOPT_DEBUGFUNCTION, on_debug);
+	curl_easy_setopt(t->easy, CURLOPT_DEBUGDATA, t);
+	curl_easy_setopt(t->easy, CURLOPT_VERBOSE, 1L);
+	if (req->body) {
+		if (!(t->body = malloc(req->body_len + 1)))
+			goto fail;
+		memcpy(t->body, req->body, req->body_len);
+		curl_easy_setopt(t->easy, CURLOPT_POST, 1L);
+		curl_easy_setopt(t->easy, CURLOPT_POSTFIELDS, t->body);
+		curl_easy_setopt(t->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
+	}
+	/* Handed over: the network thread adds it to multi on its next turn, which we start. */
+	pthread_mutex_lock(&h->mu);
+	if (h->todo_tail)
+		h->todo_tail->next = t;
+	else
+		h->todo = t;
+	h->todo_tail = t;
+	pthread_mutex_unlock(&h->mu);
+	curl_multi_wakeup(h->multi);
+	h->in_flight++;
 	return 0;
+fail:
+	transfer_free(t);
+	return util_err(err, "cannot start an HTTP request (out of memory)");
+}
+
+int
+http_wait(struct http *h, int timeout_ms)
+{
+	struct timespec until;
+	int64_t ns;
+
+	pthread_mutex_lock(&h->mu);
+	if (!h->done && !h->wake && timeout_ms > 0) {
+		clock_gettime(CLOCK_REALTIME, &until);
+		ns = until.tv_nsec + (int64_t)(timeout_ms % 1000) * 1000000;
+		until.tv_sec += timeout_ms / 1000 + (time_t)(ns / 1000000000);
+		until.tv_nsec = (long)(ns % 1000000000);
+		while (!h->done && !h->wake)
+			if (pthread_cond_timedwait(&h->cv, &h->mu, &until) != 0)
+				break;
+	}
+	h->wake = 0;
+	pthread_mutex_unlock(&h->mu);
+	return 0;
+}
+
+int
+http_next(struct http *h, struct http_result *out)
+{
+	struct done *d;
+
+	pthread_mutex_lock(&h->mu);
+	if ((d = h->done) && !(h->done = d->next))
+		h->done_tail = NULL;
+	pthread_mutex_unlock(&h->mu);
+	if (!d)
+		return 0;
+	*out = d->r;
+	free(d);
+	h->in_flight--;
+	return 1;
 }
 
 int
@@ -288,5 +466,8 @@ http_in_flight(const struct http *h)
 void
 http_wakeup(struct http *h)
 {
-	curl_multi_wakeup(h->multi);
+	pthread_mutex_lock(&h->mu);
+	h->wake = 1;
+	pthread_cond_signal(&h->cv);
+	pthread_mutex_unlock(&h->mu);
 }

@@ -1,7 +1,8 @@
 /*
  * http: the only module that speaks libcurl. Many requests in flight on one multi handle,
  * connections reused, timeouts on connect and on the whole request, no signals (NOSIGNAL).
- * Used by one thread; only http_wakeup may be called from another.
+ * A thread of its own drives the transfers, so answers are read on time whatever the caller
+ * is doing. Used by one caller thread; only http_wakeup may be called from another.
  */
 #ifndef HERALD_HTTP_H
 #define HERALD_HTTP_H
@@ -23,6 +24,9 @@ struct http_result {
 	int sent;                     /* 1 unless the request certainly never reached the provider
 	                                 (DNS, connect or TLS failure, nothing written): SPEC 5.10 */
 	int64_t retry_after_ms;       /* the answer's Retry-After, 0 when none */
+	int resent;                   /* libcurl itself sent the request a second time, on a fresh
+	                                 connection, after a reused one died without an answer:
+	                                 the provider may have had it twice */
 	int64_t duration_ms;
 };
 
@@ -37,12 +41,8 @@ void http_free(struct http *h, void (*drop)(void *ctx));
 /* Starts req (which the call copies what it needs from). 0 / -1 with *err. */
 int http_start(struct http *h, const struct provider_request *req, int64_t timeout_ms,
                int64_t connect_timeout_ms, void *ctx, char **err);
-/* Drives transfers, sleeping at most timeout_ms for activity (or http_wakeup). */
+/* Waits at most timeout_ms for a finished request (or http_wakeup). */
 int http_wait(struct http *h, int timeout_ms);
-/* Reads and writes what the transfers in flight can, waiting at most timeout_ms for activity,
-   without handing anything back: finished ones wait for http_next. Safe to call while a store
-   call waits for a lock. */
-void http_drive(struct http *h, int timeout_ms);
 /* Pops one finished request: 1 (filled *out), 0 none. */
 int http_next(struct http *h, struct http_result *out);
 /* Requests in flight. */

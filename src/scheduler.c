@@ -34,8 +34,6 @@
 /* How a failing store is retried: doubling from the first to the second. */
 #define STORE_RETRY_MIN_MS 100
 #define STORE_RETRY_MAX_MS (5 * SECOND_MS)
-/* How long one store call may wait for another process's lock, driving the network meanwhile. */
-#define STORE_BUSY_MAX_MS (10 * SECOND_MS)
 
 struct sched {
 	struct config *cfg;           /* owned; replaced on SIGHUP */
@@ -327,7 +325,7 @@ loop(struct sched *sc)
 	int64_t mono = clock_mono_ms(), last_data = mono, last_reap = mono, last_sum = mono;
 	int64_t stop_at = -1, rate_wait, now, got;
 	struct http_result hr;
-	int starved = 0, pending;
+	int starved = 0, pending, claimed;
 
 	refresh_next_due(sc);
 	for (;;) {
@@ -336,11 +334,12 @@ loop(struct sched *sc)
 		pending = sc->res.n || sc->res.n_ev;
 		/* Due rows that wait for capacity sleep on the wire, not the clock. No claim while
 		   results wait to be written: the store is failing, and memory must stay bounded. */
-		starved = 0;
+		starved = claimed = 0;
 		if (!atomic_load(&sc->stop) && !atomic_load(&sc->reload) && sc->next_due_ms <= now &&
 		    !pending && store_ready(sc)) {
 			starved = 1;
 			if (dispatch_hungry(sc->d) && (got = claim(sc, now)) >= 0) {
+				claimed = got > 0;
 				refresh_next_due(sc);
 				starved = sc->next_due_ms <= now;
 				if (sc->opts->once && got == 0 && dispatch_busy(sc->d) == 0)
@@ -357,6 +356,10 @@ loop(struct sched *sc)
 			rate_wait = 100;
 		if (sc->res.n || sc->res.n_ev)
 			flush(sc);
+		/* A claim that found work and left room for more goes round again at once: nothing
+		   would wake us otherwise (the network reports only finished requests). */
+		if (claimed && starved && dispatch_hungry(sc->d))
+			rate_wait = 0;
 		pending = sc->res.n || sc->res.n_ev;
 		if (dispatch_busy(sc->d) == 0 && !pending) {
 			if (atomic_load(&sc->reload))
@@ -440,15 +443,6 @@ wait_signals(struct sched *sc, const sigset_t *set)
 	}
 }
 
-/* The store waits for a lock: keep the network moving, so no answer turns into a timeout. */
-static void
-busy_drive(void *arg, int ms)
-{
-	struct sched *sc = arg;
-
-	http_drive(sc->h, ms);
-}
-
 static int
 setup(struct sched *sc, char **err)
 {
@@ -458,7 +452,6 @@ setup(struct sched *sc, char **err)
 		return -1;
 	if (!(sc->d = dispatch_new(sc->cfg, err)) || !(sc->h = http_new()))
 		return -1;
-	store_set_busy_wait(sc->s, busy_drive, sc, STORE_BUSY_MAX_MS);
 	sc->data_version = store_data_version(sc->s);
 	if ((n = runner_reap_dead(sc->runner, sc->s, sched_now(sc), err)) < 0)
 		return -1;
@@ -510,8 +503,6 @@ scheduler_run(struct config *cfg, const struct scheduler_opts *opts)
 		pthread_join(th, NULL);
 	}
 	httpd_stop(httpd);
-	if (sc.s)  /* the network it drove while waiting for locks is going */
-		store_set_busy_wait(sc.s, NULL, NULL, STORE_BUSY_MAX_MS);
 	http_free(sc.h, dispatch_drop);
 	dispatch_free(sc.d);
 	runner_stop(sc.runner, sc.s);

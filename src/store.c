@@ -41,20 +41,10 @@ busy_handler(void *arg, int n)
 		s->busy_since_mono = now;
 	if (now - s->busy_since_mono >= s->busy_max_ms)
 		return 0;
-	/* Short at first (locks are mostly short), then a steady 10 ms. */
-	if (s->busy_wait)
-		s->busy_wait(s->busy_arg, n < 10 ? 1 : 10);
-	else
-		clock_sleep_ms(n < 10 ? 1 : 10);
+	/* Short at first (locks are mostly short), then a steady 10 ms. Nothing else waits on
+	   this thread meanwhile: the network has a thread of its own (http.c). */
+	clock_sleep_ms(n < 10 ? 1 : 10);
 	return 1;
-}
-
-void
-store_set_busy_wait(struct store *s, void (*wait)(void *arg, int ms), void *arg, int64_t max_ms)
-{
-	s->busy_wait = wait;
-	s->busy_arg = arg;
-	s->busy_max_ms = max_ms;
 }
 
 sqlite3_stmt *

@@ -50,14 +50,6 @@ const char *store_path(const struct store *s);
 /* The last SQLite error text for this handle (valid until the next call). */
 const char *store_errmsg(struct store *s);
 
-/*
- * While a call waits for another process's lock (up to max_ms, then it fails as busy), call
- * wait(arg, ms) instead of sleeping: the scheduler drives the network there, so an answer that
- * arrives meanwhile is read on time and never mistaken for a timeout.
- */
-void store_set_busy_wait(struct store *s, void (*wait)(void *arg, int ms), void *arg,
-                         int64_t max_ms);
-
 /* BEGIN IMMEDIATE / COMMIT / ROLLBACK. 0 / -1 with *err. */
 int store_begin(struct store *s, char **err);
 int store_commit(struct store *s, char **err);

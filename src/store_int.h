@@ -71,8 +71,6 @@ struct store {
 	sqlite3 *db;
 	char *path;
 	sqlite3_stmt *stmt[SQL_COUNT];  /* prepared on first use, finalized by store_close */
-	void (*busy_wait)(void *arg, int ms);  /* store_set_busy_wait's; NULL = sleep */
-	void *busy_arg;
 	int64_t busy_max_ms;
 	int64_t busy_since_mono;        /* when the current wait for a lock began */
 	int claim_suppressions;         /* the claim under way found the opt-out list non-empty */

@@ -152,7 +152,7 @@ class AmbiguousOutcomes(FaultTest):
         self.assertEqual(self.stop(run), 0)
 
     def test_tencent_unanswered_is_resent_with_the_same_msg_random(self):
-        m = self.tim_mock()
+        m = self.tim_mock("--close")
         self.config({"desk": self.tim_channel(m, timeout="1s")}, FAST)
         m.rules({"provider": "tencent_desk", "drop": True, "times": 1})
         self.due_now("t", ["user-a"], channel="desk")
@@ -165,6 +165,28 @@ class AmbiguousOutcomes(FaultTest):
         self.assertEqual(len(randoms), 1, "a resend carries the same MsgRandom")
         self.assertEqual([x["outcome"] for x in self.attempts_of("t", "user-a")],
                          ["retrying", "sent"])
+        self.assertEqual(self.stop(run), 0)
+
+    def test_a_resend_libcurl_makes_by_itself_is_reported(self):
+        """libcurl sends a request again, by itself, when a reused connection dies before any
+        answer: nothing in its API stops that. Herald cannot take it back, but says so in the
+        attempt log, so a possible duplicate is never silent."""
+        m = self.feihe_mock()  # keep-alive: the second request reuses the first's connection
+        self.config({"feihe": self.feihe_channel(m, max_in_flight=1)}, FAST)
+        m.rules({"provider": "feihe", "match": "oDrop", "drop": True, "times": 1})
+        self.due_now("warm", ["oWarm"])
+        run = self.spawn("run")
+        self.assertEqual(self.settled("warm", 1)["sent"], 1)
+        self.due_now("cold", ["oDrop"])
+        self.settled("cold", 1)
+        per = by_key(m.requests("feihe"))
+        a = self.attempts_of("cold", "oDrop")
+        if len(per["oDrop"]) == 2:
+            self.assertEqual([x["outcome"] for x in a], ["sent"])
+            self.assertIn("may have had it twice", a[0]["provider_message"])
+            self.assertIn("libcurl sent the request again", self.stderr_of(run))
+        else:  # the connection was not reused after all: an honest ambiguous outcome
+            self.assertEqual([x["outcome"] for x in a], ["unknown"])
         self.assertEqual(self.stop(run), 0)
 
     def test_retry_after_is_honoured(self):

@@ -127,7 +127,7 @@ class Listen(SchedTest):
     def scripted(self):
         """Every outcome: sent, failed, retried (then sent), deferred, unknown (one request
         timed out, one dropped), expired, plus a suspended channel and a paused one."""
-        m = self.feihe_mock()
+        m = self.feihe_mock("--close")
         self.mock_ = m
         self.config({"feihe": self.feihe_channel(m),
                      "flaky": self.feihe_channel(m, suspend_after=1, probe_every="10m"),

@@ -53,6 +53,7 @@ struct mock_config {
 	const char	*sainiu_sign_key;	/* NULL: time and sign not required */
 	const char	*apiusb_token;		/* NULL: access_token optional */
 	int		 record;		/* keep records for GET /_mock/requests */
+	int		 close;			/* every answer says Connection: close */
 	int		 log_fd;		/* -1, or an O_APPEND file for JSON lines */
 };
 

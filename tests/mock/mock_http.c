@@ -437,6 +437,8 @@ provider_request(struct MHD_Connection *c, struct conn_ctx *x, const char *metho
 			x->drop = 1;
 		else
 			MHD_add_response_header(x->resp, "Content-Type", ctype);
+		if (x->resp != NULL && cfg->close)
+			MHD_add_response_header(x->resp, "Connection", "close");
 		if (x->resp != NULL && o.act.retry_after != NULL)
 			MHD_add_response_header(x->resp, "Retry-After", o.act.retry_after);
 	}

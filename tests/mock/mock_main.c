@@ -24,6 +24,10 @@
  *   --threads N         MHD polling threads, 1..64 (default 4)
  *   --no-record         keep no records in memory (GET /_mock/requests then
  *                       lists nothing); counts, rules and state still work
+ *   --close             every answer says "Connection: close", so a client
+ *                       never reuses a connection: a dropped request then
+ *                       always fails on its own connection, never one libcurl
+ *                       silently sends again on a fresh one
  *   --feihe-system NAME required value of Feihe's system header (NEW_MEMBER)
  *   --tim-sdkappid N, --tim-identifier ID
  *                       Tencent: the query's sdkappid / identifier must equal
@@ -177,7 +181,7 @@
 #define EX_USAGE	64
 
 enum opt {
-	OPT_PORT = 256, OPT_PORT_FILE, OPT_LOG, OPT_THREADS, OPT_NO_RECORD,
+	OPT_PORT = 256, OPT_PORT_FILE, OPT_LOG, OPT_THREADS, OPT_NO_RECORD, OPT_CLOSE,
 	OPT_FEIHE_SYSTEM, OPT_TIM_SDKAPPID, OPT_TIM_IDENTIFIER, OPT_TIM_SECRET,
 	OPT_TIM_USERSIG, OPT_TAN_APP_ID, OPT_TAN_APP_KEY, OPT_SAINIU_KEY, OPT_APIUSB_TOKEN,
 	OPT_HELP
@@ -189,6 +193,7 @@ static const struct option options[] = {
 	{ "log", required_argument, NULL, OPT_LOG },
 	{ "threads", required_argument, NULL, OPT_THREADS },
 	{ "no-record", no_argument, NULL, OPT_NO_RECORD },
+	{ "close", no_argument, NULL, OPT_CLOSE },
 	{ "feihe-system", required_argument, NULL, OPT_FEIHE_SYSTEM },
 	{ "tim-sdkappid", required_argument, NULL, OPT_TIM_SDKAPPID },
 	{ "tim-identifier", required_argument, NULL, OPT_TIM_IDENTIFIER },
@@ -204,7 +209,7 @@ static const struct option options[] = {
 
 static const char synopsis[] =
     "usage: herald-mock [--port N] [--port-file FILE] [--log FILE] [--threads N]\n"
-    "                   [--no-record] [--feihe-system NAME]\n"
+    "                   [--no-record] [--close] [--feihe-system NAME]\n"
     "                   [--tim-sdkappid N --tim-identifier ID --tim-secret KEY]\n"
     "                   [--tim-usersig SIG]\n"
     "                   [--tanmarket-app-id ID --tanmarket-app-key KEY]\n"
@@ -225,6 +230,7 @@ static const char help[] =
     "  --threads N         polling threads, 1..64 (default 4)\n"
     "  --no-record         keep no records in memory (GET /_mock/requests lists nothing);\n"
     "                      counts, rules and state still work\n"
+    "  --close             answer every request with Connection: close (no reuse)\n"
     "  --feihe-system NAME required value of Feihe's system header (default NEW_MEMBER)\n"
     "  --tim-sdkappid N    Tencent: the query's sdkappid must equal N\n"
     "  --tim-identifier ID Tencent: the query's identifier must equal ID\n"
@@ -341,6 +347,9 @@ parse_args(int argc, char **argv, struct mock_config *cfg, uint16_t *port,
 			break;
 		case OPT_NO_RECORD:
 			cfg->record = 0;
+			break;
+		case OPT_CLOSE:
+			cfg->close = 1;
 			break;
 		case OPT_FEIHE_SYSTEM:
 			cfg->feihe_system = optarg;
