@@ -28,6 +28,8 @@
 #define BATCH_MS 100
 #define BATCH_MIN_ROWS 100
 #define BATCH_MAX_ROWS 100000
+/* The pause between two batches that lets other writers in. */
+#define BATCH_REST_MS 15
 
 struct run {
 	struct store *s;
@@ -376,6 +378,10 @@ write_new(struct run *r, struct campaign_def *d, int64_t now_ms)
 		else if (took < BATCH_MS / 2)
 			rows *= 2;
 		rows = rows < BATCH_MIN_ROWS ? BATCH_MIN_ROWS : rows > BATCH_MAX_ROWS ? BATCH_MAX_ROWS : rows;
+		/* SQLite's lock is not fair: a writer that asked while this batch ran polls (every
+		   10 ms for herald's own), and would lose every race to a next batch begun at once. */
+		if (seq <= r->staged)
+			clock_sleep_ms(BATCH_REST_MS);
 	}
 	if (store_import_reveal(r->s, d->row.id, &err) != 0)
 		goto fail;
