@@ -1,7 +1,8 @@
 /*
- * import: one pass over a campaign's recipients that validates and writes at once, inside
- * one transaction. Memory stays flat whatever the recipient count: records are read, checked,
- * written and freed one at a time, and duplicates are found by the store, not in memory.
+ * import: one pass over a campaign's recipients that validates and stages them, then the
+ * writes in bounded transactions (store_import.c). Memory stays flat whatever the recipient
+ * count: records are read, checked, staged and freed one at a time, and duplicates are found
+ * by the staging table, not in memory.
  */
 #include <errno.h>
 #include <stdarg.h>
