@@ -20,7 +20,7 @@ CREATE TABLE attempts (
 	outcome          TEXT NOT NULL CHECK (outcome IN
 	                 ('sent', 'retrying', 'deferred', 'failed', 'unknown', 'requeued'))
 );
-CREATE TABLE campaigns (
+CREATE TABLE "campaigns" (
 	id              INTEGER PRIMARY KEY,
 	key             TEXT NOT NULL UNIQUE,
 	name            TEXT NOT NULL,
@@ -31,11 +31,12 @@ CREATE TABLE campaigns (
 	anchor          TEXT NOT NULL CHECK (anchor IN ('start_date', 'enrollment')),
 	expire_after_ms INTEGER NOT NULL,
 	state           TEXT NOT NULL DEFAULT 'active'
-	                CHECK (state IN ('active', 'paused', 'cancelled')),
+	                CHECK (state IN ('active', 'paused', 'cancelled', 'importing')),
 	last_error      TEXT,                     -- latest failure of any delivery, for `status`
 	created_at_ms   INTEGER NOT NULL,
-	updated_at_ms   INTEGER NOT NULL
-, quiet_hours TEXT);
+	updated_at_ms   INTEGER NOT NULL,
+	quiet_hours     TEXT                      -- its own "HH:mm-HH:mm", NULL = the channel's
+);
 CREATE TABLE cap_sends (
 	delivery_id INTEGER PRIMARY KEY,          -- deliveries.id: a delivery counts once
 	channel     TEXT NOT NULL,

@@ -76,8 +76,15 @@ cmd_import(const struct cli_env *env)
 		cli_error("%s: invalid, nothing was written", file);
 	store_close(s);
 	/* The file was made to hold this import; with nothing written it must not stay. */
-	if (rc != 0 && fresh && !io.dry_run)
+	if (rc != 0 && fresh && !io.dry_run) {
+		char lock[4096];
+
 		cli_remove_fresh_db(env->db_path);
+		/* An import that failed while writing made its lock file too. */
+		if (access(env->db_path, F_OK) != 0 &&
+		    snprintf(lock, sizeof lock, "%s-import.lock", env->db_path) < (int)sizeof lock)
+			unlink(lock);
+	}
 	config_free(cfg);
 	return rc;
 }

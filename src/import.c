@@ -1,14 +1,17 @@
 /*
- * import: one pass over a campaign's recipients that validates and writes at once, inside
- * one transaction. Memory stays flat whatever the recipient count: records are read, checked,
- * written and freed one at a time, and duplicates are found by the store, not in memory.
+ * import: one pass over a campaign's recipients that validates and stages them, then the
+ * writes in bounded transactions (store_import.c). Memory stays flat whatever the recipient
+ * count: records are read, checked, staged and freed one at a time, and duplicates are found
+ * by the staging table, not in memory.
  */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/random.h>
+#include <unistd.h>
 
 #include "clock.h"
 #include "import.h"
@@ -19,6 +22,15 @@
 
 /* Files smaller than this import too fast to need a progress line. */
 #define PROGRESS_MIN_BYTES (8 << 20)
+/* Staged recipients per temp-table commit. */
+#define STAGE_FLUSH_ROWS 65536
+/* A new campaign's batches: each transaction aims at BATCH_MS holding the write lock, within
+   these many recipients. */
+#define BATCH_MS 100
+#define BATCH_MIN_ROWS 100
+#define BATCH_MAX_ROWS 100000
+/* The pause between two batches that lets other writers in. */
+#define BATCH_REST_MS 15
 
 struct run {
 	struct store *s;
@@ -29,6 +41,7 @@ struct run {
 	void *arg;
 	int problems;
 	int fatal;                    /* a database error: stop */
+	int64_t staged;               /* valid recipients staged */
 	uint64_t rng;                 /* xorshift state for MsgRandom values */
 	int64_t progress_at;          /* monotonic ms of the last progress line */
 };
@@ -68,19 +81,19 @@ next_random(struct run *r)
 	return (uint32_t)(r->rng >> 16);
 }
 
-/* Writes one valid recipient and its deliveries. */
+/* Stages one valid recipient and its deliveries. */
 static int
-write_recipient(struct run *r, const cJSON *rec, const struct campaign_recipient *cr,
+stage_recipient(struct run *r, const cJSON *rec, const struct campaign_recipient *cr,
                 const char *where)
 {
 	const struct campaign_def *d = r->def;
-	int64_t rid_row, due, next, expires, day1;
+	int64_t seq, due, next, expires, day1;
 	char *json = cJSON_PrintUnformatted(rec), *err = NULL;
-	int put, i, changed;
+	int put, i;
 
 	if (!json)
 		return -1;
-	put = store_recipient_put(r->s, d->row.id, cr->rid, json, &rid_row, &err);
+	put = store_stage_recipient(r->s, cr->rid, json, &seq, &err);
 	cJSON_free(json);
 	if (put < 0)
 		goto fail;
@@ -88,8 +101,7 @@ write_recipient(struct run *r, const cJSON *rec, const struct campaign_recipient
 		say(r, "%s: recipient \"%s\" is listed twice", where, cr->rid);
 		return 0;
 	}
-	r->sum->recipients_new += put == STORE_PUT_NEW;
-	r->sum->recipients_changed += put == STORE_PUT_CHANGED;
+	r->staged++;
 	day1 = sop_day_start_ms(cr->tz, cr->anchor_day);
 	for (i = 0; i < d->n_steps; i++) {
 		due = sop_due_ms(cr->tz, cr->anchor_day, d->steps[i].day, d->steps[i].minutes);
@@ -98,16 +110,17 @@ write_recipient(struct run *r, const cJSON *rec, const struct campaign_recipient
 		if (d->channel->ops->schedule)
 			d->channel->ops->schedule(d->channel, due, day1, d->row.expire_after_ms, &next,
 			                          &expires);
-		if (store_delivery_put(r->s, d->row.id, rid_row, put == STORE_PUT_NEW, i + 1, due, next,
-		                       expires, next_random(r), &changed, &err) != 0)
+		if (store_stage_delivery(r->s, seq, i + 1, due, next, expires, next_random(r), &err) != 0)
 			goto fail;
 		r->sum->deliveries++;
-		r->sum->deliveries_written += changed;
 		if (r->sum->first_due_ms < 0 || due < r->sum->first_due_ms)
 			r->sum->first_due_ms = due;
 		if (due > r->sum->last_due_ms)
 			r->sum->last_due_ms = due;
 	}
+	/* Commit the temp tables now and then: the staging transaction stays small. */
+	if (r->staged % STAGE_FLUSH_ROWS == 0 && store_stage_flush(r->s, &err) != 0)
+		goto fail;
 	return 0;
 fail:
 	say(r, "%s", err ? err : "database error");
@@ -148,7 +161,7 @@ one_recipient(struct run *r, const cJSON *rec, const char *where)
 		free(err);
 		return;
 	}
-	write_recipient(r, rec, &cr, where);
+	stage_recipient(r, rec, &cr, where);
 }
 
 static void
@@ -205,25 +218,53 @@ file_recipients(struct run *r)
 	return CAMPAIGN_OK;
 }
 
-/* Campaign row and steps; an existing campaign may not change provider. */
-static int
-write_header(struct run *r, struct campaign_def *d, int64_t now_ms)
+/* Reports a database error and stops the import. */
+static void
+db_fail(struct run *r, char *err)
 {
-	struct store_campaign old;
-	char *err = NULL;
-	int i, changed, found = store_campaign_get(r->s, d->row.key, &old, &err);
+	say(r, "%s", err ? err : "database error");
+	free(err);
+	r->fatal = 1;
+}
 
-	if (found > 0 && strcmp(old.state, "cancelled") == 0) {
+/*
+ * Finds the stored campaign of the definition's key: 1 a live one (*old), 0 none (or one an
+ * unfinished import left hidden, which the writing import sweeps), -1 after saying why the
+ * definition cannot go in: a cancelled campaign stays cancelled, and none changes provider.
+ */
+static int
+stored_campaign(struct run *r, struct campaign_def *d, struct store_campaign *old)
+{
+	char *err = NULL;
+	int found = store_import_campaign_get(r->s, d->row.key, old, &err);
+
+	if (found < 0) {
+		db_fail(r, err);
+		return -1;
+	}
+	if (found == 0 || strcmp(old->state, "importing") == 0)
+		return 0;
+	if (strcmp(old->state, "cancelled") == 0) {
 		say(r, "%s: campaign \"%s\" was cancelled; a cancelled campaign stays cancelled (give "
 		    "the new one a new key)", d->path, d->row.key);
 		return -1;
 	}
-	if (found > 0 && strcmp(old.provider, d->row.provider) != 0) {
+	if (strcmp(old->provider, d->row.provider) != 0) {
 		say(r, "%s: $.channel: campaign \"%s\" was imported for provider %s; it cannot move to "
-		    "%s (give it a new key)", d->path, d->row.key, old.provider, d->row.provider);
+		    "%s (give it a new key)", d->path, d->row.key, old->provider, d->row.provider);
 		return -1;
 	}
-	if (found < 0 || store_campaign_put(r->s, &d->row, now_ms, &changed, &err) != 0)
+	return 1;
+}
+
+/* Campaign row and steps, inside the caller's transaction. */
+static int
+write_header(struct run *r, struct campaign_def *d, int64_t now_ms)
+{
+	char *err = NULL;
+	int i, changed;
+
+	if (store_campaign_put(r->s, &d->row, now_ms, &changed, &err) != 0)
 		goto fail;
 	r->sum->changed |= changed;
 	for (i = 0; i < d->n_steps; i++) {
@@ -232,35 +273,170 @@ write_header(struct run *r, struct campaign_def *d, int64_t now_ms)
 			goto fail;
 		r->sum->changed |= changed;
 	}
-	if (store_steps_trim(r->s, d->row.id, d->n_steps, &changed, &err) != 0 ||
-	    store_import_begin(r->s, &err) != 0)
+	if (store_steps_trim(r->s, d->row.id, d->n_steps, &changed, &err) != 0)
 		goto fail;
 	r->sum->changed |= changed;
 	return 0;
 fail:
-	say(r, "%s", err ? err : "database error");
-	free(err);
-	r->fatal = 1;
+	db_fail(r, err);
 	return -1;
 }
 
-/* Everything after a valid definition: the one transaction. */
+/* Reading only: would the campaign row or its steps change? 1 / 0 / -1. */
+static int
+header_differs(struct run *r, struct campaign_def *d, const struct store_campaign *old)
+{
+	struct store_campaign c = d->row;
+	char *err = NULL;
+	int i, differs;
+
+	c.id = old->id;
+	if ((differs = store_campaign_differs(r->s, &c, d->n_steps, &err)) != 0)
+		goto out;
+	for (i = 0; i < d->n_steps && differs == 0; i++)
+		differs = store_step_differs(r->s, old->id, i + 1, d->steps[i].day, d->steps[i].time,
+		                             d->steps[i].message_json, &err);
+out:
+	if (differs < 0)
+		db_fail(r, err);
+	return differs;
+}
+
+static void
+plan_into(struct import_summary *sum, const struct store_import_plan *p)
+{
+	sum->recipients_new = p->recipients_new;
+	sum->recipients_changed = p->recipients_changed;
+	sum->recipients_removed = p->recipients_removed;
+	sum->deliveries_written = p->deliveries_written;
+	sum->changed |= p->recipients_new || p->recipients_changed || p->recipients_removed ||
+	                p->deliveries_written;
+}
+
+/*
+ * The import lock: one writing import at a time per database, held from before it looks for
+ * leftovers until it is done, so a campaign found 'importing' under it belongs to an import
+ * that died. An fcntl lock on DB-import.lock (0600): the kernel drops it when the process
+ * ends, however it ends. Waits for another import to finish. Returns the fd, or -1.
+ */
+static int
+import_lock(struct run *r)
+{
+	struct flock fl = {0};
+	char path[4096];
+	int fd;
+
+	snprintf(path, sizeof path, "%s-import.lock", store_path(r->s));
+	if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0) {
+		say(r, "%s: %s", path, strerror(errno));
+		r->fatal = 1;
+		return -1;
+	}
+	fl.l_type = F_WRLCK;
+	fl.l_whence = SEEK_SET;
+	fl.l_len = 1;
+	while (fcntl(fd, F_SETLKW, &fl) != 0) {
+		if (errno != EINTR) {
+			say(r, "%s: cannot lock: %s", path, strerror(errno));
+			r->fatal = 1;
+			close(fd);
+			return -1;
+		}
+	}
+	return fd;
+}
+
+/*
+ * A new campaign: written hidden ('importing') in batches of about BATCH_MS each, then shown
+ * in one short transaction. On failure its rows are removed again.
+ */
+static int
+write_new(struct run *r, struct campaign_def *d, int64_t now_ms)
+{
+	int64_t seq = 1, rows = BATCH_MIN_ROWS, n, t0, took;
+	char *err = NULL;
+	int i, changed;
+
+	if (store_begin(r->s, &err) != 0 ||
+	    store_campaign_put(r->s, &d->row, now_ms, &changed, &err) != 0 ||
+	    store_import_hide(r->s, d->row.id, &err) != 0)
+		goto fail;
+	for (i = 0; i < d->n_steps; i++)
+		if (store_step_put(r->s, d->row.id, i + 1, d->steps[i].day, d->steps[i].time,
+		                   d->steps[i].message_json, &changed, &err) != 0)
+			goto fail;
+	if (store_commit(r->s, &err) != 0)
+		goto fail;
+	while (seq <= r->staged) {
+		t0 = clock_mono_ms();
+		if ((n = store_import_batch(r->s, d->row.id, seq, rows, &err)) < 0)
+			goto fail;
+		seq += rows;
+		/* Aim each transaction at BATCH_MS: grow while well under it, shrink when over. */
+		took = clock_mono_ms() - t0;
+		if (took > BATCH_MS)
+			rows = rows * BATCH_MS / took;
+		else if (took < BATCH_MS / 2)
+			rows *= 2;
+		rows = rows < BATCH_MIN_ROWS ? BATCH_MIN_ROWS : rows > BATCH_MAX_ROWS ? BATCH_MAX_ROWS : rows;
+		/* SQLite's lock is not fair: a writer that asked while this batch ran polls (every
+		   10 ms for herald's own), and would lose every race to a next batch begun at once. */
+		if (seq <= r->staged)
+			clock_sleep_ms(BATCH_REST_MS);
+	}
+	if (store_import_reveal(r->s, d->row.id, &err) != 0)
+		goto fail;
+	r->sum->recipients_new = r->staged;
+	r->sum->deliveries_written = r->sum->deliveries;
+	r->sum->changed = 1;
+	return 0;
+fail:
+	store_rollback(r->s);
+	db_fail(r, err);
+	err = NULL;
+	if (d->row.id > 0 && store_import_sweep(r->s, d->row.id, &err) < 0)
+		free(err);
+	return -1;
+}
+
+/* A re-import: the differences, read first, then written in one transaction. */
+static int
+write_changes(struct run *r, struct campaign_def *d, int64_t now_ms)
+{
+	struct store_import_plan done;
+	char *err = NULL;
+
+	if (store_begin(r->s, &err) != 0 || write_header(r, d, now_ms) != 0 ||
+	    store_import_apply(r->s, d->row.id, &done, &err) != 0)
+		goto fail;
+	if (store_commit(r->s, &err) != 0)
+		goto fail;
+	plan_into(r->sum, &done);
+	return 0;
+fail:
+	store_rollback(r->s);
+	if (!r->fatal)
+		db_fail(r, err);
+	return -1;
+}
+
+/* Stages every recipient; then a dry run reads what would change, an import writes it. */
 static enum campaign_rc
 import_body(struct run *r, struct campaign_def *d, int64_t now_ms)
 {
 	enum campaign_rc rc = CAMPAIGN_OK;
+	struct store_campaign old;
+	struct store_import_plan plan;
 	char where[64], *err = NULL;
 	const cJSON *rec;
-	int64_t removed;
-	int i = 0;
+	int i = 0, live, lock = -1;
 
-	if (store_begin(r->s, &err) != 0) {
-		say(r, "%s", err ? err : "database error");
-		free(err);
-		return CAMPAIGN_ERROR;
-	}
-	if (write_header(r, d, now_ms) != 0)
+	if ((live = stored_campaign(r, d, &old)) < 0)
 		goto out;
+	if (store_stage_begin(r->s, &err) != 0) {
+		db_fail(r, err);
+		goto out;
+	}
 	cJSON_ArrayForEach(rec, d->recipients) {
 		snprintf(where, sizeof where, "$.recipients[%d]", i++);
 		one_recipient(r, rec, where);
@@ -271,25 +447,45 @@ import_body(struct run *r, struct campaign_def *d, int64_t now_ms)
 		goto out;
 	if (r->fatal || r->problems)
 		goto out;
-	if ((removed = store_import_finish(r->s, d->row.id, &err)) < 0) {
-		say(r, "%s", err ? err : "database error");
-		r->fatal = 1;
+	if (store_stage_end(r->s, &err) != 0) {
+		db_fail(r, err);
 		goto out;
 	}
-	r->sum->recipients_removed = removed;
-	r->sum->changed |= removed > 0 || r->sum->recipients_new || r->sum->recipients_changed ||
-	                   r->sum->deliveries_written;
 	if (r->opts->dry_run) {
-		store_rollback(r->s);
-		return CAMPAIGN_OK;
+		/* Reading only: the same numbers the import would print. */
+		if (!live) {
+			r->sum->recipients_new = r->staged;
+			r->sum->deliveries_written = r->sum->deliveries;
+			r->sum->changed = 1;
+		} else if (store_import_plan(r->s, old.id, &plan, &err) != 0) {
+			db_fail(r, err);
+		} else if ((r->sum->changed = header_differs(r, d, &old)) >= 0) {
+			plan_into(r->sum, &plan);
+		}
+		goto out;
 	}
-	if (store_commit(r->s, &err) != 0) {
-		say(r, "%s", err ? err : "database error");
-		r->fatal = 1;
+	if ((lock = import_lock(r)) < 0)
+		goto out;
+	/* Under the lock: leftovers of dead imports go, and the campaign is looked up again (an
+	   import that held the lock may have written it meanwhile). */
+	if (store_import_sweep(r->s, 0, &err) < 0) {
+		db_fail(r, err);
+		goto out;
+	}
+	if ((live = stored_campaign(r, d, &old)) < 0)
+		goto out;
+	if (!live) {
+		d->row.id = 0;
+		write_new(r, d, now_ms);
+	} else if (store_import_plan(r->s, old.id, &plan, &err) != 0) {
+		db_fail(r, err);
+	} else {
+		write_changes(r, d, now_ms);
 	}
 out:
-	free(err);
 	store_rollback(r->s);
+	if (lock >= 0)
+		close(lock);
 	if (rc != CAMPAIGN_OK)
 		return rc;
 	return r->fatal ? CAMPAIGN_ERROR : r->problems ? CAMPAIGN_INVALID : CAMPAIGN_OK;
@@ -301,7 +497,7 @@ import_run(struct store *s, const struct config *cfg, const char *path,
            struct import_summary *out)
 {
 	struct campaign_def def;
-	struct run r = {s, &def, opts, out, problem, arg, 0, 0, 0, 0};
+	struct run r = {s, &def, opts, out, problem, arg, 0, 0, 0, 0, 0};
 	enum campaign_rc rc;
 	char *text = NULL;
 	size_t len;

@@ -1,7 +1,8 @@
 /*
  * import: `herald import`. Streams a campaign's recipients (inline, then the file) through
- * campaign validation into the store, all in one transaction: on any problem nothing is
- * written, and every problem (up to a cap) is reported with its location.
+ * campaign validation into staging tables, then writes them in transactions that each hold
+ * the write lock briefly (see store_import.c): on any problem nothing is written, and every
+ * problem (up to a cap) is reported with its location.
  */
 #ifndef HERALD_IMPORT_H
 #define HERALD_IMPORT_H
@@ -27,7 +28,7 @@ struct import_summary {
 };
 
 struct import_opts {
-	int dry_run;                  /* validate and summarise; write nothing */
+	int dry_run;                  /* validate and summarise by reading; write nothing */
 	int progress;                 /* show progress on stderr */
 	int max_problems;             /* stop reporting after this many (0 = 50) */
 };

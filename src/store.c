@@ -363,6 +363,25 @@ store_campaign_get(struct store *s, const char *key, struct store_campaign *out,
 	return rc == SQLITE_DONE ? 0 : store_fail(s, err, "campaign lookup");
 }
 
+int
+store_import_campaign_get(struct store *s, const char *key, struct store_campaign *out, char **err)
+{
+	sqlite3_stmt *st = store_stmt(s, SQL_IMPORT_CAMPAIGN_GET);
+	int rc;
+
+	if (!st)
+		return store_fail(s, err, "campaign lookup");
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		store_campaign_from_row(st, 0, out);
+		sqlite3_reset(st);
+		return 1;
+	}
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : store_fail(s, err, "campaign lookup");
+}
+
 static void
 bind_campaign(sqlite3_stmt *st, const struct store_campaign *c, int64_t now_ms)
 {
@@ -456,24 +475,36 @@ fail:
 /* ---- import -------------------------------------------------------------------------- */
 
 int
-store_step_put(struct store *s, int64_t campaign_id, int position, int day, const char *time,
-               const char *message_json, int *changed, char **err)
+store_step_differs(struct store *s, int64_t campaign_id, int position, int day, const char *time,
+                   const char *message_json, char **err)
 {
 	sqlite3_stmt *st = store_stmt(s, SQL_STEP_GET);
-	int rc;
+	int rc, differs;
 
 	if (!st)
 		return store_fail(s, err, "step lookup");
 	sqlite3_bind_int64(st, 1, campaign_id);
 	sqlite3_bind_int(st, 2, position);
 	rc = sqlite3_step(st);
-	*changed = !(rc == SQLITE_ROW && sqlite3_column_int(st, 0) == day &&
-	             strcmp((const char *)sqlite3_column_text(st, 1), time) == 0 &&
-	             strcmp((const char *)sqlite3_column_text(st, 2), message_json) == 0);
+	differs = !(rc == SQLITE_ROW && sqlite3_column_int(st, 0) == day &&
+	            strcmp((const char *)sqlite3_column_text(st, 1), time) == 0 &&
+	            strcmp((const char *)sqlite3_column_text(st, 2), message_json) == 0);
 	sqlite3_reset(st);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
 		return store_fail(s, err, "step lookup");
-	if (!*changed)
+	return differs;
+}
+
+int
+store_step_put(struct store *s, int64_t campaign_id, int position, int day, const char *time,
+               const char *message_json, int *changed, char **err)
+{
+	sqlite3_stmt *st;
+	int differs = store_step_differs(s, campaign_id, position, day, time, message_json, err);
+
+	if (differs < 0)
+		return -1;
+	if (!(*changed = differs))
 		return 0;
 	if (!(st = store_stmt(s, SQL_STEP_PUT)))
 		return store_fail(s, err, "step write");
@@ -483,6 +514,32 @@ store_step_put(struct store *s, int64_t campaign_id, int position, int day, cons
 	sqlite3_bind_text(st, 4, time, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 5, message_json, -1, SQLITE_STATIC);
 	return sqlite3_step(st) == SQLITE_DONE ? 0 : store_fail(s, err, "step write");
+}
+
+int
+store_campaign_differs(struct store *s, const struct store_campaign *c, int n_steps, char **err)
+{
+	/* The comparison of SQL_CAMPAIGN_UPDATE, and steps past the new last one. */
+	static const char *const sql =
+		"SELECT (name, channel, provider, timezone, coalesce(start_date, ''), anchor, "
+		"expire_after_ms, coalesce(quiet_hours, '')) IS NOT "
+		"(?2, ?3, ?4, ?5, coalesce(?6, ''), ?7, ?8, coalesce(?10, '')) OR EXISTS "
+		"(SELECT 1 FROM steps WHERE campaign_id = ?1 AND position > ?11) "
+		"FROM campaigns WHERE id = ?1";
+	sqlite3_stmt *st;
+	int rc, differs = 1;
+
+	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
+		return store_fail(s, err, "campaign lookup");
+	sqlite3_bind_int64(st, 1, c->id);
+	bind_campaign(st, c, 0);
+	sqlite3_bind_int(st, 11, n_steps);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		differs = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return store_fail(s, err, "campaign lookup");
+	return differs;
 }
 
 int
@@ -517,6 +574,8 @@ int
 store_import_begin(struct store *s, char **err)
 {
 	/* The ids this import lists: finds duplicates in the input and, at the end, the removed. */
+	if (store_stage_tables(s, err) != 0)
+		return -1;
 	return store_exec(s, "CREATE TEMP TABLE IF NOT EXISTS import_seen (id INTEGER PRIMARY KEY); "
 	                     "DELETE FROM temp.import_seen;", err);
 }

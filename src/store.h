@@ -116,6 +116,71 @@ int store_delivery_put(struct store *s, int64_t campaign_id, int64_t recipient_i
    removed, or -1. */
 int64_t store_import_finish(struct store *s, int64_t campaign_id, char **err);
 
+/* ---- import in bounded transactions (store_import.c) ----------------------------------- */
+
+/*
+ * Staging: the validated recipients and their deliveries go into TEMP tables of this
+ * connection (SQLite's temp file), never into the main database, so staging takes no write
+ * lock there. store_stage_begin empties them and opens the staging transaction,
+ * store_stage_flush commits what is staged so far and opens the next (so the transaction
+ * stays small), store_stage_end commits. 0 / -1 with *err.
+ */
+int store_stage_begin(struct store *s, char **err);
+int store_stage_flush(struct store *s, char **err);
+int store_stage_end(struct store *s, char **err);
+/* Stages a recipient record; *seq is its place in the listing (1, 2, ...). Returns
+   STORE_PUT_NEW, STORE_PUT_DUPLICATE (the rid was already staged; nothing written), or -1. */
+int store_stage_recipient(struct store *s, const char *rid, const char *data_json, int64_t *seq,
+                          char **err);
+/* Stages the delivery of recipient seq for step (1-based). 0 / -1. */
+int store_stage_delivery(struct store *s, int64_t seq, int step, int64_t due_at_ms,
+                         int64_t next_at_ms, int64_t expires_at_ms, uint32_t msg_random,
+                         char **err);
+
+/* What an import changes in a stored campaign. */
+struct store_import_plan {
+	int64_t recipients_new;
+	int64_t recipients_changed;      /* data changed, or listed again after removal */
+	int64_t recipients_removed;
+	int64_t deliveries_written;      /* inserted, rescheduled or brought back */
+};
+/* Like store_campaign_get, but also finds a campaign an import is still writing (state
+   'importing'). 1 found, 0 not found, -1. */
+int store_import_campaign_get(struct store *s, const char *key, struct store_campaign *out,
+                              char **err);
+/* Reading only: 1 if writing c (with n_steps steps) would change the stored campaign row or
+   drop steps, 0 if not, -1. */
+int store_campaign_differs(struct store *s, const struct store_campaign *c, int n_steps,
+                           char **err);
+/* Reading only: 1 if step `position` is missing or differs, 0 if the same, -1. */
+int store_step_differs(struct store *s, int64_t campaign_id, int position, int day,
+                       const char *time, const char *message_json, char **err);
+/* Reading only (in one read transaction; only temp tables are written): compares the staged
+   rows with stored campaign campaign_id and fills *p with what store_import_apply would
+   write. 0 / -1. */
+int store_import_plan(struct store *s, int64_t campaign_id, struct store_import_plan *p,
+                      char **err);
+/* Inside the caller's transaction, after store_import_plan and the campaign's own rows:
+   writes the differences the plan found, each checked again (a delivery the scheduler took
+   meanwhile is left alone), and fills *done with what was written. Its time grows with the
+   rows it writes, not with the campaign's size. 0 / -1. */
+int store_import_apply(struct store *s, int64_t campaign_id, struct store_import_plan *done,
+                       char **err);
+/* Inside the caller's transaction: marks a campaign just inserted as 'importing', which no
+   claim, query or status sees. */
+int store_import_hide(struct store *s, int64_t campaign_id, char **err);
+/* One transaction of its own: writes staged recipients from_seq .. from_seq + rows - 1 and
+   their deliveries into the hidden campaign. Returns how many recipients, or -1 (nothing of
+   this batch written). */
+int64_t store_import_batch(struct store *s, int64_t campaign_id, int64_t from_seq, int64_t rows,
+                           char **err);
+/* One short transaction: the hidden campaign becomes 'active', visible with all its rows. */
+int store_import_reveal(struct store *s, int64_t campaign_id, char **err);
+/* Removes campaigns left 'importing' (only_id, or 0 for every one) with their rows, in
+   transactions of a few thousand rows. The caller must hold the import lock, so that none of
+   them belongs to a running import. Returns how many campaigns, or -1. */
+int64_t store_import_sweep(struct store *s, int64_t only_id, char **err);
+
 /* ---- queries -------------------------------------------------------------------------- */
 
 struct store_status {

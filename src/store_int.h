@@ -22,6 +22,9 @@ enum store_sql {
 	SQL_SEEN_INSERT,
 	SQL_DELIVERY_INSERT,
 	SQL_DELIVERY_PUT,
+	SQL_IMPORT_CAMPAIGN_GET,
+	SQL_STAGE_RECIPIENT,
+	SQL_STAGE_DELIVERY,
 	SQL_NEXT_DUE,
 	SQL_ACTIVE_CAMPAIGNS,
 	SQL_EXPIRE_DUE,
@@ -132,5 +135,9 @@ int store_audience_settle(struct store *s, const struct store_result *r);
 
 /* The states a delivery waits in until the scheduler acts on it. */
 #define STORE_WAITING "('pending', 'retrying', 'deferred')"
+
+/* Creates the import's staging tables in the connection's temp schema if missing
+   (store_import.c). 0 / -1 with *err. */
+int store_stage_tables(struct store *s, char **err);
 
 #endif

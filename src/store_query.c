@@ -56,7 +56,9 @@ store_status(struct store *s, const char *key,
 {
 #define STATUS_SQL "SELECT " STORE_CAMPAIGN_COLS ", c.last_error, ch.state, ch.reason " \
 	"FROM campaigns c LEFT JOIN channels ch ON ch.name = c.channel "
-	const char *sql = key ? STATUS_SQL "WHERE c.key = ?1" : STATUS_SQL "ORDER BY c.key";
+	/* A campaign an import is still writing ('importing') shows once it is complete. */
+	const char *sql = key ? STATUS_SQL "WHERE c.key = ?1 AND c.state <> 'importing'"
+	                      : STATUS_SQL "WHERE c.state <> 'importing' ORDER BY c.key";
 	struct store_status st;
 	sqlite3_stmt *q;
 	int n = 0, rc;

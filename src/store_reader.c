@@ -84,7 +84,8 @@ store_channel_list(struct store *s, int (*fn)(void *arg, const struct store_chan
                    void *arg, char **err)
 {
 	static const char sql[] =
-		"SELECT channel FROM campaigns UNION SELECT name FROM channels ORDER BY 1";
+		"SELECT channel FROM campaigns WHERE state <> 'importing' UNION SELECT name FROM channels "
+		"ORDER BY 1";
 	struct store_channel ch;
 	sqlite3_stmt *q = NULL;
 	char **names = NULL;

@@ -8,8 +8,15 @@
 
 const char *const store_sql[SQL_COUNT] = {
 	/* ---- campaigns and import writes ---- */
+	/* A campaign an import is still writing is nobody's business but that import's. */
 	[SQL_CAMPAIGN_GET] =
+		"SELECT " STORE_CAMPAIGN_COLS " FROM campaigns c WHERE c.key = ?1 AND c.state <> 'importing'",
+	[SQL_IMPORT_CAMPAIGN_GET] =
 		"SELECT " STORE_CAMPAIGN_COLS " FROM campaigns c WHERE c.key = ?1",
+	[SQL_STAGE_RECIPIENT] =
+		"INSERT INTO temp.import_r (rid, data) VALUES (?1, ?2)",
+	[SQL_STAGE_DELIVERY] =
+		"INSERT INTO temp.import_d (seq, step, due, next, expires, rnd) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
 	[SQL_CAMPAIGN_INSERT] =
 		"INSERT INTO campaigns (key, name, channel, provider, timezone, start_date, anchor, "
 		"expire_after_ms, created_at_ms, updated_at_ms, quiet_hours) "

@@ -768,6 +768,133 @@ class ImportTest(harness.HeraldTest):
         self.assertEqual(calls[0]["verdict"], "accepted", calls[0])
 
 
+    # ---- the write lock: bounded transactions, all or nothing ---------------------------
+
+    def big_campaign(self, key, rows, bad_last=False):
+        """A campaign of `rows` CSV recipients and two steps; its definition's path."""
+        with open(os.path.join(self.dir, key + ".csv"), "w") as f:
+            f.write("id,nickname\n" + "".join("u%07d,会员%d\n" % (i, i) for i in range(rows)))
+            if bad_last:
+                f.write("bad-last-row\n")
+        return self.write(key + ".json", campaign(
+            key, recipients=None, recipients_file=key + ".csv", steps=[STEP1, STEP2]))
+
+    def spawn_import(self, path, *args):
+        return subprocess.Popen([harness.HERALD, "--db", self.db, "--config", self.config_path,
+                                 "import", path] + list(args), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, cwd=self.dir)
+
+    def test_large_import_leaves_the_write_lock_to_others(self):
+        """A writer gets the lock again and again while 200,000 recipients go in."""
+        self.seed()
+        path = self.big_campaign("big", 200000)
+        # A short busy timeout, retried at once, as herald run's own busy handler does: the
+        # longest wait is then the longest time the import kept the lock from others.
+        con = sqlite3.connect(self.db, timeout=0.005, isolation_level=None)
+        p = self.spawn_import(path)
+        waits, hidden_seen = [], False
+        while p.poll() is None:
+            t0 = time.monotonic()
+            while True:
+                try:
+                    con.execute("BEGIN IMMEDIATE")
+                    break
+                except sqlite3.OperationalError:
+                    time.sleep(0.001)
+            waits.append(time.monotonic() - t0)
+            # What the import has written so far is nobody's to see or claim.
+            if con.execute("SELECT count(*) FROM deliveries d JOIN campaigns c ON "
+                           "c.id = d.campaign_id WHERE c.key = 'big' AND c.state = 'importing'"
+                           ).fetchone()[0]:
+                hidden_seen = True
+                rc, out, err = self.herald("status", "big")
+                self.assertEqual(rc, 65, out + err)
+            con.execute("COMMIT")
+            time.sleep(0.02)
+        out, err = p.communicate()
+        con.close()
+        self.assertEqual(p.returncode, 0, err.decode())
+        self.assertEqual(summary(out.decode())["deliveries"], 400000)
+        sys.stderr.write("\n  200,000 recipients: %d lock takes, longest wait %.0f ms\n"
+                         % (len(waits), max(waits) * 1000))
+        self.assertGreater(len(waits), 5)
+        self.assertLess(max(waits), 1.0 * harness.SLOW, "the import held the write lock too long")
+        self.assertTrue(hidden_seen, "the import was never seen writing")
+        self.assertEqual(self.counts("big")["pending"], 400000)
+
+    def test_import_failing_at_its_last_line_writes_nothing(self):
+        self.seed()
+        self.big_campaign("big", 20000, bad_last=True)
+        self.rejected(campaign("big", recipients=None, recipients_file="big.csv"), "line 20002")
+
+    def test_killed_import_leaves_nothing_and_the_next_succeeds(self):
+        self.seed()
+        path = self.big_campaign("big", 200000)
+        p = self.spawn_import(path)
+        con = sqlite3.connect(self.db, timeout=30)
+        harness.wait_until(lambda: p.poll() is not None or con.execute(
+            "SELECT count(*) FROM recipients r JOIN campaigns c ON c.id = r.campaign_id "
+            "WHERE c.key = 'big'").fetchone()[0] > 20000, timeout=60, what="import midway")
+        p.kill()
+        p.communicate()
+        self.assertEqual(p.returncode, -9, "the import finished before the kill")
+        # Its rows are there, hidden: no status, no claim, no key.
+        self.assertEqual(con.execute("SELECT state FROM campaigns WHERE key = 'big'").fetchall(),
+                         [("importing",)])
+        con.close()
+        self.assertEqual([c["key"] for c in self.json("status")["campaigns"]], ["seed"])
+        rc, out, err = self.herald("deliveries", "big")
+        self.assertEqual(rc, 65, out + err)
+        self.ok("run", "--once", "--now", "2026-11-30T00:00:00+08:00")
+        self.assertEqual(self.sql("SELECT count(*) FROM deliveries d JOIN campaigns c ON "
+                                  "c.id = d.campaign_id WHERE c.key = 'big' "
+                                  "AND d.state <> 'pending'"), [(0,)])
+        # The next import sweeps them and writes the campaign whole.
+        s = self.ok("import", path)
+        self.assertIn("new 200000, changed 0, removed 0", s)
+        self.assertIn("400000 scheduled, 400000 written", s)
+        self.assertEqual(self.sql("SELECT count(*) FROM campaigns WHERE state = 'importing'"),
+                         [(0,)])
+        self.assertEqual(self.sql("SELECT count(*) FROM recipients r JOIN campaigns c ON "
+                                  "c.id = r.campaign_id WHERE c.key = 'big'"), [(200000,)])
+        self.assertEqual(self.counts("big")["pending"], 400000)
+
+    def test_dry_run_never_waits_for_the_write_lock(self):
+        self.import_def(campaign())
+        recips = campaign()["recipients"][1:] + [{"id": "oc-c", "vars": {"nickname": "小张"}}]
+        path = self.write("c2.json", campaign(recipients=recips, steps=[STEP1, dict(STEP2, day=4)]))
+        before = self.db_snapshot()
+        for hold in ("BEGIN", "BEGIN IMMEDIATE"):
+            con = sqlite3.connect(self.db, isolation_level=None)
+            con.execute(hold)
+            con.execute("SELECT count(*) FROM deliveries").fetchone()
+            t0 = time.monotonic()
+            dry = self.ok("import", path, "--dry-run", timeout=5)
+            self.assertLess(time.monotonic() - t0, 5 * harness.SLOW, hold)
+            con.execute("ROLLBACK")
+            con.close()
+        self.assertEqual(self.db_snapshot(), before)
+        self.assertIn("new 1, changed 0, removed 1", dry)
+        real = self.ok("import", path)
+        self.assertEqual(dry.replace("dry run, nothing written: ", "")
+                            .replace("would be written", "written"), real)
+
+    def test_dry_run_summary_equals_the_import(self):
+        cases = [
+            campaign(),                                                       # new
+            campaign(),                                                       # unchanged
+            campaign(recipients=[{"id": "oc-a", "vars": {"nickname": "改"}},
+                                 {"id": "oc-d", "vars": {"nickname": "新"}}]),  # changed, new, removed
+            campaign(steps=[STEP1]),                                          # a step dropped
+            campaign(steps=[STEP1, dict(STEP2, time="21:00")]),                # back, rescheduled
+        ]
+        for i, d in enumerate(cases):
+            path = self.write("c%d.json" % i, d)
+            dry = self.ok("import", path, "--dry-run")
+            real = self.ok("import", path)
+            self.assertEqual(dry.replace("dry run, nothing written: ", "")
+                                .replace("would be written", "written"), real, "case %d" % i)
+
     # ---- memory stays flat -------------------------------------------------------------
 
     @unittest.skipIf(harness.SANITIZED, "peak RSS is meaningless under sanitizers")
