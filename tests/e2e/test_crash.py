@@ -21,6 +21,8 @@ import harness  # noqa: E402
 from harness import SLOW, wait_until  # noqa: E402
 from test_scheduler import FAST, SchedTest, body, by_key  # noqa: E402
 
+from test_scheduler import TIM_SECRET as TIM_SECRET_KEY  # noqa: E402
+
 # How long the mock holds the requests that are in flight when herald dies.
 HOLD_MS = 5000
 
@@ -169,6 +171,54 @@ class Signals(SchedTest):
         self.assertEqual((c["unknown"], c["sending"], c["sent"]), (3, 0, 0), c)
         self.assertEqual({k: len(v) for k, v in by_key(m.requests()).items()}, {k: 1 for k in ids})
 
+
+
+class KillRepeatedly(SchedTest):
+    """kill -9 at twenty points of one run, each restart settling what the last left: every
+    delivery ends sent exactly once, or unknown (sent at most once), and nothing is lost;
+    Tencent, which de-duplicates, never ends unknown and shows each message once."""
+
+    def test_twenty_kills_lose_and_duplicate_nothing(self):
+        import random
+        rnd = random.Random(20261130)
+        n = 2000 if harness.SANITIZED else 10000  # per channel
+        m = self.mock("--feihe-system", "NEW_MEMBER", "--tim-sdkappid", "1400000000",
+                      "--tim-identifier", "admin", env={"MOCK_TIM_SECRET": TIM_SECRET_KEY})
+        self.config({"feihe": self.feihe_channel(m, max_in_flight=32),
+                     "desk": self.tim_channel(m, max_in_flight=32, secret_key=TIM_SECRET_KEY)},
+                    {"max_attempts": 50, "backoff_base_ms": 20, "backoff_max_ms": 100})
+        fids = ["oK%05d" % i for i in range(n)]
+        tids = ["uK%05d" % i for i in range(n)]
+        self.due_now("kf", fids)
+        self.due_now("kt", tids, channel="desk")
+        seen = 0
+        for _ in range(20):
+            run = self.spawn("run")
+            target = seen + rnd.randint(50, max(60, 2 * n // 20))
+            # Killed once the provider has seen a random number more requests: mid-flight.
+            wait_until(lambda: m.stats()["total"] >= target or run.poll() is not None,
+                       timeout=60, interval=0.002, what="requests before the kill")
+            run.kill()
+            run.wait(timeout=10 * SLOW)
+            seen = m.stats()["total"]
+        run = self.spawn("run")
+        fc, tc = self.settled("kf", n), self.settled("kt", n)
+        self.assertEqual(self.stop(run), 0)
+        self.assertEqual(fc["sent"] + fc["unknown"], n, fc)
+        self.assertEqual(tc["sent"], n, tc)
+        accepted = {}
+        for r in m.requests():
+            if r["verdict"] == "accepted":
+                accepted[r["key"]] = accepted.get(r["key"], 0) + 1
+        states = self.states("kf")
+        for rid in fids:
+            got = accepted.get(rid, 0)
+            if states[(rid, 1)] == "sent":
+                self.assertEqual(got, 1, rid)
+            else:
+                self.assertLessEqual(got, 1, rid)
+        for rid in tids:  # resends carry the same MsgRandom: the provider shows one message
+            self.assertEqual(accepted.get(rid, 0), 1, rid)
 
 if __name__ == "__main__":
     harness.main()
