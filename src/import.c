@@ -44,6 +44,7 @@ struct run {
 	int64_t staged;               /* valid recipients staged */
 	uint64_t rng;                 /* xorshift state for MsgRandom values */
 	int64_t progress_at;          /* monotonic ms of the last progress line */
+	int64_t progress_start;       /* monotonic ms of the first */
 };
 
 static void say(struct run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -167,18 +168,36 @@ one_recipient(struct run *r, const cJSON *rec, const char *where)
 static void
 show_progress(struct run *r, struct recipients_reader *rd, int done)
 {
+	static const char bar[] = "########################################";
+	const int width = (int)sizeof bar - 1;
 	uint64_t at, total;
-	int64_t now = clock_mono_ms();
+	int64_t now = clock_mono_ms(), spent, eta_s;
+	double rate;
+	int pct, filled;
 
 	if (!r->opts->progress || (!done && now - r->progress_at < 500))
 		return;
+	if (!r->progress_start)
+		r->progress_start = now;
 	r->progress_at = now;
 	recipients_progress(rd, &at, &total);
 	/* Only a file that takes a while is worth a progress line. */
 	if (total < PROGRESS_MIN_BYTES)
 		return;
-	fprintf(stderr, "\rimporting %s: %3d%%  %lld recipients%s", r->def->recipients_file,
-	        total ? (int)(at * 100 / total) : 0, (long long)r->sum->recipients, done ? "\n" : "");
+	pct = total ? (int)(at * 100 / total) : 0;
+	filled = width * pct / 100;
+	spent = now - r->progress_start;
+	rate = spent > 0 ? (double)r->sum->recipients * 1000.0 / (double)spent : 0;
+	/* The rest of the file at the rate so far: bytes, as records vary in size. */
+	eta_s = at > 0 && spent > 0 ? (int64_t)((double)(total - at) * (double)spent / (double)at / 1000)
+	                             : -1;
+	fprintf(stderr, "\rimporting %s [%.*s%*s] %3d%%  %lld recipients  %.0f/s  ",
+	        r->def->recipients_file, filled, bar, width - filled, "", pct,
+	        (long long)r->sum->recipients, rate);
+	if (done)
+		fprintf(stderr, "done in %llds\n", (long long)(spent / 1000));
+	else if (eta_s >= 0)
+		fprintf(stderr, "ETA %lldm%02llds ", (long long)(eta_s / 60), (long long)(eta_s % 60));
 }
 
 /* Streams recipients_file; returns an exit code for a file that cannot be read at all. */
