@@ -344,42 +344,36 @@ store_data_version(struct store *s)
 
 /* ---- campaigns ------------------------------------------------------------------------- */
 
-int
-store_campaign_get(struct store *s, const char *key, struct store_campaign *out, char **err)
+/* Looks a campaign up by key with statement id: 1 found, 0 not found, -1 error. */
+static int
+campaign_lookup(struct store *s, enum store_sql id, const char *key, struct store_campaign *out,
+                char **err)
 {
-	sqlite3_stmt *st = store_stmt(s, SQL_CAMPAIGN_GET);
+	sqlite3_stmt *st = store_stmt(s, id);
 	int rc;
 
 	if (!st)
 		return store_fail(s, err, "campaign lookup");
 	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
+	if (rc == SQLITE_ROW)
 		store_campaign_from_row(st, 0, out);
-		sqlite3_reset(st);
-		return 1;
-	}
 	sqlite3_reset(st);
+	if (rc == SQLITE_ROW)
+		return 1;
 	return rc == SQLITE_DONE ? 0 : store_fail(s, err, "campaign lookup");
+}
+
+int
+store_campaign_get(struct store *s, const char *key, struct store_campaign *out, char **err)
+{
+	return campaign_lookup(s, SQL_CAMPAIGN_GET, key, out, err);
 }
 
 int
 store_import_campaign_get(struct store *s, const char *key, struct store_campaign *out, char **err)
 {
-	sqlite3_stmt *st = store_stmt(s, SQL_IMPORT_CAMPAIGN_GET);
-	int rc;
-
-	if (!st)
-		return store_fail(s, err, "campaign lookup");
-	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		store_campaign_from_row(st, 0, out);
-		sqlite3_reset(st);
-		return 1;
-	}
-	sqlite3_reset(st);
-	return rc == SQLITE_DONE ? 0 : store_fail(s, err, "campaign lookup");
+	return campaign_lookup(s, SQL_IMPORT_CAMPAIGN_GET, key, out, err);
 }
 
 static void
