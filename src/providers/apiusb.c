@@ -16,6 +16,8 @@
 #include "provider.h"
 #include "util.h"
 
+/* The Platform entry point and the service, in the query (PhalApi takes s= or service=). */
+#define APIUSB_PATH "/api/platform?s=Platform.ChatMessage.BulkSend"
 #define APIUSB_BATCH_DEFAULT 100
 #define APIUSB_BATCH_MAX 1000
 #define APIUSB_TEXT_BYTES 2048 /* zero-width characters make columns alone no bound */
@@ -225,7 +227,7 @@ apiusb_build(void *state, const struct channel *ch, struct provider_item *items,
 	    apiusb_form_add(&body, "chat_message_type", first.type) != 0 ||
 	    (token && token[0] && apiusb_form_add(&body, "access_token", token) != 0) ||
 	    (first.ext_data && apiusb_form_add(&body, "ext_data", first.ext_data) != 0) ||
-	    buf_printf(&url, "%s/api/platform?s=Platform.ChatMessage.BulkSend", ch->base_url) != 0 ||
+	    buf_printf(&url, "%s%s", ch->base_url, APIUSB_PATH) != 0 ||
 	    provider_request_header(req, "Content-Type: application/x-www-form-urlencoded") != 0) {
 		util_err(err, "out of memory");
 		goto out;

@@ -20,6 +20,7 @@
 #include "util.h"
 
 
+#define TANMARKET_PATH "/api/v3/groupSop/addGroupCorporate"
 #define TANMARKET_CODE_BAD_SIGN 1002
 #define TANMARKET_CODE_CLOCK_SKEW 1003
 
@@ -390,7 +391,7 @@ tanmarket_build(void *state, const struct channel *ch, struct provider_item *ite
 		util_err(err, "could not compute the request sign (SHA-256)");
 		goto out;
 	}
-	if (buf_printf(&url, "%s/api/v3/groupSop/addGroupCorporate", ch->base_url) != 0)
+	if (buf_printf(&url, "%s%s", ch->base_url, TANMARKET_PATH) != 0)
 		goto oom;
 	req->url = url.data;
 	url.data = NULL;
