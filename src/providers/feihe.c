@@ -84,7 +84,7 @@ feihe_check_recipient(const cJSON *recipient, char **err)
  * -1 reaches the caller's check, and an unset *text looked used uninitialized.
  */
 static int
-message_text(const cJSON *message, int rendered, const char **text, char **err)
+feihe_message_text(const cJSON *message, int rendered, const char **text, char **err)
 {
 	const cJSON *type;
 	size_t len;
@@ -107,7 +107,7 @@ feihe_check_message(const cJSON *message, int rendered, char **err)
 {
 	const char *text;
 
-	return message_text(message, rendered, &text, err);
+	return feihe_message_text(message, rendered, &text, err);
 }
 
 static int
@@ -126,7 +126,7 @@ feihe_build(void *state, const struct channel *ch, struct provider_item *items, 
 		util_err(err, "feihe sends one message per request");
 		goto out;
 	}
-	if (message_text(items[0].message, 1, &text, err) == -1)
+	if (feihe_message_text(items[0].message, 1, &text, err) == -1)
 		goto out;
 	open_id = items[0].recipient_id;
 	if (open_id == NULL || open_id[0] == '\0') {
@@ -208,7 +208,7 @@ feihe_classify(int64_t errcode, int64_t now_ms, struct feihe_answer *a)
 }
 
 static void
-read_answer(const cJSON *root, int64_t now_ms, struct feihe_answer *a)
+feihe_read_answer(const cJSON *root, int64_t now_ms, struct feihe_answer *a)
 {
 	const cJSON *data;
 	const char *msg, *errmsg;
@@ -259,7 +259,7 @@ feihe_judge(void *state, const struct channel *ch, long http_status, const char 
 		return;
 	memset(&a, 0, sizeof a);
 	root = provider_parse_answer(body, body_len);
-	read_answer(root, now_ms, &a);
+	feihe_read_answer(root, now_ms, &a);
 	for (i = 0; i < n; i++)
 		provider_verdict_answer(&items[i], a.outcome, a.code, a.text, a.defer_until_ms, 0);
 	cJSON_Delete(root);

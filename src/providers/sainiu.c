@@ -52,7 +52,7 @@ static const struct config_key sainiu_keys[] = {
 };
 
 static int64_t
-max64(int64_t a, int64_t b)
+sainiu_max64(int64_t a, int64_t b)
 {
 	return a > b ? a : b;
 }
@@ -88,7 +88,7 @@ sainiu_check_recipient(const cJSON *recipient, char **err)
 
 /* Sets *text to the message's text. "$userNick$" is the provider's and passes through. */
 static int
-message_text(const cJSON *message, const char **text, char **err)
+sainiu_message_text(const cJSON *message, const char **text, char **err)
 {
 	const cJSON *type = cJSON_GetObjectItemCaseSensitive(message, "type");
 
@@ -106,7 +106,7 @@ sainiu_check_message(const cJSON *message, int rendered, char **err)
 	const char *text;
 
 	(void)rendered; /* no size limit is documented */
-	return message_text(message, &text, err);
+	return sainiu_message_text(message, &text, err);
 }
 
 /*
@@ -153,16 +153,16 @@ sainiu_admit(const struct channel *ch, const struct provider_item *item,
 	if (limit != NULL && limit->reserved)
 		return PROVIDER_WAIT;
 	if (limit != NULL && limit->last_send_at_ms != 0)
-		target = max64(target, limit->last_send_at_ms + WEEK_MS);
+		target = sainiu_max64(target, limit->last_send_at_ms + WEEK_MS);
 	if (limit != NULL && limit->last_call_ms != 0)
-		call_at = max64(call_at, limit->last_call_ms + WEEK_MS);
-	call_at = max64(call_at, target - sainiu_lead(ch));
+		call_at = sainiu_max64(call_at, limit->last_call_ms + WEEK_MS);
+	call_at = sainiu_max64(call_at, target - sainiu_lead(ch));
 	if (call_at > now_ms) {
 		*defer_until_ms = call_at;
-		*send_at_ms = max64(target, call_at + SAINIU_MIN_AHEAD_MS + SAINIU_MARGIN_MS);
+		*send_at_ms = sainiu_max64(target, call_at + SAINIU_MIN_AHEAD_MS + SAINIU_MARGIN_MS);
 		return PROVIDER_DEFER;
 	}
-	*send_at_ms = max64(target, now_ms + SAINIU_MIN_AHEAD_MS + SAINIU_MARGIN_MS);
+	*send_at_ms = sainiu_max64(target, now_ms + SAINIU_MIN_AHEAD_MS + SAINIU_MARGIN_MS);
 	return PROVIDER_ADMIT;
 }
 
@@ -250,7 +250,7 @@ sainiu_build(void *state, const struct channel *ch, struct provider_item *items,
 		util_err(err, "sainiu sends one message per request");
 		goto out;
 	}
-	if (message_text(items[0].message, &text, err) == -1)
+	if (sainiu_message_text(items[0].message, &text, err) == -1)
 		goto out;
 	if ((nick = sainiu_limit_account(&items[0])) == NULL || nick[0] == '\0') {
 		util_err(err, "recipient has no id (userNick)");
@@ -294,7 +294,7 @@ out:
 
 /* data as the message id when it is a short string or a number. */
 static void
-read_message_id(const cJSON *data, struct sainiu_answer *a)
+sainiu_read_message_id(const cJSON *data, struct sainiu_answer *a)
 {
 	int64_t n;
 
@@ -311,7 +311,7 @@ read_message_id(const cJSON *data, struct sainiu_answer *a)
 }
 
 static void
-read_answer(const cJSON *root, struct sainiu_answer *a)
+sainiu_read_answer(const cJSON *root, struct sainiu_answer *a)
 {
 	const char *msg;
 	int64_t code;
@@ -332,7 +332,7 @@ read_answer(const cJSON *root, struct sainiu_answer *a)
 	a->text = msg != NULL ? msg : provider_json_str(root, "reg");
 	if (code == 200) {
 		a->outcome = PROVIDER_SENT;
-		read_message_id(cJSON_GetObjectItemCaseSensitive(root, "data"), a);
+		sainiu_read_message_id(cJSON_GetObjectItemCaseSensitive(root, "data"), a);
 	} else if (code == 501) {
 		/* Public clients retry it; its meaning is not documented. */
 		a->outcome = PROVIDER_TRANSIENT;
@@ -358,7 +358,7 @@ sainiu_judge(void *state, const struct channel *ch, long http_status, const char
 		return;
 	memset(&a, 0, sizeof a);
 	root = provider_parse_answer(body, body_len);
-	read_answer(root, &a);
+	sainiu_read_answer(root, &a);
 	text = provider_text(a.text);
 	for (i = 0; i < n; i++) {
 		provider_verdict(&items[i], a.outcome, a.code, text);

@@ -166,7 +166,7 @@ static const char *const desk_field_want[] = {
 };
 
 static int
-field_ok(const cJSON *v, enum desk_field_type type)
+desk_field_ok(const cJSON *v, enum desk_field_type type)
 {
 	double d = cJSON_IsNumber(v) ? v->valuedouble : 1e300;
 
@@ -189,7 +189,7 @@ field_ok(const cJSON *v, enum desk_field_type type)
 
 /* Tencent's MsgContent for el. An object value is sent as its compact JSON text. */
 static cJSON *
-elem_content(const cJSON *el, const struct desk_elem_kind *k, const char *where, char **err)
+desk_elem_content(const cJSON *el, const struct desk_elem_kind *k, const char *where, char **err)
 {
 	const struct desk_elem_field *f;
 	const cJSON *v;
@@ -201,7 +201,7 @@ elem_content(const cJSON *el, const struct desk_elem_kind *k, const char *where,
 		goto oom;
 	for (i = 0; i < DESK_ELEM_FIELDS && (f = &k->fields[i])->name != NULL; i++) {
 		v = cJSON_GetObjectItemCaseSensitive(el, f->name);
-		if (!field_ok(v, f->type)) {
+		if (!desk_field_ok(v, f->type)) {
 			util_err(err, "%sa %s element's \"%s\" must be %s", where, k->type, f->name,
 			         desk_field_want[f->type]);
 			cJSON_Delete(c);
@@ -225,9 +225,9 @@ oom:
 	return NULL;
 }
 
-/* Appends el as {"MsgType", "MsgContent"} to msg_body; counts custom elements. */
+/* Appends el as {"MsgType", "MsgContent"} to desk_msg_body; counts custom elements. */
 static int
-add_elem(cJSON *msg_body, const cJSON *el, const char *where, int *customs, char **err)
+desk_add_elem(cJSON *desk_msg_body, const cJSON *el, const char *where, int *customs, char **err)
 {
 	const cJSON *type = cJSON_GetObjectItemCaseSensitive(el, "type");
 	const struct desk_elem_kind *k = NULL;
@@ -239,7 +239,7 @@ add_elem(cJSON *msg_body, const cJSON *el, const char *where, int *customs, char
 			k = &desk_elem_kinds[i];
 	if (!cJSON_IsObject(el) || k == NULL)
 		return util_err(err, "%s\"type\" must be one of text, custom, face, location", where);
-	if ((content = elem_content(el, k, where, err)) == NULL)
+	if ((content = desk_elem_content(el, k, where, err)) == NULL)
 		return -1;
 	if (k == &desk_elem_kinds[1])
 		(*customs)++;
@@ -249,7 +249,7 @@ add_elem(cJSON *msg_body, const cJSON *el, const char *where, int *customs, char
 		cJSON_Delete(content);
 		goto oom;
 	}
-	if (!cJSON_AddItemToArray(msg_body, wrap))
+	if (!cJSON_AddItemToArray(desk_msg_body, wrap))
 		goto oom;
 	return 0;
 oom:
@@ -259,7 +259,7 @@ oom:
 
 /* The MsgBody array for a message: its single "type", or each of its "elements". */
 static cJSON *
-msg_body(const cJSON *message, char **err)
+desk_msg_body(const cJSON *message, char **err)
 {
 	const cJSON *elements = cJSON_GetObjectItemCaseSensitive(message, "elements"), *el;
 	const cJSON *type = cJSON_GetObjectItemCaseSensitive(message, "type");
@@ -279,11 +279,11 @@ msg_body(const cJSON *message, char **err)
 		util_err(err, "out of memory");
 		return NULL;
 	}
-	if (elements == NULL && add_elem(body, message, "", &customs, err) == -1)
+	if (elements == NULL && desk_add_elem(body, message, "", &customs, err) == -1)
 		goto fail;
 	cJSON_ArrayForEach(el, elements) {
 		snprintf(where, sizeof where, "elements[%d]: ", i++);
-		if (add_elem(body, el, where, &customs, err) == -1)
+		if (desk_add_elem(body, el, where, &customs, err) == -1)
 			goto fail;
 	}
 	/* Tencent: "一条组合消息中只能包含一个 TIMCustomElem". */
@@ -299,7 +299,7 @@ fail:
 
 /* Adds CloudCustomData and ExcludeFromUserRespTimeout when the message has them. */
 static int
-add_options(cJSON *root, const cJSON *message, char **err)
+desk_add_options(cJSON *root, const cJSON *message, char **err)
 {
 	const cJSON *ccd = cJSON_GetObjectItemCaseSensitive(message, "cloud_custom_data");
 	const cJSON *ex = cJSON_GetObjectItemCaseSensitive(message, "exclude_from_user_resp_timeout");
@@ -325,12 +325,12 @@ add_options(cJSON *root, const cJSON *message, char **err)
 
 /* Returns the request body as a new string (caller frees), or NULL with *err. */
 static char *
-body_json(const cJSON *message, const struct desk_addr *addr, uint32_t msg_random, char **err)
+desk_body_json(const cJSON *message, const struct desk_addr *addr, uint32_t msg_random, char **err)
 {
 	cJSON *root = NULL, *mb;
 	char num[16], *printed = NULL, *json = NULL;
 
-	if ((mb = msg_body(message, err)) == NULL)
+	if ((mb = desk_msg_body(message, err)) == NULL)
 		return NULL;
 	snprintf(num, sizeof num, "%" PRIu32, msg_random);
 	if ((root = cJSON_CreateObject()) == NULL ||
@@ -345,7 +345,7 @@ body_json(const cJSON *message, const struct desk_addr *addr, uint32_t msg_rando
 		util_err(err, "out of memory");
 		goto out;
 	}
-	if (add_options(root, message, err) == -1)
+	if (desk_add_options(root, message, err) == -1)
 		goto out;
 	if ((printed = cJSON_PrintUnformatted(root)) == NULL || (json = strdup(printed)) == NULL)
 		util_err(err, "out of memory");
@@ -368,7 +368,7 @@ desk_check_message(const cJSON *message, int rendered, char **err)
 	char *json;
 	size_t len;
 
-	if ((json = body_json(message, &addr, UINT32_MAX, err)) == NULL)
+	if ((json = desk_body_json(message, &addr, UINT32_MAX, err)) == NULL)
 		return -1;
 	len = strlen(json);
 	free(json);
@@ -383,7 +383,7 @@ desk_check_message(const cJSON *message, int rendered, char **err)
 
 /* Frees a UserSig (or its URL-encoded copy) after overwriting it: it is a credential. */
 static void
-sig_free(char *sig)
+desk_sig_free(char *sig)
 {
 	if (sig)
 		explicit_bzero(sig, strlen(sig));
@@ -397,7 +397,7 @@ sig_free(char *sig)
  * UserSig is used as it is.
  */
 static int
-usersig_refresh(struct desk_state *st, const struct channel *ch, int64_t now_ms, char **err)
+desk_usersig_refresh(struct desk_state *st, const struct channel *ch, int64_t now_ms, char **err)
 {
 	int64_t ttl_ms = config_int(ch, "usersig_ttl", DESK_TTL_DEFAULT_MS);
 	int64_t ttl_s = ttl_ms / SECOND_MS;
@@ -417,7 +417,7 @@ usersig_refresh(struct desk_state *st, const struct channel *ch, int64_t now_ms,
 		free(uerr);
 		return -1;
 	}
-	sig_free(st->usersig);
+	desk_sig_free(st->usersig);
 	st->usersig = sig;
 	st->issued_ms = now_ms / SECOND_MS * SECOND_MS;
 	st->expires_ms = st->issued_ms + ttl_s * SECOND_MS;
@@ -439,7 +439,7 @@ desk_close(void *state)
 
 	if (st == NULL)
 		return;
-	sig_free(st->usersig);
+	desk_sig_free(st->usersig);
 	free(st);
 }
 
@@ -458,7 +458,7 @@ desk_open(const struct channel *ch, void **state, char **err)
 	} else {
 		st->generated = 1;
 		/* Generating now reports a bad key or identifier at startup, not at the first send. */
-		if (usersig_refresh(st, ch, clock_now_ms(), err) == -1)
+		if (desk_usersig_refresh(st, ch, clock_now_ms(), err) == -1)
 			goto fail;
 	}
 	*state = st;
@@ -473,7 +473,7 @@ fail:
 /* Building */
 
 static int
-recipient_addr(const struct channel *ch, const struct provider_item *item,
+desk_recipient_addr(const struct channel *ch, const struct provider_item *item,
                struct desk_addr *addr, char **err)
 {
 	const char *id = provider_json_str(item->recipient, "id");
@@ -492,7 +492,7 @@ recipient_addr(const struct channel *ch, const struct provider_item *item,
 
 /* The URL's `random` differs on every request, unlike MsgRandom. */
 static int
-fresh_random(uint32_t *r, char **err)
+desk_fresh_random(uint32_t *r, char **err)
 {
 	ssize_t got;
 
@@ -521,9 +521,9 @@ desk_build(void *state, const struct channel *ch, struct provider_item *items, s
 		         "tencent_desk channel is not open");
 		goto out;
 	}
-	if (recipient_addr(ch, &items[0], &addr, err) == -1 ||
-	    usersig_refresh(st, ch, now_ms, err) == -1 || fresh_random(&rnd, err) == -1 ||
-	    (json = body_json(items[0].message, &addr, items[0].msg_random, err)) == NULL)
+	if (desk_recipient_addr(ch, &items[0], &addr, err) == -1 ||
+	    desk_usersig_refresh(st, ch, now_ms, err) == -1 || desk_fresh_random(&rnd, err) == -1 ||
+	    (json = desk_body_json(items[0].message, &addr, items[0].msg_random, err)) == NULL)
 		goto out;
 	if ((len = strlen(json)) > DESK_BODY_MAX) {
 		util_err(err, "the request body is %zu bytes; Tencent accepts at most %d "
@@ -551,7 +551,7 @@ out:
 	buf_free(&url);
 	free(json);
 	free(id);
-	sig_free(sig);
+	desk_sig_free(sig);
 	return rc;
 }
 
@@ -613,7 +613,7 @@ desk_classify(int64_t code, int64_t now_ms, struct desk_answer *a)
 }
 
 static void
-read_answer(const cJSON *root, int64_t now_ms, struct desk_answer *a)
+desk_read_answer(const cJSON *root, int64_t now_ms, struct desk_answer *a)
 {
 	const cJSON *status = cJSON_GetObjectItemCaseSensitive(root, "ActionStatus");
 	int64_t code;
@@ -652,7 +652,7 @@ desk_judge(void *state, const struct channel *ch, long http_status, const char *
 		return;
 	memset(&a, 0, sizeof a);
 	root = provider_parse_answer(body, body_len);
-	read_answer(root, now_ms, &a);
+	desk_read_answer(root, now_ms, &a);
 	if (a.usersig_expired && st != NULL && st->generated) {
 		/* Renewed at the next build; kept until then so an echo of it can still be masked. */
 		st->expires_ms = 0;
