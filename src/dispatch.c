@@ -423,13 +423,19 @@ start(struct dispatch *d, struct http *h, struct flight *f, int64_t now_ms, stru
 	struct provider_request req = {0};
 	char *err = NULL;
 	size_t i, expired = 0;
+	int rc;
 
 	f->started_at_ms = now_ms;
 	for (i = 0; i < f->n; i++)
 		provider_verdict(&f->items[i], PROVIDER_PERMANENT, NULL, NULL);
 	/* Signatures, timestamps and UserSigs are for the provider's real clock, even under --now. */
-	if (cs->ch->ops->build(cs->pstate, cs->ch, f->items, f->n, clock_now_ms(), &req, &err) != 0 ||
-	    http_start(h, &req, cs->ch->timeout_ms, cs->ch->connect_timeout_ms, f, &err) != 0) {
+	rc = cs->ch->ops->build(cs->pstate, cs->ch, f->items, f->n, clock_now_ms(), &req, &err);
+	if (rc == 0) {
+		/* A provider that cannot de-duplicate gets a connection of its own (http.c). */
+		req.fresh = !cs->ch->ops->dedups;
+		rc = http_start(h, &req, cs->ch->timeout_ms, cs->ch->connect_timeout_ms, f, &err);
+	}
+	if (rc != 0) {
 		for (i = 0; i < f->n; i++)
 			expired += f->items[i].outcome == PROVIDER_EXPIRED;
 		if (expired == f->n)

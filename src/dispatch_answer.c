@@ -119,7 +119,7 @@ item_result(struct dispatch *d, struct flight *f, size_t i, const struct http_re
 	if (hr->resent && !ops->dedups) {
 		/* Nothing can take it back; the attempt log says so, for whoever counts. */
 		snprintf(text, sizeof text, "%s%slibcurl sent the request again on a fresh connection "
-		         "after the first died unanswered: the provider may have had it twice",
+		         "after the first died unanswered: the provider may have had it more than once",
 		         it->message_text ? it->message_text : "", it->message_text ? "; " : "");
 		r->message = results_keep(out, text);
 	}
@@ -266,7 +266,7 @@ dispatch_finish(struct dispatch *d, struct http_result *hr, int64_t now_ms, stru
 	request_verdict(d, f, hr, now_ms, &v, out);
 	if (hr->resent && !cs->ch->ops->dedups)
 		log_warn("%s: %s step %d: libcurl sent the request again on a fresh connection after "
-		         "the first died unanswered; the provider may have had it twice%s",
+		         "the first died unanswered; the provider may have had it more than once%s",
 		         f->jobs[0].campaign.key, f->jobs[0].rid, f->jobs[0].step,
 		         f->n > 1 ? " (a batch)" : "");
 	for (i = 0; i < f->n; i++) {

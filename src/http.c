@@ -389,6 +389,16 @@ http_start(struct http *h, const struct provider_request *req, int64_t timeout_m
 	curl_easy_setopt(t->easy, CURLOPT_PRIVATE, t);
 	curl_easy_setopt(t->easy, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(t->easy, CURLOPT_USERAGENT, "herald/" HERALD_VERSION);
+	/*
+	 * libcurl resends a request by itself, up to five times, when a reused connection dies
+	 * before any answer, and nothing in its API stops that. A request that must not reach the
+	 * provider twice therefore gets a connection of its own, closed after it: never reused,
+	 * never resent behind our back.
+	 */
+	if (req->fresh) {
+		curl_easy_setopt(t->easy, CURLOPT_FRESH_CONNECT, 1L);
+		curl_easy_setopt(t->easy, CURLOPT_FORBID_REUSE, 1L);
+	}
 	/* Idle connections older than this are not reused: the older a kept-alive connection,
 	   the likelier the provider closes it just as a request goes out (see on_debug). */
 	curl_easy_setopt(t->easy, CURLOPT_MAXAGE_CONN, 20L);
