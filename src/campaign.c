@@ -325,6 +325,11 @@ campaign_parse(const char *path, const char *text, size_t len, const struct conf
 		report(&p, "line %ld, column %ld: invalid UTF-8", line, col);
 		return CAMPAIGN_INVALID;
 	}
+	if (util_json_has_nul(text, len, &bad)) {
+		line_col(text, bad, &line, &col);
+		report(&p, "line %ld, column %ld: a string holds a NUL character (\\u0000)", line, col);
+		return CAMPAIGN_INVALID;
+	}
 	if (!(d->root = cJSON_ParseWithLength(text, len))) {
 		const char *at = cJSON_GetErrorPtr();
 

@@ -425,8 +425,8 @@ cli_main(int argc, char **argv)
 	   file name and create "postgresql:" beside the user. */
 	if (is_postgres_uri(env.db_path)) {
 		/* The URI may carry a password: it is not repeated. */
-		cli_error("--db: PostgreSQL databases are not supported by this herald yet; give a "
-		          "SQLite file path");
+		cli_error("the database (--db or $HERALD_DB) is a PostgreSQL URI: PostgreSQL is not "
+		          "supported by this herald yet; give a SQLite file path");
 		return EXIT_CONFIG;
 	}
 	for (o = env.cmd->options; o && o->name; o++)

@@ -119,8 +119,10 @@ resolve_value(const char *path, struct channel *chan, const struct config_key *k
 		cJSON_AddStringToObject(out, k->name, text);
 		return 0;
 	case CONFIG_INT:
-		if (text ? util_parse_i64(text, &n) != 0
-		         : !(cJSON_IsNumber(v) && util_json_i64(v, &n) == 0))
+		/* Written in the file it must be a JSON number ("5" is a wrong type); an
+		   environment variable can only hold text. */
+		if (from_env ? util_parse_i64(text, &n) != 0
+		             : !(cJSON_IsNumber(v) && util_json_i64(v, &n) == 0))
 			return util_err(err, "%s: channel \"%s\": %s must be an integer", path, ch, k->name);
 		if (n < 0)
 			return util_err(err, "%s: channel \"%s\": %s must not be negative", path, ch, k->name);
@@ -464,6 +466,10 @@ config_load(const char *path, int *missing, char **err)
 	/* Names and values end up in messages; raw bytes would garble the terminal. */
 	if (!utf8_valid(text, len, &bad)) {
 		util_err(err, "%s: invalid UTF-8 at byte %zu", path, bad);
+		goto out;
+	}
+	if (util_json_has_nul(text, len, &bad)) {
+		util_err(err, "%s: a string holds a NUL character (\\u0000) at byte %zu", path, bad);
 		goto out;
 	}
 	if (!(root = cJSON_ParseWithLength(text, len))) {

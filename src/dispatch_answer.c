@@ -219,8 +219,12 @@ request_verdict(struct dispatch *d, struct flight *f, const struct http_result *
 	}
 	if (v->fault) {
 		cs->failures = 0;
-		log_error("channel %s suspended: %s; deliveries wait, one probe every %llds",
-		          cs->ch->name, reason, (long long)(cs->ch->probe_every_ms / 1000));
+		/* One line says why (SPEC 5.11): the other requests in flight then, and each failed
+		   probe, only repeat it. */
+		log_msg(cs->suspended ? LOG_DEBUG : LOG_ERROR,
+		        "channel %s suspended: %s; deliveries wait, one probe every %llds",
+		        cs->ch->name, reason, (long long)(cs->ch->probe_every_ms / 1000));
+		cs->suspended = 1;
 		channel_event(out, cs, 1, reason, now_ms);
 		return;
 	}
@@ -230,9 +234,13 @@ request_verdict(struct dispatch *d, struct flight *f, const struct http_result *
 		snprintf(reason, sizeof reason, "%d consecutive failed requests; the last: %s",
 		         cs->failures, why ? why : hr->error);
 		cs->failures = 0;
-		log_error("channel %s suspended: %s", cs->ch->name, reason);
+		log_msg(cs->suspended ? LOG_DEBUG : LOG_ERROR, "channel %s suspended: %s", cs->ch->name,
+		        reason);
+		cs->suspended = 1;
 		channel_event(out, cs, 1, reason, now_ms);
 	}
+	if (accepted)
+		cs->suspended = 0;  /* a send went through: a new fault is news again */
 	if (f->probe && accepted) {
 		log_info("channel %s: the probe went through; the suspension is over", cs->ch->name);
 		channel_event(out, cs, 0, NULL, now_ms);

@@ -27,6 +27,7 @@ struct chan_state {
 	int claiming;                 /* requests' worth taken by the claim under way */
 	int probe_claim;              /* the claim under way took this suspended channel's probe */
 	int failures;                 /* consecutive failed requests (suspend_after) */
+	int suspended;                /* this process suspended it and has said so in the log */
 	int64_t hold_until_mono;      /* a Retry-After: no request starts before this */
 	double tokens;                /* rate_per_sec bucket */
 	int64_t tokens_mono;

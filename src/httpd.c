@@ -245,6 +245,31 @@ html(struct buf *b, const char *s)
 	return rc;
 }
 
+/*
+ * The page shows only what kind of error came last: the part before its first colon (a
+ * provider code, "gave up after 4 attempts", "channel x suspended"). What follows is the
+ * provider's own text, which often quotes the recipient id or the message: aggregates only
+ * (SPEC §7); `herald status` shows it whole.
+ */
+static int
+html_error_kind(struct buf *b, const char *err)
+{
+	char kind[64];
+	size_t n;
+
+	if (!err || !err[0])
+		return html(b, "-");
+	n = strcspn(err, ":;(");
+	if (n >= sizeof kind)
+		n = sizeof kind - 1;
+	while (n > 0 && err[n - 1] == ' ')
+		n--;
+	memcpy(kind, err, n);
+	kind[n] = '\0';
+	return html(b, kind[0] ? kind : "error") |
+	       buf_printf(b, " <small>(herald status shows it)</small>");
+}
+
 /* Bar colours per delivery state, in store_states order (unknown names get grey). */
 static const char *
 state_colour(const char *state)
@@ -347,7 +372,7 @@ campaign_row(void *arg, const struct store_status *st)
 	pg->rc |= rc;
 	page_time(pg, st->next_due_at_ms);
 	rc = buf_printf(b, "</td><td class=\"err\">");
-	rc |= html(b, st->last_error[0] ? st->last_error : "-");
+	rc |= html_error_kind(b, st->last_error);
 	rc |= buf_printf(b, "</td></tr>\n");
 	pg->rc |= rc;
 	return pg->rc ? -1 : 0;

@@ -525,7 +525,7 @@ import_run(struct store *s, const struct config *cfg, const char *path,
 	memset(out, 0, sizeof *out);
 	out->first_due_ms = out->last_due_ms = -1;
 	if (util_read_file(path, 64 << 20, &text, &len) != 0) {
-		int missing = errno == ENOENT || errno == EACCES;
+		int missing = errno == ENOENT || errno == EACCES || errno == EISDIR;
 
 		say(&r, "%s: %s", path, strerror(errno));
 		return missing ? CAMPAIGN_NOINPUT : CAMPAIGN_INVALID;

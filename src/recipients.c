@@ -556,6 +556,11 @@ again:
 		util_err(msg, "line %ld: NUL byte at byte %zu", *start, bad + 1);
 		return -1;
 	}
+	if (util_json_has_nul(r->rec, len, &bad)) {
+		util_err(msg, "line %ld: a string holds a NUL character (\\u0000) at byte %zu", *start,
+		         bad + 1);
+		return -1;
+	}
 	if ((obj = cJSON_ParseWithOpts(r->rec, &end, 1)) == NULL) {
 		/* cJSON reports where it stopped; that is the byte to look at. */
 		if (end != NULL && end >= r->rec && end <= r->rec + len)

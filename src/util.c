@@ -159,3 +159,22 @@ buf_free(struct buf *b)
 	free(b->data);
 	memset(b, 0, sizeof *b);
 }
+
+int
+util_json_has_nul(const char *text, size_t len, size_t *at)
+{
+	size_t i;
+
+	/* Escapes occur only inside strings, so a scan of escapes needs no JSON grammar. */
+	for (i = 0; i + 1 < len; i++) {
+		if (text[i] != '\\')
+			continue;
+		if (text[i + 1] == 'u' && i + 5 < len && memcmp(text + i + 2, "0000", 4) == 0) {
+			if (at)
+				*at = i;
+			return 1;
+		}
+		i++;  /* the escaped character, a backslash among them, is not an escape itself */
+	}
+	return 0;
+}

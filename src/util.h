@@ -21,6 +21,10 @@ int util_json_i64(const cJSON *v, int64_t *out);
 /* Reads a whole file (at most max bytes) into a new NUL-terminated buffer (caller frees).
    0 / -1 with errno set (EFBIG when larger than max). */
 int util_read_file(const char *path, size_t max, char **out, size_t *len);
+/* 1 if the JSON text spells a NUL character (\u0000) inside a string, with *at (if not NULL)
+   set to the byte offset of its backslash; else 0. A C string would end there, silently
+   changing the value (two keys that differ after it would be one), so callers refuse it. */
+int util_json_has_nul(const char *text, size_t len, size_t *at);
 
 /* A growable byte buffer; always NUL-terminated when len > 0. */
 struct buf {

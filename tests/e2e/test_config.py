@@ -110,12 +110,16 @@ class ConfigTest(harness.HeraldTest):
         cases = [
             (dict(FEIHE, max_in_flight="many"), "max_in_flight"),
             (dict(FEIHE, max_in_flight=1.5), "max_in_flight"),
+            (dict(FEIHE, max_in_flight="5"), "max_in_flight"),   # a string is not a number
+            (dict(FEIHE, suspend_after="20"), "suspend_after"),
+            (dict(FEIHE, on_ambiguous="maybe"), "on_ambiguous"),
+            (dict(FEIHE, probe_every=60), "probe_every"),
             (dict(FEIHE, rate_per_sec=[1]), "rate_per_sec"),
             (dict(FEIHE, base_url=5), "base_url"),
             (dict(FEIHE, base_url="ftp://example.com"), "base_url"),
             (dict(FEIHE, system=True), "system"),
             ({"provider": 3}, "provider"),
-            ({"provider": "sainiu", "lead": "1h"}, "lead"),
+            ({"provider": "sainiu", "lead": "1h59m"}, "lead"),
             ({"provider": "apiusb", "batch_size": "lots"}, "batch_size"),
             ({"provider": "tencent_desk", "sdkappid": "x14", "identifier": "admin",
               "usersig": "sig"}, "sdkappid"),

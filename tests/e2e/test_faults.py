@@ -273,6 +273,8 @@ class ChannelSuspension(FaultTest):
             self.assertEqual(d["attempts"], 1, d)
         log = self.stderr_of(run)
         self.assertIn("channel members suspended", log)
+        # Three requests in flight met the fault, then a probe did: one line says why.
+        self.assertEqual(log.count("error: channel members suspended"), 1, log)
         self.assertIn("the suspension is over", log)
         self.assertEqual(self.stop(run), 0)
 

@@ -704,6 +704,18 @@ class ImportTest(harness.HeraldTest):
         self.import_def(campaign("keys", channel="tan", steps=[tan],
                                  recipients=[{"chat_id": "g", "chat_owner": "o"}]), "keys.json")
 
+    def test_a_nul_character_in_a_string_is_refused(self):
+        """A C string ends at NUL: "k\u0000x" would import as "k", merging two campaigns."""
+        self.seed()
+        self.rejected(campaign("k\u0000x"), "NUL")
+        self.rejected(campaign("nul", steps=[{"day": 1, "time": "10:00", "message": {
+            "type": "text", "text": "hello\u0000 secret tail"}}]), "NUL")
+        self.rejected(campaign("nul", recipients=None, recipients_file="r.jsonl"), "r.jsonl",
+                      "line 2", "NUL", files={"r.jsonl": '{"id": "a"}\n{"id": "a\\u0000b"}\n'})
+        # An escaped backslash followed by u0000 is text, not a NUL.
+        self.import_def(campaign("lit", steps=[{"day": 1, "time": "10:00", "message": {
+            "type": "text", "text": "\\u0000 literally"}}]), "lit.json")
+
     def test_durations_and_dates_bounded(self):
         self.seed()
         for text in ("106751991167d", "3651d", "87625h", "9223372036854775807ms"):

@@ -132,7 +132,7 @@ class Listen(SchedTest):
         self.config({"feihe": self.feihe_channel(m),
                      "flaky": self.feihe_channel(m, suspend_after=1, probe_every="10m"),
                      "held": self.feihe_channel(m)}, FAST)
-        m.rules([{"provider": "feihe", "match": "oBad", "code": 40003, "message": "invalid openid"},
+        m.rules([{"provider": "feihe", "match": "oBad", "code": 40003, "message": "invalid openid oBad"},
                  {"provider": "feihe", "match": "oRetry", "status": 503, "times": 2},
                  {"provider": "feihe", "match": "oSlow", "delay_ms": 3000},
                  {"provider": "feihe", "match": "oDrop", "drop": True},

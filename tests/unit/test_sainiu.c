@@ -61,9 +61,9 @@ test_check_channel(void)
 	} cases[] = {
 		{"{}", NULL},
 		{"{\"lead\":7800000}", NULL},                 /* 2h10m */
+		{"{\"lead\":7200000}", NULL},                 /* 2h: SPEC's least */
 		{"{\"lead\":86400000,\"sign_key\":\"123ABC\"}", NULL},
-		{"{\"lead\":7799999}", "lead"},
-		{"{\"lead\":7200000}", "lead"},
+		{"{\"lead\":7199999}", "lead"},
 		{"{\"lead\":0}", "lead"},
 		{"{\"sign_key\":\"\"}", "sign_key"},
 	};
