@@ -305,6 +305,24 @@ screenful(void)
 	return 21;
 }
 
+
+/* Whether state names a delivery state; if not, says so with the list, taken from the store. */
+static int
+known_state(const char *state)
+{
+	char list[256] = "";
+	size_t used = 0;
+	int i;
+
+	if (store_state_index(state) >= 0)
+		return 1;
+	for (i = 0; i < STORE_N_STATES && used < sizeof list; i++)
+		used += (size_t)snprintf(list + used, sizeof list - used, "%s%s", i ? ", " : "",
+		                         store_states[i]);
+	cli_error("--state: \"%s\" is not a delivery state (%s)", state, list);
+	return 0;
+}
+
 int
 cmd_deliveries(const struct cli_env *env)
 {
@@ -320,11 +338,8 @@ cmd_deliveries(const struct cli_env *env)
 	int64_t limit = 0;
 	int rc, more = 0;
 
-	if (state && store_state_index(state) < 0) {
-		cli_error("--state: \"%s\" is not a delivery state (pending, sending, sent, retrying, "
-		          "deferred, failed, expired, cancelled, unknown)", state);
+	if (state && !known_state(state))
 		return EXIT_USAGE;
-	}
 	if (limit_arg && (util_parse_i64(limit_arg, &limit) != 0 || limit < 1)) {
 		cli_error("--limit must be a positive integer");
 		return EXIT_USAGE;
@@ -649,11 +664,8 @@ cmd_export(const struct cli_env *env)
 	char *err = NULL;
 	int rc;
 
-	if (state && store_state_index(state) < 0) {
-		cli_error("--state: \"%s\" is not a delivery state (pending, sending, sent, retrying, "
-		          "deferred, failed, expired, cancelled, unknown)", state);
+	if (state && !known_state(state))
 		return EXIT_USAGE;
-	}
 	if (format && strcmp(format, "csv") != 0 && strcmp(format, "jsonl") != 0) {
 		cli_error("--format must be csv or jsonl");
 		return EXIT_USAGE;
