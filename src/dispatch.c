@@ -154,6 +154,18 @@ dispatch_counts(const struct dispatch *d, struct dispatch_counts *out)
 	out->expired = d->expired;
 	out->unknown = d->unknown;
 	out->suspended = d->suspended;
+	out->suppressed = d->suppressed;
+}
+
+void
+dispatch_count_settled(struct dispatch *d, const char *state, int64_t n)
+{
+	if (strcmp(state, "expired") == 0)
+		d->expired += n;
+	else if (strcmp(state, "deferred") == 0)
+		d->deferred += n;
+	else if (strcmp(state, "suppressed") == 0)
+		d->suppressed += n;
 }
 
 /* ---- from jobs to flights ---------------------------------------------------------------- */

@@ -54,8 +54,11 @@ int dispatch_hungry(const struct dispatch *d);
 size_t dispatch_busy(const struct dispatch *d);
 /* What this dispatch's results said, since it was made. */
 struct dispatch_counts {
-	int64_t sent, failed, retried, deferred, expired, unknown, suspended;
+	int64_t sent, failed, retried, deferred, expired, unknown, suspended, suppressed;
 };
 void dispatch_counts(const struct dispatch *d, struct dispatch_counts *out);
+/* Counts n deliveries a claim settled without a request (state "expired", "deferred" or
+   "suppressed"; others are ignored). */
+void dispatch_count_settled(struct dispatch *d, const char *state, int64_t n);
 
 #endif

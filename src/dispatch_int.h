@@ -61,7 +61,7 @@ struct dispatch {
 	int n_zones;
 	uint64_t rng;
 	int64_t warned_mono;          /* last "channel not in the configuration" warning */
-	int64_t sent, failed, retried, unknown, deferred, suspended, expired;
+	int64_t sent, failed, retried, unknown, deferred, suspended, expired, suppressed;
 };
 
 /* The channel a campaign sends through, if the config still has it for the same provider. */

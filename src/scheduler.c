@@ -145,6 +145,17 @@ flush(struct sched *sc)
 	return 0;
 }
 
+/* What a claim settled by itself (expired, deferred by a rule, suppressed): the metrics and the
+   run's summary count it like a request's outcome. */
+static void
+settled(void *arg, const char *channel, const char *state, int64_t n)
+{
+	struct dispatch *d = arg;
+
+	metrics_delivery_state(channel, state, n);
+	dispatch_count_settled(d, state, n);
+}
+
 /* Claims what is due and hands it to dispatch. Returns the number claimed, or -1. */
 static int64_t
 claim(struct sched *sc, int64_t now)
@@ -155,7 +166,7 @@ claim(struct sched *sc, int64_t now)
 	char *err = NULL;
 
 	dispatch_claim_begin(sc->d);
-	cb.settled = metrics_delivery_state;
+	cb.settled = settled;
 	if (store_claim(sc->s, runner_id(sc->runner), now, &cb, &jobs, &n, &err) != 0) {
 		store_trouble(sc, "cannot claim", err);
 		free(err);
@@ -180,6 +191,7 @@ totals(const struct sched *sc, struct dispatch_counts *t)
 	t->expired += sc->before.expired;
 	t->unknown += sc->before.unknown;
 	t->suspended += sc->before.suspended;
+	t->suppressed += sc->before.suppressed;
 }
 
 /* SIGHUP: swap in a new channels file, only when nothing is in flight. */
@@ -290,18 +302,20 @@ summary(struct sched *sc, int64_t *last, int64_t mono, int final)
 	totals(sc, &t);
 	if (final)
 		log_info("stopped: %lld sent, %lld failed, %lld unknown, %lld deferred, %lld expired, "
-		         "%lld held by suspended channels, %lld retries scheduled", (long long)t.sent,
-		         (long long)t.failed, (long long)t.unknown, (long long)t.deferred,
-		         (long long)t.expired, (long long)t.suspended, (long long)t.retried);
+		         "%lld suppressed, %lld held by suspended channels, %lld retries scheduled",
+		         (long long)t.sent, (long long)t.failed, (long long)t.unknown,
+		         (long long)t.deferred, (long long)t.expired, (long long)t.suppressed,
+		         (long long)t.suspended, (long long)t.retried);
 	else if (memcmp(&t, &p, sizeof t) != 0)
 		log_info("last %llds: %lld sent (%.2f/s), %lld failed, %lld unknown, %lld deferred, "
-		         "%lld expired, %lld held by suspended channels, %lld retries scheduled, %zu busy",
+		         "%lld expired, %lld suppressed, %lld held by suspended channels, "
+		         "%lld retries scheduled, %zu busy",
 		         (long long)(span / 1000), (long long)(t.sent - p.sent),
 		         (double)(t.sent - p.sent) * 1000.0 / (double)(span ? span : 1),
 		         (long long)(t.failed - p.failed), (long long)(t.unknown - p.unknown),
 		         (long long)(t.deferred - p.deferred), (long long)(t.expired - p.expired),
-		         (long long)(t.suspended - p.suspended), (long long)(t.retried - p.retried),
-		         dispatch_busy(sc->d));
+		         (long long)(t.suppressed - p.suppressed), (long long)(t.suspended - p.suspended),
+		         (long long)(t.retried - p.retried), dispatch_busy(sc->d));
 	sc->shown = t;
 	*last = mono;
 }

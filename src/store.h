@@ -325,7 +325,7 @@ struct store_claim_cb {
 	                 struct store_audience *out);
 	/* n deliveries of channel that the claim settled itself, without a request: "expired",
 	   or "deferred" by an account limit. Called after the claim committed. NULL: not told. */
-	void (*settled)(const char *channel, const char *state, int64_t n);
+	void (*settled)(void *arg, const char *channel, const char *state, int64_t n);
 };
 
 /*

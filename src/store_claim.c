@@ -447,11 +447,11 @@ store_claim(struct store *s, int64_t runner_id, int64_t now_ms, const struct sto
 	/* Told only now: a claim that rolled back settled nothing. */
 	for (i = 0; i < n_camps && cb->settled; i++) {
 		if (settled[i][0])
-			cb->settled(camps[i].channel, "expired", settled[i][0]);
+			cb->settled(cb->arg, camps[i].channel, "expired", settled[i][0]);
 		if (settled[i][1])
-			cb->settled(camps[i].channel, "deferred", settled[i][1]);
+			cb->settled(cb->arg, camps[i].channel, "deferred", settled[i][1]);
 		if (settled[i][2])
-			cb->settled(camps[i].channel, "suppressed", settled[i][2]);
+			cb->settled(cb->arg, camps[i].channel, "suppressed", settled[i][2]);
 	}
 	free(settled);
 	free(camps);
