@@ -437,12 +437,18 @@ anchor_day(const struct campaign_def *d, const cJSON *rec, const struct tz *z, i
            char **err)
 {
 	const cJSON *e = cJSON_GetObjectItemCaseSensitive(rec, "enrolled_at");
+	int start = strcmp(d->row.anchor, "start_date") == 0;
 	int64_t ms;
 
-	if (strcmp(d->row.anchor, "start_date") == 0) {
+	/* Under a start_date anchor enrolled_at is unused, but a value that is wrong is still a
+	   mistake in the data, and said so. */
+	if (start && !e) {
 		*day = d->start_day;
 		return 0;
 	}
+	if (start && !cJSON_IsString(e))
+		return util_err(err, "enrolled_at must be a date YYYY-MM-DD or an ISO 8601 time with "
+		                "offset");
 	if (!cJSON_IsString(e))
 		return util_err(err, "enrolled_at is required (anchor is enrollment): a date YYYY-MM-DD "
 		                "or an ISO 8601 time with offset");
@@ -450,6 +456,8 @@ anchor_day(const struct campaign_def *d, const cJSON *rec, const struct tz *z, i
 		if (*day < DAY_MIN || *day > DAY_MAX)
 			return util_err(err, "enrolled_at \"%s\" is outside %s", e->valuestring,
 			                DATE_RANGE);
+		if (start)
+			*day = d->start_day;
 		return 0;
 	}
 	if (sop_parse_instant(e->valuestring, &ms) == 0) {
@@ -457,7 +465,7 @@ anchor_day(const struct campaign_def *d, const cJSON *rec, const struct tz *z, i
 		if (ms < (int64_t)DAY_MIN * 86400000 || ms >= ((int64_t)DAY_MAX + 1) * 86400000)
 			return util_err(err, "enrolled_at \"%s\" is outside %s", e->valuestring,
 			                DATE_RANGE);
-		*day = sop_local_day(z, ms);
+		*day = start ? d->start_day : sop_local_day(z, ms);
 		return 0;
 	}
 	return util_err(err, "enrolled_at \"%s\" is not a date YYYY-MM-DD or an ISO 8601 time with "

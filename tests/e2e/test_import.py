@@ -704,6 +704,14 @@ class ImportTest(harness.HeraldTest):
         self.import_def(campaign("keys", channel="tan", steps=[tan],
                                  recipients=[{"chat_id": "g", "chat_owner": "o"}]), "keys.json")
 
+    def test_a_wrong_enrolled_at_is_refused_even_when_unused(self):
+        self.seed()
+        self.rejected(campaign("ea", recipients=[{"id": "a", "enrolled_at": "garbage"}]),
+                      '"a"', "enrolled_at")
+        self.import_def(campaign("ea", recipients=[{"id": "a", "enrolled_at": "2026-11-20",
+                                                   "vars": {"nickname": "甲"}}]),
+                        "ea.json")
+
     def test_a_nul_character_in_a_string_is_refused(self):
         """A C string ends at NUL: "k\u0000x" would import as "k", merging two campaigns."""
         self.seed()
