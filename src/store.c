@@ -252,13 +252,22 @@ struct store *
 store_open_existing(const char *path, int *missing, char **err)
 {
 	struct stat st;
+	int stat_rc;
 
 	*missing = 0;
 	/* SQLite would say only "unable to open database file"; the operator needs to know the
 	   file is not there, which is a different fix from a file that cannot be opened. */
-	if (stat(path, &st) != 0 && errno == ENOENT) {
+	if ((stat_rc = stat(path, &st)) != 0 && errno == ENOENT) {
 		*missing = 1;
 		util_err(err, "%s: no such database (herald import or herald migrate creates it)", path);
+		return NULL;
+	}
+	/* An empty file holds no database: opening it would turn it into one, and a command that
+	   only reads must not write (SPEC §1). */
+	if (stat_rc == 0 && S_ISREG(st.st_mode) && st.st_size == 0) {
+		*missing = 1;
+		util_err(err, "%s: an empty file, not a database (herald import or herald migrate "
+		         "creates one)", path);
 		return NULL;
 	}
 	/* Without SQLITE_OPEN_CREATE: should the file vanish after the check, nothing is made. */

@@ -74,6 +74,13 @@ class OperatorTest(harness.HeraldTest):
             self.assertIn("no such database", err, args)
             self.assertEqual(self.db_files(), [], args)
 
+    def test_an_empty_file_is_not_turned_into_a_database(self):
+        open(self.db, "w").close()
+        for args in (["status"], ["deliveries", "k"], ["channels"]):
+            err = self.fails(66, *args)
+            self.assertIn("an empty file", err, args)
+            self.assertEqual(os.path.getsize(self.db), 0, args)
+
     def test_missing_directory_is_66_too(self):
         db = os.path.join(self.dir, "nowhere", "h.db")
         rc, _, err = self.herald("--db", db, "status")
