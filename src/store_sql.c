@@ -71,7 +71,8 @@ const char *const store_sql[SQL_COUNT] = {
 		"FROM campaigns c WHERE c.state = 'active') w LEFT JOIN channels ch ON ch.name = w.channel",
 	[SQL_EXPIRE_DUE] =
 		"UPDATE deliveries SET state = 'expired', "
-		"last_error = 'expired: not sent within expire_after of its due time' WHERE id = ?1",
+		"last_error = 'expired: its last moment to go had passed (expire_after after its due "
+		"time; for a provider-scheduled step, the step itself)' WHERE id = ?1",
 	[SQL_CLAIM_SELECT] =
 		CLAIM_COLS "WHERE d.campaign_id = ?1 AND d.state IN " STORE_WAITING " AND d.next_at_ms <= ?2 "
 		"ORDER BY d.next_at_ms, d.id LIMIT ?3",
