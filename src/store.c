@@ -12,7 +12,9 @@
 
 #include "clock.h"
 #include "migrations.h"
+#include "sop.h"
 #include "store_int.h"
+#include "tz.h"
 #include "util.h"
 
 const char *const store_states[STORE_N_STATES] = {
@@ -275,6 +277,16 @@ store_open_existing(const char *path, int *missing, char **err)
 }
 
 void
+store_format_when(struct store *s, const char *zone, int64_t ms, char out[40])
+{
+	if (!s->when_zone || strcmp(tz_name(s->when_zone), zone) != 0) {
+		tz_free(s->when_zone);
+		s->when_zone = tz_load(zone, NULL);
+	}
+	sop_format_instant(ms, s->when_zone ? tz_offset_at(s->when_zone, ms) : 0, out);
+}
+
+void
 store_close(struct store *s)
 {
 	int i;
@@ -284,6 +296,7 @@ store_close(struct store *s)
 	for (i = 0; i < SQL_COUNT; i++)
 		sqlite3_finalize(s->stmt[i]);
 	sqlite3_close(s->db);
+	tz_free(s->when_zone);
 	free(s->path);
 	free(s);
 }

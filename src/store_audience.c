@@ -200,7 +200,7 @@ store_audience_check(struct store *s, const struct store_claim_cb *cb, struct st
 		return 1;
 	cb->audience(cb->arg, j, now_ms, a);
 	if (a->quiet_until_ms > now_ms) {
-		sop_format_instant(a->quiet_until_ms, 0, when);
+		store_format_when(s, j->campaign.timezone, a->quiet_until_ms, when);
 		snprintf(why, sizeof why, "deferred by quiet hours %s: goes at %s", a->quiet_why, when);
 		a->held = 2;
 		return mark(s, SQL_AUDIENCE_DEFER, j->delivery_id, a->quiet_until_ms,
@@ -212,7 +212,7 @@ store_audience_check(struct store *s, const struct store_claim_cb *cb, struct st
 		return -1;
 	if (until <= now_ms)
 		return 1;
-	sop_format_instant(until, 0, when);
+	store_format_when(s, j->campaign.timezone, until, when);
 	snprintf(why, sizeof why, "deferred by the frequency cap of channel %s (%lld per %llds) "
 	         "for %s: goes at %s", j->campaign.channel, (long long)a->cap_max,
 	         (long long)(a->cap_per_ms / 1000), j->rid, when);

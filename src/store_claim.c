@@ -196,7 +196,7 @@ claim_limited(struct store *s, const struct store_claim_cb *cb, struct store_job
 		sqlite3_bind_int64(st, 3, j->delivery_id);
 		return sqlite3_step(st) == SQLITE_DONE ? 1 : -1;
 	case STORE_DEFER:
-		sop_format_instant(send_at, 0, when);
+		store_format_when(s, j->campaign.timezone, send_at, when);
 		snprintf(why, sizeof why, "deferred by %s's per-account limit for %s: goes at %s",
 		         j->campaign.provider, account, when);
 		return run_update(s, SQL_DEFER_MARK, j->delivery_id, defer_until, send_at,

@@ -78,7 +78,12 @@ struct store {
 	int64_t busy_since_mono;        /* when the current wait for a lock began */
 	int claim_suppressions;         /* the claim under way found the opt-out list non-empty */
 	unsigned claim_turn;            /* which campaign the next claim serves first */
+	struct tz *when_zone;           /* store_format_when's cached zone (owned), NULL = none */
 };
+
+/* Formats ms as ISO 8601 in the named zone (a campaign's), for reasons written to rows; UTC
+   if the zone cannot load. The zone is cached on the handle. */
+void store_format_when(struct store *s, const char *zone, int64_t ms, char out[40]);
 
 /* The text of every cached statement, indexed by id (store_sql.c). */
 extern const char *const store_sql[SQL_COUNT];
