@@ -85,12 +85,13 @@ CREATE TABLE recipients (
 	active      INTEGER NOT NULL DEFAULT 1,   -- 0 once a re-import no longer lists it
 	UNIQUE (campaign_id, rid)
 );
-CREATE TABLE runners (
-	id            INTEGER PRIMARY KEY,
+CREATE TABLE "runners" (
+	id            INTEGER PRIMARY KEY AUTOINCREMENT,
 	pid           INTEGER NOT NULL,
 	started_at_ms INTEGER NOT NULL,
-	heartbeat_ms  INTEGER NOT NULL
-, lease_ms INTEGER NOT NULL DEFAULT 60000);
+	heartbeat_ms  INTEGER NOT NULL,           -- last lease renewal, wall clock
+	lease_ms      INTEGER NOT NULL DEFAULT 60000
+);
 CREATE TABLE steps (
 	campaign_id INTEGER NOT NULL REFERENCES campaigns(id) ON DELETE CASCADE,
 	position    INTEGER NOT NULL,             -- 1-based

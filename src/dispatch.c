@@ -510,6 +510,39 @@ dispatch_abandon(struct dispatch *d)
 	return n;
 }
 
+void
+dispatch_requeue(struct dispatch *d, int64_t now_ms, struct results *out)
+{
+	struct flight *f;
+	size_t i;
+
+	while ((f = d->queue_head)) {
+		d->queue_head = f->next;
+		f->cs->queued--;
+		d->queued--;
+		for (i = 0; i < f->n; i++) {
+			struct store_result *r = results_add(out);
+			const char *account = dispatch_account(d, &f->jobs[i]);
+
+			if (!r)
+				continue;
+			r->delivery_id = f->jobs[i].delivery_id;
+			r->state = STATE_PENDING;
+			r->next_at_ms = now_ms;
+			r->started_at_ms = now_ms;
+			r->refund = 1;
+			r->batch_id = f->batch_id;
+			r->message = results_keep(out, "not sent: herald stopped before its request left");
+			if (account) {
+				r->limit_provider = results_keep(out, f->jobs[i].campaign.provider);
+				r->limit_account = results_keep(out, account);
+			}
+		}
+		dispatch_flight_free(f);
+	}
+	d->queue_tail = NULL;
+}
+
 int
 dispatch_queued(const struct dispatch *d)
 {

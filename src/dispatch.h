@@ -45,6 +45,10 @@ void dispatch_drop(void *flight);
 /* Drops every request not yet started, recording nothing: our lease ran out and another
    runner has settled those claims. Returns how many deliveries were dropped. */
 size_t dispatch_abandon(struct dispatch *d);
+/* Turns every request not yet started back into waiting deliveries (pending, the attempt not
+   counted) with results in out: they certainly never left. For a stop that cannot wait for
+   them; the flights are freed. */
+void dispatch_requeue(struct dispatch *d, int64_t now_ms, struct results *out);
 /* 1 when requests wait to start. */
 int dispatch_queued(const struct dispatch *d);
 /* 1 when a claim is worth its transaction: some channel has half its slots free (or is idle).

@@ -307,7 +307,16 @@ http_new(void)
 	/* Reuse connections to each provider instead of a TLS handshake per message. */
 	curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS, 256L);
 	pthread_mutex_init(&h->mu, NULL);
-	pthread_cond_init(&h->cv, NULL);
+	/* Waits are timed on the monotonic clock: a wall clock stepped back (NTP) must not
+	   stretch an idle wait, and with it the lease renewals and the watchdog. */
+	{
+		pthread_condattr_t attr;
+
+		pthread_condattr_init(&attr);
+		pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+		pthread_cond_init(&h->cv, &attr);
+		pthread_condattr_destroy(&attr);
+	}
 	if (pthread_create(&h->thread, NULL, network_main, h) != 0) {
 		http_free(h, NULL);
 		return NULL;
@@ -437,7 +446,7 @@ http_wait(struct http *h, int timeout_ms)
 
 	pthread_mutex_lock(&h->mu);
 	if (!h->done && !h->wake && timeout_ms > 0) {
-		clock_gettime(CLOCK_REALTIME, &until);
+		clock_gettime(CLOCK_MONOTONIC, &until);
 		ns = until.tv_nsec + (int64_t)(timeout_ms % 1000) * 1000000;
 		until.tv_sec += timeout_ms / 1000 + (time_t)(ns / 1000000000);
 		until.tv_nsec = (long)(ns % 1000000000);

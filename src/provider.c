@@ -209,27 +209,41 @@ mask_all(char *text, const char *needle, size_t n)
 	}
 }
 
+/* Masks the tail of text (its first len bytes) that begins needle: an echo cut short. */
+static void
+mask_tail(char *text, size_t len, const char *needle)
+{
+	size_t n = strlen(needle), k;
+
+	for (k = n - 1 < len ? n - 1 : len; k >= 6; k--)
+		if (memcmp(text + len - k, needle, k) == 0) {
+			memset(text + len - k, '*', k);
+			return;
+		}
+}
+
 void
 provider_redact(char *text, const char *secret)
 {
-	size_t n, len, k;
+	static const char ellipsis[] = "\xE2\x80\xA6";  /* what utf8_truncate appends to a cut */
+	size_t n, len, el = sizeof ellipsis - 1;
 	char *enc;
 
 	if (!text || !secret || (n = strlen(secret)) < 6)
 		return;
+	enc = provider_urlencode(secret);
 	mask_all(text, secret, n);
-	if ((enc = provider_urlencode(secret)) != NULL) {
-		if (strcmp(enc, secret) != 0)
-			mask_all(text, enc, strlen(enc));
-		free(enc);
-	}
-	/* A provider text cut short (provider_text bounds it) may end inside the secret. */
+	if (enc && strcmp(enc, secret) != 0)
+		mask_all(text, enc, strlen(enc));
+	/* A provider text cut short (provider_text bounds it) may end inside the secret, before
+	   the ellipsis the cut added. */
 	len = strlen(text);
-	for (k = n - 1 < len ? n - 1 : len; k >= 6; k--)
-		if (memcmp(text + len - k, secret, k) == 0) {
-			memset(text + len - k, '*', k);
-			break;
-		}
+	if (len >= el && memcmp(text + len - el, ellipsis, el) == 0)
+		len -= el;
+	mask_tail(text, len, secret);
+	if (enc && strcmp(enc, secret) != 0)
+		mask_tail(text, len, enc);
+	free(enc);
 }
 
 void

@@ -107,7 +107,10 @@ runner_renew(struct runner *r, struct store *s, char **err)
 		r->renewed_mono = INT64_MIN / 2;
 		return -1;
 	}
-	lock_byte(r->fd, old, F_UNLCK);
+	/* Ids are never reused (AUTOINCREMENT), so old is not the byte we now hold; checked all
+	   the same, as giving up our own lock would make us look dead while alive. */
+	if (old != r->id)
+		lock_byte(r->fd, old, F_UNLCK);
 	return 0;
 }
 

@@ -257,6 +257,16 @@ renew(struct sched *sc)
 	}
 }
 
+/* Whether our lease is surely ours, renewing it first if it is getting old: nothing is
+   claimed, and no request leaves, otherwise (SPEC 5.5). */
+static int
+lease_ok(struct sched *sc)
+{
+	if (!runner_lease_valid(sc->runner))
+		renew(sc);
+	return runner_lease_valid(sc->runner);
+}
+
 /* Dead runners are looked for every 5 s, or oftener under a short lease. */
 static int64_t
 reap_every(const struct sched *sc)
@@ -350,7 +360,7 @@ loop(struct sched *sc)
 		   results wait to be written: the store is failing, and memory must stay bounded. */
 		starved = claimed = 0;
 		if (!atomic_load(&sc->stop) && !atomic_load(&sc->reload) && sc->next_due_ms <= now &&
-		    !pending && store_ready(sc)) {
+		    !pending && store_ready(sc) && lease_ok(sc)) {
 			starved = 1;
 			if (dispatch_hungry(sc->d) && (got = claim(sc, now)) >= 0) {
 				claimed = got > 0;
@@ -410,6 +420,12 @@ loop(struct sched *sc)
 			chores(sc, mono, &last_data, &last_reap);
 		summary(sc, &last_sum, mono, 0);
 		notify_watchdog();
+	}
+	/* A stop that could not wait (a second signal, the drain's time up): what never left
+	   goes back to waiting, rather than be settled as unknown by runner_stop. */
+	if (dispatch_queued(sc->d)) {
+		dispatch_requeue(sc->d, sched_now(sc), &sc->res);
+		flush(sc);
 	}
 	if (sc->res.n || sc->res.n_ev) {
 		/* Judged but never written: their rows stay 'sending' and the next start settles them

@@ -358,6 +358,27 @@ class RunnerLease(FaultTest):
         self.assertEqual(self.stop(b), 0)
 
 
+class StopWithQueuedRequests(FaultTest):
+    """A stop that cannot wait (a second signal) leaves what never left waiting, not unknown."""
+
+    def test_second_signal_requeues_what_never_left(self):
+        m = self.feihe_mock()
+        self.config({"feihe": self.feihe_channel(m, rate_per_sec=1)}, FAST)
+        # o1's answer holds the channel for a minute: o2, claimed for the next token, waits.
+        m.rules({"provider": "feihe", "match": "o1", "status": 429, "retry_after": "60"})
+        self.due_now("q", ["o1", "o2"])
+        run = self.spawn("run")
+        wait_until(lambda: self.db_state("q", "o1") == "retrying" and
+                   self.db_state("q", "o2") == "sending", what="o2 queued behind the hold")
+        run.send_signal(signal.SIGTERM)
+        wait_until(lambda: "no new claims" in self.stderr_of(run), what="the first signal")
+        self.assertEqual(self.stop(run, sig=signal.SIGTERM), 0)
+        d = {x["recipient"]: x for x in self.deliveries("q")}
+        self.assertEqual((d["o2"]["state"], d["o2"]["attempts"]), ("pending", 0))
+        self.assertEqual([a["outcome"] for a in self.attempts_of("q", "o2")], ["requeued"])
+        self.assertEqual(sorted(by_key(m.requests("feihe"))), ["o1"], "o2 never left")
+
+
 class HostileAnswers(FaultTest):
     """Issue: what a provider says reaches the database, the log and the terminal."""
 

@@ -63,6 +63,22 @@ dump_schema(const char *db_path)
 	return out;
 }
 
+/* A runner reaped and registering again never gets its old id back: results of its old claims
+   must not match rows it has claimed since, nor its old lock byte be the one it holds. */
+static void
+test_runner_ids_never_reused(void)
+{
+	struct store *s = fresh();
+	int64_t a = 0, b = 0;
+
+	T_CHECK(s != NULL);
+	T_EQ_INT(store_runner_add(s, 1, 1000, 60000, &a, NULL), 0);
+	T_EQ_INT((int)store_runner_reap(s, a, NULL, 2000, 0, NULL), 0);
+	T_EQ_INT(store_runner_add(s, 1, 3000, 60000, &b, NULL), 0);
+	T_CHECK(b > a);
+	store_close(s);
+}
+
 /* Every statement id has its text, and every text prepares against the migrated schema. */
 static void
 test_every_statement_prepares(void)
@@ -543,6 +559,7 @@ main(void)
 		return 1;
 	T_RUN(test_schema_matches_file);
 	T_RUN(test_every_statement_prepares);
+	T_RUN(test_runner_ids_never_reused);
 	T_RUN(test_claim_takes_capacity);
 	T_RUN(test_claim_is_exclusive);
 	T_RUN(test_not_due_and_expired);
