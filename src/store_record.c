@@ -23,6 +23,41 @@ result_error(const struct store_result *r, char *out, size_t size)
 		snprintf(out, size, "%s", r->message ? r->message : "");
 }
 
+/*
+ * An answer saying "accepted" that came after our lease ran out: the runner that took over
+ * settled the delivery as unknown, as it had to. Knowing better now, it becomes sent, so that
+ * `herald retry --state unknown` cannot send it again; only while it is still that unknown
+ * (nobody retried it meanwhile).
+ */
+static int
+record_late_accept(struct store *s, const struct store_result *r)
+{
+	sqlite3_stmt *st = store_stmt(s, SQL_RECORD_LATE_ACCEPT);
+
+	if (!st)
+		return -1;
+	sqlite3_bind_int64(st, 1, r->delivery_id);
+	if (r->message_id)
+		sqlite3_bind_text(st, 2, r->message_id, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		return -1;
+	if (sqlite3_changes(s->db) == 0)
+		return 0;  /* retried meanwhile, or never settled as unknown: nothing to correct */
+	if (!(st = store_stmt(s, SQL_ATTEMPT_INSERT)))
+		return -1;
+	sqlite3_bind_int64(st, 1, r->delivery_id);
+	sqlite3_bind_int64(st, 2, r->started_at_ms);
+	sqlite3_bind_int64(st, 3, r->duration_ms);
+	if (r->http_status)
+		sqlite3_bind_int(st, 4, r->http_status);
+	if (r->code && r->code[0])
+		sqlite3_bind_text(st, 5, r->code, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 6, "accepted, its answer read after the runner's lease ran out", -1,
+	                  SQLITE_STATIC);
+	sqlite3_bind_text(st, 7, "sent", -1, SQLITE_STATIC);
+	return sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+}
+
 static int
 record_one(struct store *s, int64_t runner_id, const struct store_result *r)
 {
@@ -52,7 +87,7 @@ record_one(struct store *s, int64_t runner_id, const struct store_result *r)
 	/* Not ours any more: our lease ran out and another runner settled it (and its attempt,
 	   and any reservation). Recording ours too would count one request twice. */
 	if (sqlite3_changes(s->db) == 0)
-		return 0;
+		return r->state == STATE_SENT ? record_late_accept(s, r) : 0;
 	if (store_audience_settle(s, r) != 0)
 		return -1;
 	/* Expired before its request could leave: there was no attempt to log. */

@@ -206,4 +206,10 @@ const char *const store_sql[SQL_COUNT] = {
 	[SQL_REAP_ATTEMPT] =
 		"INSERT INTO attempts (campaign_id, delivery_id, started_at_ms, provider_message, outcome) "
 		"SELECT campaign_id, id, ?2, ?3, ?4 FROM deliveries WHERE id = ?1",
+
+	/* A late "accepted" for a delivery settled as unknown while its runner was away. */
+	[SQL_RECORD_LATE_ACCEPT] =
+		"UPDATE deliveries SET state = 'sent', last_error = NULL, "
+		"provider_message_id = coalesce(?2, provider_message_id) "
+		"WHERE id = ?1 AND state = 'unknown' AND claimed_by IS NULL",
 };
