@@ -116,13 +116,6 @@ item_result(struct dispatch *d, struct flight *f, size_t i, const struct http_re
 	r->message = results_keep(out, it->message_text);
 	r->message_id = results_keep(out, it->message_id);
 	r->send_at_ms = it->send_at_ms;
-	if (hr->resent && !ops->dedups) {
-		/* Nothing can take it back; the attempt log says so, for whoever counts. */
-		snprintf(text, sizeof text, "%s%slibcurl sent the request again on a fresh connection "
-		         "after the first died unanswered: the provider may have had it more than once",
-		         it->message_text ? it->message_text : "", it->message_text ? "; " : "");
-		r->message = results_keep(out, text);
-	}
 	if (ops->limit_account && ops->limit_account(it)) {
 		r->limit_provider = results_keep(out, ops->name);
 		r->limit_account = results_keep(out, ops->limit_account(it));
@@ -272,11 +265,6 @@ dispatch_finish(struct dispatch *d, struct http_result *hr, int64_t now_ms, stru
 	for (i = 0; i < f->n; i++)
 		provider_redact_channel(f->items[i].message_text, cs->ch, cs->pstate);
 	request_verdict(d, f, hr, now_ms, &v, out);
-	if (hr->resent && !cs->ch->ops->dedups)
-		log_warn("%s: %s step %d: libcurl sent the request again on a fresh connection after "
-		         "the first died unanswered; the provider may have had it more than once%s",
-		         f->jobs[0].campaign.key, f->jobs[0].rid, f->jobs[0].step,
-		         f->n > 1 ? " (a batch)" : "");
 	for (i = 0; i < f->n; i++) {
 		const struct store_result *r = item_result(d, f, i, hr, &v, now_ms, out);
 

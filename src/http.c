@@ -30,7 +30,6 @@ struct transfer {
 	char *body;                   /* request body (owned; curl reads it in place) */
 	struct buf answer;
 	int too_big;
-	int resent;                   /* libcurl sent the request again on a fresh connection */
 	int64_t started_mono;
 	void *ctx;
 	struct done *done;            /* its result's node, made up front: the network thread
@@ -68,24 +67,6 @@ void
 http_global_cleanup(void)
 {
 	curl_global_cleanup();
-}
-
-/*
- * libcurl resends a request by itself when a reused connection dies before any answer comes
- * (and has no option to stop that yet). The request may have reached the provider on the old
- * connection: the only trace is this debug line, so it is watched for and reported.
- */
-static int
-on_debug(CURL *easy, curl_infotype type, char *data, size_t size, void *arg)
-{
-	static const char died[] = "Connection died, retrying";
-	struct transfer *t = arg;
-
-	(void)easy;
-	if (type == CURLINFO_TEXT && size >= sizeof died - 1 &&
-	    memcmp(data, died, sizeof died - 1) == 0)
-		t->resent = 1;
-	return 0;
 }
 
 static void
@@ -158,7 +139,6 @@ result_of(struct transfer *t, CURLcode result, struct http_result *out)
 	    total_us > 0 && total_us / 1000 < out->duration_ms)
 		out->duration_ms = (int64_t)(total_us / 1000);
 	out->sent = 1;
-	out->resent = t->resent;
 	if (result == CURLE_OK) {
 		curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &out->status);
 		/* Seconds or an HTTP date; libcurl turns either into seconds from now. */
@@ -409,11 +389,8 @@ http_start(struct http *h, const struct provider_request *req, int64_t timeout_m
 		curl_easy_setopt(t->easy, CURLOPT_FORBID_REUSE, 1L);
 	}
 	/* Idle connections older than this are not reused: the older a kept-alive connection,
-	   the likelier the provider closes it just as a request goes out (see on_debug). */
+	   the likelier the provider closes it just as a request goes out. */
 	curl_easy_setopt(t->easy, CURLOPT_MAXAGE_CONN, 20L);
-	curl_easy_setopt(t->easy, CURLOPT_DEBUGFUNCTION, on_debug);
-	curl_easy_setopt(t->easy, CURLOPT_DEBUGDATA, t);
-	curl_easy_setopt(t->easy, CURLOPT_VERBOSE, 1L);
 	if (req->body) {
 		if (!(t->body = malloc(req->body_len + 1)))
 			goto fail;

@@ -24,9 +24,6 @@ struct http_result {
 	int sent;                     /* 1 unless the request certainly never reached the provider
 	                                 (DNS, connect or TLS failure, nothing written): SPEC 5.10 */
 	int64_t retry_after_ms;       /* the answer's Retry-After, 0 when none */
-	int resent;                   /* libcurl itself sent the request a second time, on a fresh
-	                                 connection, after a reused one died without an answer:
-	                                 the provider may have had it twice */
 	int64_t duration_ms;
 };
 

@@ -93,28 +93,12 @@ int store_step_put(struct store *s, int64_t campaign_id, int position, int day, 
    should a later definition have the step again). *changed set to 1 if anything was. */
 int store_steps_trim(struct store *s, int64_t campaign_id, int n_steps, int *changed, char **err);
 
-/* Starts an import's recipient pass (a temp table of the ids seen). */
-int store_import_begin(struct store *s, char **err);
 enum store_put {
 	STORE_PUT_NEW,        /* inserted */
 	STORE_PUT_CHANGED,    /* updated (data changed, or re-activated) */
 	STORE_PUT_SAME,       /* already there, unchanged */
 	STORE_PUT_DUPLICATE,  /* this import already listed the same id */
 };
-/* Upserts a recipient; *out_id is its row id. Returns an enum store_put, or -1. */
-int store_recipient_put(struct store *s, int64_t campaign_id, const char *rid, const char *data_json,
-                        int64_t *out_id, char **err);
-/* Inserts the (recipient, step) delivery, or reschedules it if it is still waiting (pending,
-   retrying, deferred) and its times changed, or brings it back if a step removal cancelled
-   it. fresh: the recipient was just inserted, so there is nothing to reschedule. *changed set
-   to 1 if written. Counts are settled by store_import_finish. */
-int store_delivery_put(struct store *s, int64_t campaign_id, int64_t recipient_id, int fresh,
-                       int step, int64_t due_at_ms, int64_t next_at_ms, int64_t expires_at_ms,
-                       uint32_t msg_random, int *changed, char **err);
-/* Ends the recipient pass: recipients not seen become inactive and their unsent deliveries
-   cancelled; the campaign's delivery counts are recounted. Returns how many recipients were
-   removed, or -1. */
-int64_t store_import_finish(struct store *s, int64_t campaign_id, char **err);
 
 /* ---- import in bounded transactions (store_import.c) ----------------------------------- */
 

@@ -246,8 +246,9 @@ store_import_apply(struct store *s, int64_t campaign_id, struct store_import_pla
 	    count_inserted(s, campaign_id, n, err) != 0)
 		return -1;
 	done->deliveries_written = n;
-	/* Live deliveries: the conditions of SQL_DELIVERY_PUT, checked again now (the scheduler
-	   may have moved a row since the plan). The count trigger keeps their counts. */
+	/* Live deliveries: rescheduled only while still waiting with changed times, or brought
+	   back when a step's removal cancelled them; checked again now (the scheduler may have
+	   moved a row since the plan). The count trigger keeps their counts. */
 	if (run(s, "INSERT INTO deliveries (campaign_id, recipient_id, step, due_at_ms, next_at_ms, "
 	           "expires_at_ms, msg_random) SELECT ?1, m.id, d.step, d.due, d.next, d.expires, d.rnd "
 	           "FROM temp.import_dchg c JOIN temp.import_d d ON d.seq = c.seq AND d.step = c.step "

@@ -32,32 +32,6 @@ const char *const store_sql[SQL_COUNT] = {
 	[SQL_STEP_PUT] =
 		"INSERT OR REPLACE INTO steps (campaign_id, position, day, time, message) "
 		"VALUES (?1, ?2, ?3, ?4, ?5)",
-	[SQL_RECIPIENT_GET] =
-		"SELECT id, data, active FROM recipients WHERE campaign_id = ?1 AND rid = ?2",
-	[SQL_RECIPIENT_INSERT] =
-		"INSERT INTO recipients (campaign_id, rid, data) VALUES (?1, ?2, ?3)",
-	[SQL_RECIPIENT_UPDATE] =
-		"UPDATE recipients SET data = ?2, active = 1 WHERE id = ?1",
-	[SQL_RECIPIENT_REVIVE] =
-		"UPDATE deliveries SET state = 'pending', last_error = NULL "
-		"WHERE recipient_id = ?1 AND state = 'cancelled' AND last_error = '" REMOVED_REASON "'",
-	[SQL_SEEN_INSERT] =
-		"INSERT INTO temp.import_seen (id) VALUES (?1)",
-	/* A new recipient's deliveries: nothing to conflict with. */
-	[SQL_DELIVERY_INSERT] =
-		"INSERT INTO deliveries (campaign_id, recipient_id, step, due_at_ms, next_at_ms, "
-		"expires_at_ms, msg_random) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-	/* A step the definition has again brings back the deliveries its removal cancelled. */
-	[SQL_DELIVERY_PUT] =
-		"INSERT INTO deliveries (campaign_id, recipient_id, step, due_at_ms, next_at_ms, "
-		"expires_at_ms, msg_random) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) "
-		"ON CONFLICT (recipient_id, step) DO UPDATE SET due_at_ms = excluded.due_at_ms, "
-		"next_at_ms = excluded.next_at_ms, expires_at_ms = excluded.expires_at_ms, "
-		"last_error = CASE state WHEN 'cancelled' THEN NULL ELSE last_error END, "
-		"state = 'pending', send_at_ms = NULL "
-		"WHERE (state IN " STORE_WAITING " AND (due_at_ms, next_at_ms, expires_at_ms) IS NOT "
-		"(excluded.due_at_ms, excluded.next_at_ms, excluded.expires_at_ms)) "
-		"OR (state = 'cancelled' AND last_error = '" STEP_REMOVED_REASON "')",
 
 	/* ---- claims, results, channels ---- */
 	[SQL_ACTIVE_CAMPAIGNS] =
