@@ -368,7 +368,10 @@ class StopWithQueuedRequests(FaultTest):
         m = self.feihe_mock()
         self.config({"feihe": self.feihe_channel(m, rate_per_sec=1)}, FAST)
         # o1's answer holds the channel for a minute: o2, claimed for the next token, waits.
-        m.rules({"provider": "feihe", "match": "o1", "status": 429, "retry_after": "60"})
+        # The answer comes after 400 ms, so o2 is claimed first (the loop claims again at once
+        # while o1 is out; the hold would stop that claim), and before o2's token (1 s).
+        m.rules({"provider": "feihe", "match": "o1", "status": 429, "retry_after": "60",
+                 "delay_ms": 400})
         self.due_now("q", ["o1", "o2"])
         run = self.spawn("run")
         wait_until(lambda: self.db_state("q", "o1") == "retrying" and
