@@ -538,13 +538,15 @@ class StoreFaults(FaultTest):
         run = self.spawn("run")
         wait_until(lambda: len(m.requests("feihe")) == len(ids), what="every request out")
         filler = os.path.join(mnt, "filler")
-        with open(filler, "wb") as f:
-            try:
-                while True:
-                    f.write(b"\0" * 65536)
-                    f.flush()
-            except OSError:
-                pass
+        # Unbuffered: a buffered file would raise ENOSPC again when it is closed.
+        fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            while True:
+                os.write(fd, b"\0" * 65536)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
         wait_until(lambda: "cannot record results" in self.stderr_of(run), timeout=10,
                    what="the full disk to refuse the results")
         os.unlink(filler)
