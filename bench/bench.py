@@ -318,8 +318,8 @@ class Env:
 
 
 def herald_pragmas():
-    """The pragmas src/store.c sets on every connection, for the raw insert to use too."""
-    with open(os.path.join(SRC, "src", "store.c"), encoding="utf-8") as f:
+    """The pragmas src/store/sqlite/sqlite.c sets on every connection, for the raw insert to use too."""
+    with open(os.path.join(SRC, "src", "store", "sqlite", "sqlite.c"), encoding="utf-8") as f:
         found = re.findall(r"PRAGMA (\w+) = (\w+)", f.read())
     seen = {}
     for k, v in found:

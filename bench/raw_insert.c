@@ -21,7 +21,7 @@
 
 #include <sqlite3.h>
 
-/* Herald's store_open sets these on every connection (src/store.c). The benchmark reads them
+/* Herald's store_open sets these on every connection (src/store/sqlite/sqlite.c). The benchmark reads them
    from there and passes them in BENCH_PRAGMAS, so the two cannot drift apart. */
 #define HERALD_PRAGMAS \
 	"PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; " \

@@ -1,6 +1,6 @@
 /*
  * import: one pass over a campaign's recipients that validates and stages them, then the
- * writes in bounded transactions (store_import.c). Memory stays flat whatever the recipient
+ * writes in bounded transactions (store/sqlite/import.c). Memory stays flat whatever the recipient
  * count: records are read, checked, staged and freed one at a time, and duplicates are found
  * by the staging table, not in memory.
  */
@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <fcntl.h>
 #include <sys/random.h>
 #include <unistd.h>
 
@@ -333,36 +332,21 @@ plan_into(struct import_summary *sum, const struct store_import_plan *p)
 }
 
 /*
- * The import lock: one writing import at a time per database, held from before it looks for
- * leftovers until it is done, so a campaign found 'importing' under it belongs to an import
- * that died. An fcntl lock on DB-import.lock (0600): the kernel drops it when the process
- * ends, however it ends. Waits for another import to finish. Returns the fd, or -1.
+ * The import lock (store_import_lock): one writing import at a time per database, held from
+ * before it looks for leftovers until it is done, so a campaign found 'importing' under it
+ * belongs to an import that died. Waits for another import to finish. 0 / -1.
  */
 static int
 import_lock(struct run *r)
 {
-	struct flock fl = {0};
-	char path[4096];
-	int fd;
+	char *err = NULL;
 
-	snprintf(path, sizeof path, "%s-import.lock", store_path(r->s));
-	if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0) {
-		say(r, "%s: %s", path, strerror(errno));
-		r->fatal = 1;
-		return -1;
-	}
-	fl.l_type = F_WRLCK;
-	fl.l_whence = SEEK_SET;
-	fl.l_len = 1;
-	while (fcntl(fd, F_SETLKW, &fl) != 0) {
-		if (errno != EINTR) {
-			say(r, "%s: cannot lock: %s", path, strerror(errno));
-			r->fatal = 1;
-			close(fd);
-			return -1;
-		}
-	}
-	return fd;
+	if (store_import_lock(r->s, &err) == 0)
+		return 0;
+	say(r, "%s", err);
+	free(err);
+	r->fatal = 1;
+	return -1;
 }
 
 /*
@@ -448,7 +432,7 @@ import_body(struct run *r, struct campaign_def *d, int64_t now_ms)
 	struct store_import_plan plan;
 	char where[64], *err = NULL;
 	const cJSON *rec;
-	int i = 0, live, lock = -1;
+	int i = 0, live, locked = 0;
 
 	if ((live = stored_campaign(r, d, &old)) < 0)
 		goto out;
@@ -483,8 +467,9 @@ import_body(struct run *r, struct campaign_def *d, int64_t now_ms)
 		}
 		goto out;
 	}
-	if ((lock = import_lock(r)) < 0)
+	if (import_lock(r) != 0)
 		goto out;
+	locked = 1;
 	/* Under the lock: leftovers of dead imports go, and the campaign is looked up again (an
 	   import that held the lock may have written it meanwhile). */
 	if (store_import_sweep(r->s, 0, &err) < 0) {
@@ -503,8 +488,8 @@ import_body(struct run *r, struct campaign_def *d, int64_t now_ms)
 	}
 out:
 	store_rollback(r->s);
-	if (lock >= 0)
-		close(lock);
+	if (locked)
+		store_import_unlock(r->s);
 	if (rc != CAMPAIGN_OK)
 		return rc;
 	return r->fatal ? CAMPAIGN_ERROR : r->problems ? CAMPAIGN_INVALID : CAMPAIGN_OK;

@@ -1,7 +1,7 @@
 /*
  * import: `herald import`. Streams a campaign's recipients (inline, then the file) through
  * campaign validation into staging tables, then writes them in transactions that each hold
- * the write lock briefly (see store_import.c): on any problem nothing is written, and every
+ * the write lock briefly (see store/sqlite/import.c): on any problem nothing is written, and every
  * problem (up to a cap) is reported with its location.
  */
 #ifndef HERALD_IMPORT_H

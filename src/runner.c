@@ -1,9 +1,5 @@
-/* runner: runner registration and liveness through byte-range locks on a side file. */
-#include <errno.h>
-#include <fcntl.h>
-#include <stdio.h>
+/* runner: runner registration, liveness (the store's liveness locks) and leases. */
 #include <stdlib.h>
-#include <string.h>
 #include <unistd.h>
 
 #include "clock.h"
@@ -14,28 +10,14 @@
 
 struct runner {
 	int64_t id;
-	int fd;                       /* DB-runners.lock, open for the life of the runner */
 	int64_t lease_ms;
 	int64_t renewed_mono;         /* when the last successful renewal began (monotonic) */
 };
 
-/* Locks (or, with F_UNLCK, unlocks) byte id without waiting. 0 / -1 (errno EAGAIN/EACCES: held). */
+/* Adds a runner row and takes its liveness lock, in one transaction so nobody sees the row
+   unlocked. Sets r->id. 0 / -1. */
 static int
-lock_byte(int fd, int64_t id, short type)
-{
-	struct flock fl = {0};
-
-	fl.l_type = type;
-	fl.l_whence = SEEK_SET;
-	fl.l_start = (off_t)id;
-	fl.l_len = 1;
-	return fcntl(fd, F_SETLK, &fl);
-}
-
-/* Adds a runner row and locks its byte, in one transaction so nobody sees the row unlocked.
-   Sets r->id. 0 / -1. */
-static int
-runner_register(struct runner *r, struct store *s, const char *path, char **err)
+runner_register(struct runner *r, struct store *s, char **err)
 {
 	int64_t mono = clock_mono_ms();
 
@@ -45,45 +27,29 @@ runner_register(struct runner *r, struct store *s, const char *path, char **err)
 		store_rollback(s);
 		return -1;
 	}
-	if (lock_byte(r->fd, r->id, F_WRLCK) != 0) {
-		util_err(err, "%s: cannot lock runner slot %lld: %s", path, (long long)r->id,
-		         strerror(errno));
+	if (store_liveness_hold(s, r->id, err) != 0) {
 		store_rollback(s);
 		return -1;
 	}
 	if (store_commit(s, err) != 0) {
-		lock_byte(r->fd, r->id, F_UNLCK);
+		store_liveness_release(s, r->id);
 		return -1;
 	}
 	r->renewed_mono = mono;
 	return 0;
 }
 
-static void
-lock_path(struct store *s, char *path, size_t size)
-{
-	snprintf(path, size, "%s-runners.lock", store_path(s));
-}
-
 struct runner *
 runner_start(struct store *s, int64_t lease_ms, char **err)
 {
 	struct runner *r = calloc(1, sizeof *r);
-	char path[4096];
 
 	if (!r) {
 		util_err(err, "out of memory");
 		return NULL;
 	}
 	r->lease_ms = lease_ms;
-	lock_path(s, path, sizeof path);
-	if ((r->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0) {
-		util_err(err, "%s: %s", path, strerror(errno));
-		free(r);
-		return NULL;
-	}
-	if (runner_register(r, s, path, err) != 0) {
-		close(r->fd);
+	if (runner_register(r, s, err) != 0) {
 		free(r);
 		return NULL;
 	}
@@ -94,7 +60,6 @@ int
 runner_renew(struct runner *r, struct store *s, char **err)
 {
 	int64_t mono = clock_mono_ms(), old = r->id;
-	char path[4096];
 	int rc = store_runner_heartbeat(s, r->id, clock_now_ms(), err);
 
 	if (rc == 1)
@@ -102,15 +67,14 @@ runner_renew(struct runner *r, struct store *s, char **err)
 	if (rc != 0)
 		return rc;
 	/* Reaped: our old slot means nothing now. Come back as a new runner for new claims. */
-	lock_path(s, path, sizeof path);
-	if (runner_register(r, s, path, err) != 0) {
+	if (runner_register(r, s, err) != 0) {
 		r->renewed_mono = INT64_MIN / 2;
 		return -1;
 	}
 	/* Ids are never reused (AUTOINCREMENT), so old is not the byte we now hold; checked all
 	   the same, as giving up our own lock would make us look dead while alive. */
 	if (old != r->id)
-		lock_byte(r->fd, old, F_UNLCK);
+		store_liveness_release(s, old);
 	return 0;
 }
 
@@ -155,14 +119,17 @@ runner_reap_dead(struct runner *r, struct store *s, int64_t now_ms, char **err)
 
 		if (id == r->id)
 			continue;
-		locked = lock_byte(r->fd, id, F_WRLCK) == 0;
+		if ((locked = store_liveness_try(s, id, err)) < 0) {
+			free(rows);
+			return -1;
+		}
 		if (!locked && rows[i].heartbeat_ms + rows[i].lease_ms >= wall)
 			continue;  /* alive, and within its lease */
 		/* Dead (its lock was free), or alive past its lease: the store rechecks the latter
 		   under its write lock, where a renewal cannot slip in between. */
 		n = store_runner_reap(s, id, provider_dedups, now_ms, locked ? 0 : wall, err);
 		if (locked)
-			lock_byte(r->fd, id, F_UNLCK);
+			store_liveness_release(s, id);
 		if (n < 0) {
 			free(rows);
 			return -1;
@@ -191,6 +158,5 @@ runner_stop(struct runner *r, struct store *s)
 			free(err);
 		}
 	}
-	close(r->fd);
 	free(r);
 }

@@ -1,8 +1,8 @@
 /*
- * runner: one `herald run` process as the database knows it. A runner holds an advisory
- * write lock on byte `id` of DB-runners.lock for its whole life; the kernel drops the lock
- * when the process dies, however it dies, so a lock another process can take marks a dead
- * runner whose in-flight deliveries may be settled. A process that lives but stops renewing
+ * runner: one `herald run` process as the database knows it. A runner holds the liveness
+ * lock of its id (store_liveness_hold) for its whole life; the lock is dropped when the
+ * process dies, however it dies, so a lock another process can take marks a dead runner
+ * whose in-flight deliveries may be settled. A process that lives but stops renewing
  * its lease (hung, stopped with SIGSTOP, starved of the store) is treated as dead too once
  * its lease has run out (SPEC 5.5); it must then start no request it had claimed, which is
  * why the scheduler checks runner_lease_valid before every request leaves.

@@ -125,7 +125,7 @@ test_schedule(void)
 
 /*
  * SPEC §5.2 with expire_after, as the scheduler applies the two: a claim at now expires the
- * delivery when expires <= now (store_sched.c), else admit picks the send time. Whenever the
+ * delivery when expires <= now (src/store/sqlite/claim.c), else admit picks the send time. Whenever the
  * call is made, late or on time, a send time that goes out is before due + expire_after, and
  * a delivery is expired only when the earliest send time the provider takes is not.
  */

@@ -12,9 +12,9 @@
 
 #include <sqlite3.h>
 
-#include "migrations.h"
+#include "sqlite/migrations.h"
 #include "store.h"
-#include "store_int.h"
+#include "sqlite/sqlite_int.h"
 #include "t.h"
 
 /* The claim race: deliveries per round, claimed RACE_CAP at a time, RACE_ROUNDS rounds. */
@@ -24,6 +24,14 @@
 
 static char dir[] = "/tmp/herald-store-XXXXXX";
 static char path[256];
+
+/* The SQLite connection behind a store this test opened, to write rows the way only a test
+   may. */
+static sqlite3 *
+db_of(struct store *s)
+{
+	return ((struct sqlite_store *)s)->db;
+}
 
 static struct store *
 fresh(void)
@@ -83,19 +91,20 @@ test_runner_ids_never_reused(void)
 static void
 test_every_statement_prepares(void)
 {
-	struct store *s = fresh();
+	struct store *base = fresh();
+	struct sqlite_store *s = (struct sqlite_store *)base;
 	int id;
 
 	T_CHECK(s != NULL);
 	/* The import's statements need the staging tables an import makes first. */
-	T_EQ_INT(store_stage_tables(s, NULL), 0);
+	T_EQ_INT(sqlite_stage_tables(s, NULL), 0);
 	for (id = 0; s && id < SQL_COUNT; id++) {
-		T_CHECK(store_sql[id] != NULL);
-		if (store_sql[id] && !store_stmt(s, (enum store_sql)id))
-			fprintf(stderr, "statement %d: %s\n", id, store_errmsg(s));
-		T_CHECK(!store_sql[id] || store_stmt(s, (enum store_sql)id) != NULL);
+		T_CHECK(sqlite_sql[id] != NULL);
+		if (sqlite_sql[id] && !sqlite_stmt(s, (enum sqlite_sql)id))
+			fprintf(stderr, "statement %d: %s\n", id, store_errmsg(base));
+		T_CHECK(!sqlite_sql[id] || sqlite_stmt(s, (enum sqlite_sql)id) != NULL);
 	}
-	store_close(s);
+	store_close(base);
 }
 
 static void
@@ -168,21 +177,21 @@ seed(struct store *s, int n, int64_t due_ms, const char *provider)
 		snprintf(rid, sizeof rid, "r%d", i);
 		snprintf(sql, sizeof sql, "INSERT INTO recipients (campaign_id, rid, data) VALUES "
 		         "(%lld, '%s', '{}')", (long long)c.id, rid);
-		T_EQ_INT(sqlite3_exec(s->db, sql, NULL, NULL, NULL), SQLITE_OK);
-		rec = sqlite3_last_insert_rowid(s->db);
+		T_EQ_INT(sqlite3_exec(db_of(s), sql, NULL, NULL, NULL), SQLITE_OK);
+		rec = sqlite3_last_insert_rowid(db_of(s));
 		snprintf(sql, sizeof sql, "INSERT INTO deliveries (campaign_id, recipient_id, step, "
 		         "due_at_ms, next_at_ms, expires_at_ms, msg_random) VALUES (%lld, %lld, 1, %lld, "
 		         "%lld, %lld, %u)", (long long)c.id, (long long)rec, (long long)due_ms,
 		         (long long)due_ms, (long long)(due_ms + 86400000),
 		         (unsigned)((uint32_t)(i + 1) * 0x9e3779b9u));
-		T_EQ_INT(sqlite3_exec(s->db, sql, NULL, NULL, NULL), SQLITE_OK);
+		T_EQ_INT(sqlite3_exec(db_of(s), sql, NULL, NULL, NULL), SQLITE_OK);
 	}
 	{
 		char sql[160];
 
 		snprintf(sql, sizeof sql, "INSERT INTO delivery_counts (campaign_id, state, n) VALUES "
 		         "(%lld, 'pending', %d)", (long long)c.id, n);
-		T_EQ_INT(sqlite3_exec(s->db, sql, NULL, NULL, NULL), SQLITE_OK);
+		T_EQ_INT(sqlite3_exec(db_of(s), sql, NULL, NULL, NULL), SQLITE_OK);
 	}
 	T_EQ_INT(store_commit(s, &err), 0);
 	free(err);

@@ -1,22 +1,22 @@
 /*
- * store_import: an import in bounded transactions. The validated recipients and their
+ * import: an import in bounded transactions. The validated recipients and their
  * deliveries are first staged in TEMP tables of the importing connection, which live in
  * SQLite's own temp file: staging never takes the main database's write lock. Then:
  *
  * - a new campaign is written in batches, each one short transaction, under the campaign
  *   state 'importing' that no claim (it takes 'active' campaigns only), query or status
  *   shows; one last O(1) transaction makes it 'active';
- * - a re-import is compared with the live campaign by reading only (store_import_plan), and
- *   the rows that differ are written in one transaction (store_import_apply): its length
+ * - a re-import is compared with the live campaign by reading only (sqlite_import_plan), and
+ *   the rows that differ are written in one transaction (sqlite_import_apply): its length
  *   grows with what the re-import changes, not with the campaign's size.
  *
  * A campaign left 'importing' (the import was killed, or failed while writing) is removed,
- * in batches too, by store_import_sweep.
+ * in batches too, by sqlite_import_sweep.
  */
 #include <stdio.h>
 #include <string.h>
 
-#include "store_int.h"
+#include "sqlite_int.h"
 
 /* Rows a sweep deletes per transaction: a few tens of milliseconds. */
 #define SWEEP_ROWS 5000
@@ -46,82 +46,87 @@ static const char staging_clear_sql[] =
 	"DELETE FROM temp.import_dchg; DELETE FROM temp.import_gone;";
 
 int
-store_stage_tables(struct store *s, char **err)
+sqlite_stage_tables(struct sqlite_store *s, char **err)
 {
-	return store_exec(s, staging_sql, err);
+	return sqlite_exec(s, staging_sql, err);
 }
 
 int
-store_stage_begin(struct store *s, char **err)
+sqlite_stage_begin(struct store *base, char **err)
 {
-	if (store_stage_tables(s, err) != 0 || store_exec(s, staging_clear_sql, err) != 0)
+	struct sqlite_store *s = (struct sqlite_store *)base;
+	if (sqlite_stage_tables(s, err) != 0 || sqlite_exec(s, staging_clear_sql, err) != 0)
 		return -1;
-	return store_exec(s, "BEGIN", err);
+	return sqlite_exec(s, "BEGIN", err);
 }
 
 int
-store_stage_flush(struct store *s, char **err)
+sqlite_stage_flush(struct store *base, char **err)
 {
-	if (store_commit(s, err) != 0)
+	struct sqlite_store *s = (struct sqlite_store *)base;
+	if (sqlite_commit(&s->base, err) != 0)
 		return -1;
-	return store_exec(s, "BEGIN", err);
+	return sqlite_exec(s, "BEGIN", err);
 }
 
 int
-store_stage_end(struct store *s, char **err)
+sqlite_stage_end(struct store *base, char **err)
 {
-	return store_commit(s, err);
+	struct sqlite_store *s = (struct sqlite_store *)base;
+	return sqlite_commit(&s->base, err);
 }
 
 int
-store_stage_recipient(struct store *s, const char *rid, const char *data_json, int64_t *seq,
+sqlite_stage_recipient(struct store *base, const char *rid, const char *data_json, int64_t *seq,
                       char **err)
 {
-	sqlite3_stmt *st = store_stmt(s, SQL_STAGE_RECIPIENT);
+	struct sqlite_store *s = (struct sqlite_store *)base;
+	sqlite3_stmt *st = sqlite_stmt(s, SQL_STAGE_RECIPIENT);
 	int rc;
 
 	if (!st)
-		return store_fail(s, err, "staging a recipient");
+		return sqlite_fail(s, err, "staging a recipient");
 	sqlite3_bind_text(st, 1, rid, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, data_json, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_CONSTRAINT_UNIQUE)
 		return STORE_PUT_DUPLICATE;
 	if (rc != SQLITE_DONE)
-		return store_fail(s, err, "staging a recipient");
+		return sqlite_fail(s, err, "staging a recipient");
 	*seq = sqlite3_last_insert_rowid(s->db);
 	return STORE_PUT_NEW;
 }
 
 int
-store_stage_delivery(struct store *s, int64_t seq, int step, int64_t due_at_ms, int64_t next_at_ms,
+sqlite_stage_delivery(struct store *base, int64_t seq, int step, int64_t due_at_ms, int64_t next_at_ms,
                      int64_t expires_at_ms, uint32_t msg_random, char **err)
 {
-	sqlite3_stmt *st = store_stmt(s, SQL_STAGE_DELIVERY);
+	struct sqlite_store *s = (struct sqlite_store *)base;
+	sqlite3_stmt *st = sqlite_stmt(s, SQL_STAGE_DELIVERY);
 
 	if (!st)
-		return store_fail(s, err, "staging a delivery");
+		return sqlite_fail(s, err, "staging a delivery");
 	sqlite3_bind_int64(st, 1, seq);
 	sqlite3_bind_int(st, 2, step);
 	sqlite3_bind_int64(st, 3, due_at_ms);
 	sqlite3_bind_int64(st, 4, next_at_ms);
 	sqlite3_bind_int64(st, 5, expires_at_ms);
 	sqlite3_bind_int64(st, 6, (int64_t)msg_random);
-	return sqlite3_step(st) == SQLITE_DONE ? 0 : store_fail(s, err, "staging a delivery");
+	return sqlite3_step(st) == SQLITE_DONE ? 0 : sqlite_fail(s, err, "staging a delivery");
 }
 
 /* Runs one statement of sql, binding ?i to args[i - 1] (args may be NULL when it has no
    parameter); *n (may be NULL) gets its changes, or for a query its first row's integer.
    0 / -1 with *err. */
 static int
-run(struct store *s, const char *sql, const int64_t *args, int64_t *n, const char *what,
+run(struct sqlite_store *s, const char *sql, const int64_t *args, int64_t *n, const char *what,
     char **err)
 {
 	sqlite3_stmt *st;
 	int rc, i;
 
 	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
-		return store_fail(s, err, what);
+		return sqlite_fail(s, err, what);
 	for (i = 1; i <= sqlite3_bind_parameter_count(st); i++)
 		sqlite3_bind_int64(st, i, args[i - 1]);
 	rc = sqlite3_step(st);
@@ -134,7 +139,7 @@ run(struct store *s, const char *sql, const int64_t *args, int64_t *n, const cha
 		*n = sqlite3_column_count(st) > 0 ? 0 : sqlite3_changes(s->db);
 	}
 	if (rc != SQLITE_DONE) {
-		store_fail(s, err, what);
+		sqlite_fail(s, err, what);
 		sqlite3_finalize(st);
 		return -1;
 	}
@@ -145,7 +150,7 @@ run(struct store *s, const char *sql, const int64_t *args, int64_t *n, const cha
 /* A campaign's waiting deliveries grew by n new 'pending' rows: inserts do not count
    themselves (see the first migration). */
 static int
-count_inserted(struct store *s, int64_t campaign_id, int64_t n, char **err)
+count_inserted(struct sqlite_store *s, int64_t campaign_id, int64_t n, char **err)
 {
 	if (n == 0)
 		return 0;
@@ -155,8 +160,9 @@ count_inserted(struct store *s, int64_t campaign_id, int64_t n, char **err)
 }
 
 int
-store_import_plan(struct store *s, int64_t campaign_id, struct store_import_plan *p, char **err)
+sqlite_import_plan(struct store *base, int64_t campaign_id, struct store_import_plan *p, char **err)
 {
+	struct sqlite_store *s = (struct sqlite_store *)base;
 	static const char *const sql[] = {
 		"DELETE FROM temp.import_rmap",
 		"DELETE FROM temp.import_dchg",
@@ -165,7 +171,7 @@ store_import_plan(struct store *s, int64_t campaign_id, struct store_import_plan
 		"WHEN r.id IS NULL THEN 0 WHEN r.active = 0 THEN 3 WHEN r.data = s.data THEN 2 ELSE 1 END "
 		"FROM temp.import_r s LEFT JOIN main.recipients r ON r.campaign_id = ?1 AND r.rid = s.rid "
 		"ORDER BY s.seq",
-		/* What store_import_apply's upsert will change, on the same conditions; a revived
+		/* What sqlite_import_apply's upsert will change, on the same conditions; a revived
 		   recipient's deliveries are pending again by then. */
 		"INSERT INTO temp.import_dchg (seq, step, missing) SELECT d.seq, d.step, x.id IS NULL "
 		"FROM temp.import_d d JOIN temp.import_rmap m ON m.seq = d.seq AND m.kind > 0 "
@@ -186,7 +192,7 @@ store_import_plan(struct store *s, int64_t campaign_id, struct store_import_plan
 	memset(p, 0, sizeof *p);
 	/* One read transaction: every comparison sees the same live campaign. Only the temp
 	   schema is written. */
-	if (store_exec(s, "BEGIN", err) != 0)
+	if (sqlite_exec(s, "BEGIN", err) != 0)
 		return -1;
 	for (i = 0; i < sizeof sql / sizeof sql[0]; i++)
 		if (run(s, sql[i], &campaign_id, NULL, what, err) != 0)
@@ -203,16 +209,17 @@ store_import_plan(struct store *s, int64_t campaign_id, struct store_import_plan
 	           "AND m.kind = 0", NULL, &n, what, err) != 0)
 		goto fail;
 	p->deliveries_written += n;
-	return store_commit(s, err);
+	return sqlite_commit(&s->base, err);
 fail:
-	store_rollback(s);
+	sqlite_rollback(&s->base);
 	return -1;
 }
 
 int
-store_import_apply(struct store *s, int64_t campaign_id, struct store_import_plan *done,
+sqlite_import_apply(struct store *base, int64_t campaign_id, struct store_import_plan *done,
                    char **err)
 {
+	struct sqlite_store *s = (struct sqlite_store *)base;
 	static const char *const what = "writing the re-import";
 	int64_t n = 0;
 
@@ -274,20 +281,22 @@ store_import_apply(struct store *s, int64_t campaign_id, struct store_import_pla
 }
 
 int
-store_import_hide(struct store *s, int64_t campaign_id, char **err)
+sqlite_import_hide(struct store *base, int64_t campaign_id, char **err)
 {
+	struct sqlite_store *s = (struct sqlite_store *)base;
 	return run(s, "UPDATE campaigns SET state = 'importing' WHERE id = ?1", &campaign_id, NULL,
 	           "hiding the new campaign", err);
 }
 
 int64_t
-store_import_batch(struct store *s, int64_t campaign_id, int64_t from_seq, int64_t rows,
+sqlite_import_batch(struct store *base, int64_t campaign_id, int64_t from_seq, int64_t rows,
                    char **err)
 {
+	struct sqlite_store *s = (struct sqlite_store *)base;
 	static const char *const what = "writing the new campaign";
 	int64_t off = 0, n = 0, done = 0;
 
-	if (store_begin(s, err) != 0)
+	if (sqlite_begin(&s->base, err) != 0)
 		return -1;
 	/* Recipients take consecutive ids after the last one, so their deliveries need no
 	   look-up: id = seq + off. Nobody else inserts while this transaction holds the lock. */
@@ -301,54 +310,56 @@ store_import_batch(struct store *s, int64_t campaign_id, int64_t from_seq, int64
 	           "expires_at_ms, msg_random) SELECT ?1, seq + ?2, step, due, next, expires, rnd "
 	           "FROM temp.import_d WHERE seq >= ?3 AND seq < ?3 + ?4 ORDER BY seq, step",
 	        (int64_t[]){campaign_id, off, from_seq, rows}, &n, what, err) != 0 ||
-	    count_inserted(s, campaign_id, n, err) != 0 || store_commit(s, err) != 0)
+	    count_inserted(s, campaign_id, n, err) != 0 || sqlite_commit(&s->base, err) != 0)
 		goto fail;
 	return done;
 fail:
-	store_rollback(s);
+	sqlite_rollback(&s->base);
 	return -1;
 }
 
 int
-store_import_reveal(struct store *s, int64_t campaign_id, char **err)
+sqlite_import_reveal(struct store *base, int64_t campaign_id, char **err)
 {
+	struct sqlite_store *s = (struct sqlite_store *)base;
 	int64_t n = 0;
 
-	if (store_begin(s, err) != 0)
+	if (sqlite_begin(&s->base, err) != 0)
 		return -1;
 	if (run(s, "UPDATE campaigns SET state = 'active' WHERE id = ?1 AND state = 'importing'",
 	        &campaign_id, &n, "making the campaign visible", err) != 0)
 		goto fail;
 	if (n != 1) {
-		store_fail(s, err, "making the campaign visible: it is gone");
+		sqlite_fail(s, err, "making the campaign visible: it is gone");
 		goto fail;
 	}
-	return store_commit(s, err);
+	return sqlite_commit(&s->base, err);
 fail:
-	store_rollback(s);
+	sqlite_rollback(&s->base);
 	return -1;
 }
 
 /* Deletes up to SWEEP_ROWS rows of sql (?1 = the campaign) in one transaction: how many,
    or -1. */
 static int64_t
-sweep_some(struct store *s, const char *sql, int64_t campaign_id, char **err)
+sweep_some(struct sqlite_store *s, const char *sql, int64_t campaign_id, char **err)
 {
 	int64_t n = 0;
 
-	if (store_begin(s, err) != 0)
+	if (sqlite_begin(&s->base, err) != 0)
 		return -1;
 	if (run(s, sql, (int64_t[]){campaign_id, SWEEP_ROWS}, &n, "removing an unfinished import",
-	        err) != 0 || store_commit(s, err) != 0) {
-		store_rollback(s);
+	        err) != 0 || sqlite_commit(&s->base, err) != 0) {
+		sqlite_rollback(&s->base);
 		return -1;
 	}
 	return n;
 }
 
 int64_t
-store_import_sweep(struct store *s, int64_t only_id, char **err)
+sqlite_import_sweep(struct store *base, int64_t only_id, char **err)
 {
+	struct sqlite_store *s = (struct sqlite_store *)base;
 	static const char *const sql[] = {
 		"DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries WHERE campaign_id = ?1 "
 		"LIMIT ?2)",

@@ -1,17 +1,17 @@
 /*
- * store_query: the read side the commands print (status, deliveries, attempts) and the
+ * query: the read side the commands print (status, deliveries, attempts) and the
  * operator's `retry`. Reads never scan a campaign's deliveries to count them: counts come from
  * delivery_counts, kept by triggers, and the next due time from the ready index.
  */
 #include <stdio.h>
 #include <string.h>
 
-#include "store_int.h"
+#include "sqlite_int.h"
 #include "util.h"
 
 /* Fills counts, next due time and last error of one campaign. */
 static int
-status_detail(struct store *s, struct store_status *st, char **err)
+status_detail(struct sqlite_store *s, struct store_status *st, char **err)
 {
 	static const char *const counts_sql = "SELECT state, n FROM delivery_counts WHERE campaign_id = ?1";
 	/* The next time something goes: a deferral's send time, a retry's time, else the due time. */
@@ -45,15 +45,16 @@ status_detail(struct store *s, struct store_status *st, char **err)
 	rc = 0;
 out:
 	if (rc)
-		store_fail(s, err, "status");
+		sqlite_fail(s, err, "status");
 	sqlite3_finalize(q);
 	return rc;
 }
 
 int
-store_status(struct store *s, const char *key,
+sqlite_status(struct store *base, const char *key,
              int (*fn)(void *arg, const struct store_status *st), void *arg, char **err)
 {
+	struct sqlite_store *s = (struct sqlite_store *)base;
 #define STATUS_SQL "SELECT " STORE_CAMPAIGN_COLS ", c.last_error, ch.state, ch.reason " \
 	"FROM campaigns c LEFT JOIN channels ch ON ch.name = c.channel "
 	/* A campaign an import is still writing ('importing') shows once it is complete. */
@@ -64,21 +65,21 @@ store_status(struct store *s, const char *key,
 	int n = 0, rc;
 
 	/* One read transaction, so the counts and the list agree with each other. */
-	if (store_exec(s, "BEGIN", err) != 0)
+	if (sqlite_exec(s, "BEGIN", err) != 0)
 		return -1;
 	if (sqlite3_prepare_v2(s->db, sql, -1, &q, NULL) != SQLITE_OK) {
-		store_fail(s, err, "status");
-		store_rollback(s);
+		sqlite_fail(s, err, "status");
+		sqlite_rollback(&s->base);
 		return -1;
 	}
 	if (key)
 		sqlite3_bind_text(q, 1, key, -1, SQLITE_STATIC);
 	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
 		memset(&st, 0, sizeof st);
-		store_campaign_from_row(q, 0, &st.c);
-		store_col_copy(q, STORE_CAMPAIGN_NCOLS, st.last_error, sizeof st.last_error);
-		store_col_copy(q, STORE_CAMPAIGN_NCOLS + 1, st.channel_state, sizeof st.channel_state);
-		store_col_copy(q, STORE_CAMPAIGN_NCOLS + 2, st.channel_reason, sizeof st.channel_reason);
+		sqlite_campaign_from_row(q, 0, &st.c);
+		sqlite_col_copy(q, STORE_CAMPAIGN_NCOLS, st.last_error, sizeof st.last_error);
+		sqlite_col_copy(q, STORE_CAMPAIGN_NCOLS + 1, st.channel_state, sizeof st.channel_state);
+		sqlite_col_copy(q, STORE_CAMPAIGN_NCOLS + 2, st.channel_reason, sizeof st.channel_reason);
 		if (!st.channel_state[0])
 			snprintf(st.channel_state, sizeof st.channel_state, "active");
 		if (status_detail(s, &st, err) != 0)
@@ -91,20 +92,21 @@ store_status(struct store *s, const char *key,
 	}
 	if (rc != SQLITE_DONE) {
 		if (err && !*err)
-			store_fail(s, err, "status");
+			sqlite_fail(s, err, "status");
 		n = -1;
 	}
 	sqlite3_finalize(q);
-	store_rollback(s);
+	sqlite_rollback(&s->base);
 	return n;
 }
 
 int
-store_deliveries(struct store *s, int64_t campaign_id, const char *state,
+sqlite_deliveries(struct store *base, int64_t campaign_id, const char *state,
                  const struct store_page *after, int64_t limit,
                  int (*fn)(void *arg, const struct store_delivery_row *r), void *arg,
                  struct store_page *next, int *more, char **err)
 {
+	struct sqlite_store *s = (struct sqlite_store *)base;
 	/*
 	 * Two texts per filter, not "(?2 IS NULL OR state = ?2)": that form keeps SQLite off the
 	 * (campaign_id, state, due_at_ms) index, and a filtered page of 3M rows took half a second.
@@ -140,7 +142,7 @@ store_deliveries(struct store *s, int64_t campaign_id, const char *state,
 
 	*more = 0;
 	if (sqlite3_prepare_v2(s->db, sql, -1, &q, NULL) != SQLITE_OK)
-		return store_fail(s, err, "deliveries");
+		return sqlite_fail(s, err, "deliveries");
 	sqlite3_bind_int64(q, 1, campaign_id);
 	if (state)
 		sqlite3_bind_text(q, 2, state, -1, SQLITE_STATIC);
@@ -173,13 +175,14 @@ store_deliveries(struct store *s, int64_t campaign_id, const char *state,
 		}
 	}
 	sqlite3_finalize(q);
-	return rc == SQLITE_DONE ? 0 : store_fail(s, err, "deliveries");
+	return rc == SQLITE_DONE ? 0 : sqlite_fail(s, err, "deliveries");
 }
 
 int
-store_attempts(struct store *s, int64_t campaign_id, const char *recipient,
+sqlite_attempts(struct store *base, int64_t campaign_id, const char *recipient,
                int (*fn)(void *arg, const struct store_attempt_row *r), void *arg, char **err)
 {
+	struct sqlite_store *s = (struct sqlite_store *)base;
 	const char *sql =
 		"SELECT r.rid, d.step, a.started_at_ms, coalesce(a.duration_ms, -1), "
 		"coalesce(a.http_status, 0), a.provider_code, a.provider_message, a.outcome "
@@ -191,7 +194,7 @@ store_attempts(struct store *s, int64_t campaign_id, const char *recipient,
 	int rc;
 
 	if (sqlite3_prepare_v2(s->db, sql, -1, &q, NULL) != SQLITE_OK)
-		return store_fail(s, err, "attempts");
+		return sqlite_fail(s, err, "attempts");
 	sqlite3_bind_int64(q, 1, campaign_id);
 	if (recipient)
 		sqlite3_bind_text(q, 2, recipient, -1, SQLITE_STATIC);
@@ -210,12 +213,13 @@ store_attempts(struct store *s, int64_t campaign_id, const char *recipient,
 		}
 	}
 	sqlite3_finalize(q);
-	return rc == SQLITE_DONE ? 0 : store_fail(s, err, "attempts");
+	return rc == SQLITE_DONE ? 0 : sqlite_fail(s, err, "attempts");
 }
 
 int64_t
-store_retry(struct store *s, int64_t campaign_id, const char *state, int64_t now_ms, char **err)
+sqlite_retry(struct store *base, int64_t campaign_id, const char *state, int64_t now_ms, char **err)
 {
+	struct sqlite_store *s = (struct sqlite_store *)base;
 	const char *sql =
 		"UPDATE deliveries SET state = 'pending', attempts = 0, last_error = NULL, "
 		"send_at_ms = NULL, next_at_ms = ?3, "
@@ -224,31 +228,32 @@ store_retry(struct store *s, int64_t campaign_id, const char *state, int64_t now
 	sqlite3_stmt *q;
 	int64_t n;
 
-	if (store_begin(s, err) != 0)
+	if (sqlite_begin(&s->base, err) != 0)
 		return -1;
 	if (sqlite3_prepare_v2(s->db, sql, -1, &q, NULL) != SQLITE_OK) {
-		store_fail(s, err, "retry");
-		store_rollback(s);
+		sqlite_fail(s, err, "retry");
+		sqlite_rollback(&s->base);
 		return -1;
 	}
 	sqlite3_bind_int64(q, 1, campaign_id);
 	sqlite3_bind_text(q, 2, state, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(q, 3, now_ms);
 	if (sqlite3_step(q) != SQLITE_DONE) {
-		store_fail(s, err, "retry");
+		sqlite_fail(s, err, "retry");
 		sqlite3_finalize(q);
-		store_rollback(s);
+		sqlite_rollback(&s->base);
 		return -1;
 	}
 	n = sqlite3_changes(s->db);
 	sqlite3_finalize(q);
-	return store_commit(s, err) == 0 ? n : -1;
+	return sqlite_commit(&s->base, err) == 0 ? n : -1;
 }
 
 int
-store_steps(struct store *s, int64_t campaign_id,
+sqlite_steps(struct store *base, int64_t campaign_id,
             int (*fn)(void *arg, const struct store_step_row *r), void *arg, char **err)
 {
+	struct sqlite_store *s = (struct sqlite_store *)base;
 	const char *sql = "SELECT position, day, time, message FROM steps WHERE campaign_id = ?1 "
 	                  "ORDER BY position";
 	struct store_step_row r;
@@ -256,7 +261,7 @@ store_steps(struct store *s, int64_t campaign_id,
 	int rc;
 
 	if (sqlite3_prepare_v2(s->db, sql, -1, &q, NULL) != SQLITE_OK)
-		return store_fail(s, err, "steps");
+		return sqlite_fail(s, err, "steps");
 	sqlite3_bind_int64(q, 1, campaign_id);
 	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
 		r.position = sqlite3_column_int(q, 0);
@@ -269,12 +274,13 @@ store_steps(struct store *s, int64_t campaign_id,
 		}
 	}
 	sqlite3_finalize(q);
-	return rc == SQLITE_DONE ? 0 : store_fail(s, err, "steps");
+	return rc == SQLITE_DONE ? 0 : sqlite_fail(s, err, "steps");
 }
 
 int64_t
-store_recipient_count(struct store *s, int64_t campaign_id, char **err)
+sqlite_recipient_count(struct store *base, int64_t campaign_id, char **err)
 {
+	struct sqlite_store *s = (struct sqlite_store *)base;
 	/* Recipients a re-import dropped stay as rows (their deliveries are history) but are no
 	   longer part of the definition. */
 	const char *sql = "SELECT count(*) FROM recipients WHERE campaign_id = ?1 AND active";
@@ -282,19 +288,20 @@ store_recipient_count(struct store *s, int64_t campaign_id, char **err)
 	int64_t n = -1;
 
 	if (sqlite3_prepare_v2(s->db, sql, -1, &q, NULL) != SQLITE_OK)
-		return store_fail(s, err, "recipients");
+		return sqlite_fail(s, err, "recipients");
 	sqlite3_bind_int64(q, 1, campaign_id);
 	if (sqlite3_step(q) == SQLITE_ROW)
 		n = sqlite3_column_int64(q, 0);
 	else
-		store_fail(s, err, "recipients");
+		sqlite_fail(s, err, "recipients");
 	sqlite3_finalize(q);
 	return n;
 }
 
 int
-store_is_blank(struct store *s)
+sqlite_is_blank(struct store *base)
 {
+	struct sqlite_store *s = (struct sqlite_store *)base;
 	const char *sql = "SELECT (SELECT count(*) FROM campaigns) + (SELECT count(*) FROM runners) + "
 	                  "(SELECT count(*) FROM suppressions)";
 	sqlite3_stmt *q;

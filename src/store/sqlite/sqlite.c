@@ -1,6 +1,7 @@
 /*
- * store: opening and migrating the database, the statement cache, campaigns and the write
- * side of import. Queries live in store_query.c; the scheduler's claims in store_sched.c.
+ * sqlite: the SQLite backend's handle: opening and migrating the database, the statement
+ * cache, transactions, campaigns and steps, and the backend's table of functions. Queries
+ * live in query.c, the scheduler's claims in claim.c, results in record.c.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -13,22 +14,11 @@
 #include "clock.h"
 #include "migrations.h"
 #include "sop.h"
-#include "store_int.h"
+#include "sqlite_int.h"
 #include "tz.h"
 #include "util.h"
 
-const char *const store_states[STORE_N_STATES] = {
-	[STATE_PENDING] = "pending",
-	[STATE_SENDING] = "sending",
-	[STATE_SENT] = "sent",
-	[STATE_RETRYING] = "retrying",
-	[STATE_DEFERRED] = "deferred",
-	[STATE_FAILED] = "failed",
-	[STATE_EXPIRED] = "expired",
-	[STATE_CANCELLED] = "cancelled",
-	[STATE_UNKNOWN] = "unknown",
-	[STATE_SUPPRESSED] = "suppressed",
-};
+
 
 
 
@@ -36,7 +26,7 @@ const char *const store_states[STORE_N_STATES] = {
 static int
 busy_handler(void *arg, int n)
 {
-	struct store *s = arg;
+	struct sqlite_store *s = arg;
 	int64_t now = clock_mono_ms();
 
 	if (n == 0)
@@ -50,12 +40,12 @@ busy_handler(void *arg, int n)
 }
 
 sqlite3_stmt *
-store_stmt(struct store *s, enum store_sql id)
+sqlite_stmt(struct sqlite_store *s, enum sqlite_sql id)
 {
 	sqlite3_stmt *st = s->stmt[id];
 
 	if (!st) {
-		if (sqlite3_prepare_v3(s->db, store_sql[id], -1, SQLITE_PREPARE_PERSISTENT, &s->stmt[id],
+		if (sqlite3_prepare_v3(s->db, sqlite_sql[id], -1, SQLITE_PREPARE_PERSISTENT, &s->stmt[id],
 		                       NULL) != SQLITE_OK)
 			return NULL;
 		return s->stmt[id];
@@ -66,13 +56,13 @@ store_stmt(struct store *s, enum store_sql id)
 }
 
 int
-store_fail(struct store *s, char **err, const char *what)
+sqlite_fail(struct sqlite_store *s, char **err, const char *what)
 {
 	return util_err(err, "%s: %s", what, sqlite3_errmsg(s->db));
 }
 
 int
-store_exec(struct store *s, const char *sql, char **err)
+sqlite_exec(struct sqlite_store *s, const char *sql, char **err)
 {
 	char *msg = NULL;
 
@@ -85,7 +75,7 @@ store_exec(struct store *s, const char *sql, char **err)
 }
 
 void
-store_col_copy(sqlite3_stmt *st, int col, char *dst, size_t size)
+sqlite_col_copy(sqlite3_stmt *st, int col, char *dst, size_t size)
 {
 	const unsigned char *t = sqlite3_column_text(st, col);
 
@@ -93,7 +83,7 @@ store_col_copy(sqlite3_stmt *st, int col, char *dst, size_t size)
 }
 
 char *
-store_col_dup(sqlite3_stmt *st, int col)
+sqlite_col_dup(sqlite3_stmt *st, int col)
 {
 	const unsigned char *t = sqlite3_column_text(st, col);
 
@@ -101,49 +91,39 @@ store_col_dup(sqlite3_stmt *st, int col)
 }
 
 void
-store_campaign_from_row(sqlite3_stmt *st, int col, struct store_campaign *c)
+sqlite_campaign_from_row(sqlite3_stmt *st, int col, struct store_campaign *c)
 {
 	c->id = sqlite3_column_int64(st, col);
-	store_col_copy(st, col + 1, c->key, sizeof c->key);
-	store_col_copy(st, col + 2, c->name, sizeof c->name);
-	store_col_copy(st, col + 3, c->channel, sizeof c->channel);
-	store_col_copy(st, col + 4, c->provider, sizeof c->provider);
-	store_col_copy(st, col + 5, c->timezone, sizeof c->timezone);
-	store_col_copy(st, col + 6, c->start_date, sizeof c->start_date);
-	store_col_copy(st, col + 7, c->anchor, sizeof c->anchor);
+	sqlite_col_copy(st, col + 1, c->key, sizeof c->key);
+	sqlite_col_copy(st, col + 2, c->name, sizeof c->name);
+	sqlite_col_copy(st, col + 3, c->channel, sizeof c->channel);
+	sqlite_col_copy(st, col + 4, c->provider, sizeof c->provider);
+	sqlite_col_copy(st, col + 5, c->timezone, sizeof c->timezone);
+	sqlite_col_copy(st, col + 6, c->start_date, sizeof c->start_date);
+	sqlite_col_copy(st, col + 7, c->anchor, sizeof c->anchor);
 	c->expire_after_ms = sqlite3_column_int64(st, col + 8);
-	store_col_copy(st, col + 9, c->state, sizeof c->state);
-	store_col_copy(st, col + 10, c->quiet_hours, sizeof c->quiet_hours);
+	sqlite_col_copy(st, col + 9, c->state, sizeof c->state);
+	sqlite_col_copy(st, col + 10, c->quiet_hours, sizeof c->quiet_hours);
 }
 
-int
-store_state_index(const char *state)
-{
-	int i;
-
-	for (i = 0; i < STORE_N_STATES; i++)
-		if (strcmp(store_states[i], state) == 0)
-			return i;
-	return -1;
-}
 
 /* Applies one migration in its own transaction, unless another process already did. */
 static int
-migrate_one(struct store *s, const struct migration *m, char **err)
+migrate_one(struct sqlite_store *s, const struct migration *m, char **err)
 {
 	char sql[64];
 
-	if (store_exec(s, "BEGIN IMMEDIATE", err) != 0)
+	if (sqlite_exec(s, "BEGIN IMMEDIATE", err) != 0)
 		return -1;
 	/* Another process may have migrated while we waited for the write lock. */
-	if (store_version(s) >= m->version) {
-		store_rollback(s);
+	if (sqlite_version(&s->base) >= m->version) {
+		sqlite_rollback(&s->base);
 		return 0;
 	}
 	snprintf(sql, sizeof sql, "PRAGMA user_version = %d", m->version);
-	if (store_exec(s, m->sql, err) != 0 || store_exec(s, sql, err) != 0 ||
-	    store_exec(s, "COMMIT", err) != 0) {
-		store_rollback(s);
+	if (sqlite_exec(s, m->sql, err) != 0 || sqlite_exec(s, sql, err) != 0 ||
+	    sqlite_exec(s, "COMMIT", err) != 0) {
+		sqlite_rollback(&s->base);
 		return -1;
 	}
 	return 0;
@@ -151,9 +131,9 @@ migrate_one(struct store *s, const struct migration *m, char **err)
 
 /* Applies every embedded migration newer than the file, each in its own transaction. */
 static int
-store_migrate(struct store *s, char **err)
+sqlite_migrate(struct sqlite_store *s, char **err)
 {
-	int version = store_version(s), i, rc = 0;
+	int version = sqlite_version(&s->base), i, rc = 0;
 
 	if (migrations_count > 0 && version > migrations[migrations_count - 1].version)
 		return util_err(err, "%s: schema version %d is newer than this herald knows (%d)", s->path,
@@ -166,12 +146,12 @@ store_migrate(struct store *s, char **err)
 	 * one, and with them on that drop would cascade into the rows that reference it. The
 	 * rebuild copies every row under the same ids, so none is left dangling.
 	 */
-	if (store_exec(s, "PRAGMA foreign_keys = OFF", err) != 0)
+	if (sqlite_exec(s, "PRAGMA foreign_keys = OFF", err) != 0)
 		return -1;
 	for (i = 0; rc == 0 && i < migrations_count; i++)
 		if (migrations[i].version > version)
 			rc = migrate_one(s, &migrations[i], err);
-	if (store_exec(s, "PRAGMA foreign_keys = ON", rc ? NULL : err) != 0)
+	if (sqlite_exec(s, "PRAGMA foreign_keys = ON", rc ? NULL : err) != 0)
 		rc = -1;
 	return rc;
 }
@@ -207,11 +187,17 @@ create_private(const char *path, char **err)
 
 /* Opens PATH with SQLite open flags `create` (0 or SQLITE_OPEN_CREATE), then migrates. */
 static struct store *
-store_open_flags(const char *path, int create, char **err)
+sqlite_open_flags(const char *path, int create, char **err)
 {
-	struct store *s = calloc(1, sizeof *s);
+	struct sqlite_store *s = calloc(1, sizeof *s);
 
-	if (!s || !(s->path = strdup(path))) {
+	if (!s) {
+		util_err(err, "out of memory");
+		return NULL;
+	}
+	s->base.be = &sqlite_backend;
+	s->import_fd = s->runners_fd = -1;
+	if (!(s->path = strdup(path))) {
 		util_err(err, "out of memory");
 		goto fail;
 	}
@@ -233,25 +219,25 @@ store_open_flags(const char *path, int create, char **err)
 	 * ('sending') must survive even a power loss before its request leaves, or a restart could
 	 * send twice; the scheduler batches claims and results so the fsyncs stay few.
 	 */
-	if (store_exec(s, "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; "
+	if (sqlite_exec(s, "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; "
 	                  "PRAGMA foreign_keys = ON; PRAGMA temp_store = FILE;", err) != 0)
 		goto fail;
-	if (store_migrate(s, err) != 0)
+	if (sqlite_migrate(s, err) != 0)
 		goto fail;
-	return s;
+	return &s->base;
 fail:
-	store_close(s);
+	sqlite_close(&s->base);
 	return NULL;
 }
 
 struct store *
-store_open(const char *path, char **err)
+sqlite_open(const char *path, char **err)
 {
-	return store_open_flags(path, SQLITE_OPEN_CREATE, err);
+	return sqlite_open_flags(path, SQLITE_OPEN_CREATE, err);
 }
 
 struct store *
-store_open_existing(const char *path, int *missing, char **err)
+sqlite_open_existing(const char *path, int *missing, char **err)
 {
 	struct stat st;
 	int stat_rc;
@@ -273,11 +259,11 @@ store_open_existing(const char *path, int *missing, char **err)
 		return NULL;
 	}
 	/* Without SQLITE_OPEN_CREATE: should the file vanish after the check, nothing is made. */
-	return store_open_flags(path, 0, err);
+	return sqlite_open_flags(path, 0, err);
 }
 
 void
-store_format_when(struct store *s, const char *zone, int64_t ms, char out[40])
+sqlite_format_when(struct sqlite_store *s, const char *zone, int64_t ms, char out[40])
 {
 	if (!s->when_zone || strcmp(tz_name(s->when_zone), zone) != 0) {
 		tz_free(s->when_zone);
@@ -287,8 +273,9 @@ store_format_when(struct store *s, const char *zone, int64_t ms, char out[40])
 }
 
 void
-store_close(struct store *s)
+sqlite_close(struct store *base)
 {
+	struct sqlite_store *s = (struct sqlite_store *)base;
 	int i;
 
 	if (!s)
@@ -296,14 +283,16 @@ store_close(struct store *s)
 	for (i = 0; i < SQL_COUNT; i++)
 		sqlite3_finalize(s->stmt[i]);
 	sqlite3_close(s->db);
+	sqlite_locks_close(s);
 	tz_free(s->when_zone);
 	free(s->path);
 	free(s);
 }
 
 int
-store_version(struct store *s)
+sqlite_version(struct store *base)
 {
+	struct sqlite_store *s = (struct sqlite_store *)base;
 	sqlite3_stmt *st;
 	int v = -1;
 
@@ -316,43 +305,49 @@ store_version(struct store *s)
 }
 
 const char *
-store_path(const struct store *s)
+sqlite_path(const struct store *base)
 {
+	const struct sqlite_store *s = (const struct sqlite_store *)base;
 	return s->path;
 }
 
 const char *
-store_errmsg(struct store *s)
+sqlite_errmsg(struct store *base)
 {
+	struct sqlite_store *s = (struct sqlite_store *)base;
 	return sqlite3_errmsg(s->db);
 }
 
 int
-store_begin(struct store *s, char **err)
+sqlite_begin(struct store *base, char **err)
 {
-	return store_exec(s, "BEGIN IMMEDIATE", err);
+	struct sqlite_store *s = (struct sqlite_store *)base;
+	return sqlite_exec(s, "BEGIN IMMEDIATE", err);
 }
 
 int
-store_commit(struct store *s, char **err)
+sqlite_commit(struct store *base, char **err)
 {
-	if (store_exec(s, "COMMIT", err) != 0) {
-		store_rollback(s);
+	struct sqlite_store *s = (struct sqlite_store *)base;
+	if (sqlite_exec(s, "COMMIT", err) != 0) {
+		sqlite_rollback(&s->base);
 		return -1;
 	}
 	return 0;
 }
 
 void
-store_rollback(struct store *s)
+sqlite_rollback(struct store *base)
 {
+	struct sqlite_store *s = (struct sqlite_store *)base;
 	if (!sqlite3_get_autocommit(s->db))
 		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 }
 
 int64_t
-store_data_version(struct store *s)
+sqlite_data_version(struct store *base)
 {
+	struct sqlite_store *s = (struct sqlite_store *)base;
 	sqlite3_stmt *st;
 	int64_t v = -1;
 
@@ -368,33 +363,35 @@ store_data_version(struct store *s)
 
 /* Looks a campaign up by key with statement id: 1 found, 0 not found, -1 error. */
 static int
-campaign_lookup(struct store *s, enum store_sql id, const char *key, struct store_campaign *out,
+campaign_lookup(struct sqlite_store *s, enum sqlite_sql id, const char *key, struct store_campaign *out,
                 char **err)
 {
-	sqlite3_stmt *st = store_stmt(s, id);
+	sqlite3_stmt *st = sqlite_stmt(s, id);
 	int rc;
 
 	if (!st)
-		return store_fail(s, err, "campaign lookup");
+		return sqlite_fail(s, err, "campaign lookup");
 	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW)
-		store_campaign_from_row(st, 0, out);
+		sqlite_campaign_from_row(st, 0, out);
 	sqlite3_reset(st);
 	if (rc == SQLITE_ROW)
 		return 1;
-	return rc == SQLITE_DONE ? 0 : store_fail(s, err, "campaign lookup");
+	return rc == SQLITE_DONE ? 0 : sqlite_fail(s, err, "campaign lookup");
 }
 
 int
-store_campaign_get(struct store *s, const char *key, struct store_campaign *out, char **err)
+sqlite_campaign_get(struct store *base, const char *key, struct store_campaign *out, char **err)
 {
+	struct sqlite_store *s = (struct sqlite_store *)base;
 	return campaign_lookup(s, SQL_CAMPAIGN_GET, key, out, err);
 }
 
 int
-store_import_campaign_get(struct store *s, const char *key, struct store_campaign *out, char **err)
+sqlite_import_campaign_get(struct store *base, const char *key, struct store_campaign *out, char **err)
 {
+	struct sqlite_store *s = (struct sqlite_store *)base;
 	return campaign_lookup(s, SQL_IMPORT_CAMPAIGN_GET, key, out, err);
 }
 
@@ -415,22 +412,23 @@ bind_campaign(sqlite3_stmt *st, const struct store_campaign *c, int64_t now_ms)
 }
 
 int
-store_campaign_put(struct store *s, struct store_campaign *c, int64_t now_ms, int *changed,
+sqlite_campaign_put(struct store *base, struct store_campaign *c, int64_t now_ms, int *changed,
                    char **err)
 {
+	struct sqlite_store *s = (struct sqlite_store *)base;
 	struct store_campaign old;
 	sqlite3_stmt *st;
-	int found = store_campaign_get(s, c->key, &old, err);
+	int found = sqlite_campaign_get(&s->base, c->key, &old, err);
 
 	if (found < 0)
 		return -1;
 	if (!found) {
-		if (!(st = store_stmt(s, SQL_CAMPAIGN_INSERT)))
-			return store_fail(s, err, "campaign insert");
+		if (!(st = sqlite_stmt(s, SQL_CAMPAIGN_INSERT)))
+			return sqlite_fail(s, err, "campaign insert");
 		sqlite3_bind_text(st, 1, c->key, -1, SQLITE_STATIC);
 		bind_campaign(st, c, now_ms);
 		if (sqlite3_step(st) != SQLITE_DONE)
-			return store_fail(s, err, "campaign insert");
+			return sqlite_fail(s, err, "campaign insert");
 		c->id = sqlite3_last_insert_rowid(s->db);
 		snprintf(c->state, sizeof c->state, "active");
 		*changed = 1;
@@ -438,23 +436,24 @@ store_campaign_put(struct store *s, struct store_campaign *c, int64_t now_ms, in
 	}
 	c->id = old.id;
 	memcpy(c->state, old.state, sizeof c->state);
-	if (!(st = store_stmt(s, SQL_CAMPAIGN_UPDATE)))
-		return store_fail(s, err, "campaign update");
+	if (!(st = sqlite_stmt(s, SQL_CAMPAIGN_UPDATE)))
+		return sqlite_fail(s, err, "campaign update");
 	sqlite3_bind_int64(st, 1, c->id);
 	bind_campaign(st, c, now_ms);
 	if (sqlite3_step(st) != SQLITE_DONE)
-		return store_fail(s, err, "campaign update");
+		return sqlite_fail(s, err, "campaign update");
 	*changed = sqlite3_changes(s->db) > 0;
 	return 0;
 }
 
 int64_t
-store_campaign_set_state(struct store *s, int64_t campaign_id, const char *state, char **err)
+sqlite_campaign_set_state(struct store *base, int64_t campaign_id, const char *state, char **err)
 {
+	struct sqlite_store *s = (struct sqlite_store *)base;
 	sqlite3_stmt *st = NULL;
 	int64_t n = 0;
 
-	if (store_begin(s, err) != 0)
+	if (sqlite_begin(&s->base, err) != 0)
 		return -1;
 	if (sqlite3_prepare_v2(s->db, "UPDATE campaigns SET state = ?2 WHERE id = ?1", -1, &st,
 	                       NULL) != SQLITE_OK)
@@ -478,27 +477,28 @@ store_campaign_set_state(struct store *s, int64_t campaign_id, const char *state
 		sqlite3_finalize(st);
 		st = NULL;
 	}
-	if (store_commit(s, err) != 0)
+	if (sqlite_commit(&s->base, err) != 0)
 		return -1;
 	return n;
 fail:
-	store_fail(s, err, "campaign state");
+	sqlite_fail(s, err, "campaign state");
 	sqlite3_finalize(st);
-	store_rollback(s);
+	sqlite_rollback(&s->base);
 	return -1;
 }
 
 /* ---- import -------------------------------------------------------------------------- */
 
 int
-store_step_differs(struct store *s, int64_t campaign_id, int position, int day, const char *time,
+sqlite_step_differs(struct store *base, int64_t campaign_id, int position, int day, const char *time,
                    const char *message_json, char **err)
 {
-	sqlite3_stmt *st = store_stmt(s, SQL_STEP_GET);
+	struct sqlite_store *s = (struct sqlite_store *)base;
+	sqlite3_stmt *st = sqlite_stmt(s, SQL_STEP_GET);
 	int rc, differs;
 
 	if (!st)
-		return store_fail(s, err, "step lookup");
+		return sqlite_fail(s, err, "step lookup");
 	sqlite3_bind_int64(st, 1, campaign_id);
 	sqlite3_bind_int(st, 2, position);
 	rc = sqlite3_step(st);
@@ -507,34 +507,36 @@ store_step_differs(struct store *s, int64_t campaign_id, int position, int day, 
 	            strcmp((const char *)sqlite3_column_text(st, 2), message_json) == 0);
 	sqlite3_reset(st);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return store_fail(s, err, "step lookup");
+		return sqlite_fail(s, err, "step lookup");
 	return differs;
 }
 
 int
-store_step_put(struct store *s, int64_t campaign_id, int position, int day, const char *time,
+sqlite_step_put(struct store *base, int64_t campaign_id, int position, int day, const char *time,
                const char *message_json, int *changed, char **err)
 {
+	struct sqlite_store *s = (struct sqlite_store *)base;
 	sqlite3_stmt *st;
-	int differs = store_step_differs(s, campaign_id, position, day, time, message_json, err);
+	int differs = sqlite_step_differs(&s->base, campaign_id, position, day, time, message_json, err);
 
 	if (differs < 0)
 		return -1;
 	if (!(*changed = differs))
 		return 0;
-	if (!(st = store_stmt(s, SQL_STEP_PUT)))
-		return store_fail(s, err, "step write");
+	if (!(st = sqlite_stmt(s, SQL_STEP_PUT)))
+		return sqlite_fail(s, err, "step write");
 	sqlite3_bind_int64(st, 1, campaign_id);
 	sqlite3_bind_int(st, 2, position);
 	sqlite3_bind_int(st, 3, day);
 	sqlite3_bind_text(st, 4, time, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 5, message_json, -1, SQLITE_STATIC);
-	return sqlite3_step(st) == SQLITE_DONE ? 0 : store_fail(s, err, "step write");
+	return sqlite3_step(st) == SQLITE_DONE ? 0 : sqlite_fail(s, err, "step write");
 }
 
 int
-store_campaign_differs(struct store *s, const struct store_campaign *c, int n_steps, char **err)
+sqlite_campaign_differs(struct store *base, const struct store_campaign *c, int n_steps, char **err)
 {
+	struct sqlite_store *s = (struct sqlite_store *)base;
 	/* The comparison of SQL_CAMPAIGN_UPDATE, and steps past the new last one. */
 	static const char *const sql =
 		"SELECT (name, channel, provider, timezone, coalesce(start_date, ''), anchor, "
@@ -546,7 +548,7 @@ store_campaign_differs(struct store *s, const struct store_campaign *c, int n_st
 	int rc, differs = 1;
 
 	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
-		return store_fail(s, err, "campaign lookup");
+		return sqlite_fail(s, err, "campaign lookup");
 	sqlite3_bind_int64(st, 1, c->id);
 	bind_campaign(st, c, 0);
 	sqlite3_bind_int(st, 11, n_steps);
@@ -554,13 +556,14 @@ store_campaign_differs(struct store *s, const struct store_campaign *c, int n_st
 		differs = sqlite3_column_int(st, 0);
 	sqlite3_finalize(st);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return store_fail(s, err, "campaign lookup");
+		return sqlite_fail(s, err, "campaign lookup");
 	return differs;
 }
 
 int
-store_steps_trim(struct store *s, int64_t campaign_id, int n_steps, int *changed, char **err)
+sqlite_steps_trim(struct store *base, int64_t campaign_id, int n_steps, int *changed, char **err)
 {
+	struct sqlite_store *s = (struct sqlite_store *)base;
 	sqlite3_stmt *st = NULL;
 	static const char *const sql[] = {
 		"UPDATE deliveries SET state = 'cancelled', last_error = '" STEP_REMOVED_REASON "' "
@@ -572,11 +575,11 @@ store_steps_trim(struct store *s, int64_t campaign_id, int n_steps, int *changed
 	*changed = 0;
 	for (i = 0; i < sizeof sql / sizeof sql[0]; i++) {
 		if (sqlite3_prepare_v2(s->db, sql[i], -1, &st, NULL) != SQLITE_OK)
-			return store_fail(s, err, "step trim");
+			return sqlite_fail(s, err, "step trim");
 		sqlite3_bind_int64(st, 1, campaign_id);
 		sqlite3_bind_int(st, 2, n_steps);
 		if (sqlite3_step(st) != SQLITE_DONE) {
-			store_fail(s, err, "step trim");
+			sqlite_fail(s, err, "step trim");
 			sqlite3_finalize(st);
 			return -1;
 		}
@@ -586,3 +589,61 @@ store_steps_trim(struct store *s, int64_t campaign_id, int n_steps, int *changed
 	return 0;
 }
 
+
+const struct store_backend sqlite_backend = {
+	.name = "sqlite",
+	.close = sqlite_close,
+	.version = sqlite_version,
+	.path = sqlite_path,
+	.errmsg = sqlite_errmsg,
+	.begin = sqlite_begin,
+	.commit = sqlite_commit,
+	.rollback = sqlite_rollback,
+	.data_version = sqlite_data_version,
+	.campaign_get = sqlite_campaign_get,
+	.campaign_put = sqlite_campaign_put,
+	.campaign_set_state = sqlite_campaign_set_state,
+	.step_put = sqlite_step_put,
+	.steps_trim = sqlite_steps_trim,
+	.stage_begin = sqlite_stage_begin,
+	.stage_flush = sqlite_stage_flush,
+	.stage_end = sqlite_stage_end,
+	.stage_recipient = sqlite_stage_recipient,
+	.stage_delivery = sqlite_stage_delivery,
+	.import_campaign_get = sqlite_import_campaign_get,
+	.campaign_differs = sqlite_campaign_differs,
+	.step_differs = sqlite_step_differs,
+	.import_plan = sqlite_import_plan,
+	.import_apply = sqlite_import_apply,
+	.import_hide = sqlite_import_hide,
+	.import_batch = sqlite_import_batch,
+	.import_reveal = sqlite_import_reveal,
+	.import_sweep = sqlite_import_sweep,
+	.status = sqlite_status,
+	.deliveries = sqlite_deliveries,
+	.attempts = sqlite_attempts,
+	.steps = sqlite_steps,
+	.recipient_count = sqlite_recipient_count,
+	.is_blank = sqlite_is_blank,
+	.retry = sqlite_retry,
+	.claim = sqlite_claim,
+	.next_due = sqlite_next_due,
+	.record = sqlite_record,
+	.suppress_put = sqlite_suppress_put,
+	.suppress_delete = sqlite_suppress_delete,
+	.suppress_list = sqlite_suppress_list,
+	.channel_get = sqlite_channel_get,
+	.channel_set = sqlite_channel_set,
+	.ping = sqlite_ping,
+	.due_backlog = sqlite_due_backlog,
+	.channel_list = sqlite_channel_list,
+	.runner_add = sqlite_runner_add,
+	.runner_heartbeat = sqlite_runner_heartbeat,
+	.runner_list = sqlite_runner_list,
+	.runner_reap = sqlite_runner_reap,
+	.import_lock = sqlite_import_lock,
+	.import_unlock = sqlite_import_unlock,
+	.liveness_hold = sqlite_liveness_hold,
+	.liveness_try = sqlite_liveness_try,
+	.liveness_release = sqlite_liveness_release,
+};

@@ -1,48 +1,51 @@
 /*
- * store_runner: the runners table. Each `herald run` has a row while it lives; its lease
+ * runners: the runners table. Each `herald run` has a row while it lives; its lease
  * (heartbeat_ms + lease_ms) says how long others must wait before treating it as dead, and
  * reaping settles what a dead or silent runner left in flight, exactly as after a crash.
  */
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "store_int.h"
+#include "sqlite_int.h"
 
 int
-store_runner_add(struct store *s, int pid, int64_t now_ms, int64_t lease_ms, int64_t *id,
+sqlite_runner_add(struct store *base, int pid, int64_t now_ms, int64_t lease_ms, int64_t *id,
                  char **err)
 {
-	sqlite3_stmt *st = store_stmt(s, SQL_RUNNER_ADD);
+	struct sqlite_store *s = (struct sqlite_store *)base;
+	sqlite3_stmt *st = sqlite_stmt(s, SQL_RUNNER_ADD);
 
 	if (!st)
-		return store_fail(s, err, "runner registration");
+		return sqlite_fail(s, err, "runner registration");
 	sqlite3_bind_int(st, 1, pid);
 	sqlite3_bind_int64(st, 2, now_ms);
 	sqlite3_bind_int64(st, 3, lease_ms);
 	if (sqlite3_step(st) != SQLITE_DONE)
-		return store_fail(s, err, "runner registration");
+		return sqlite_fail(s, err, "runner registration");
 	*id = sqlite3_last_insert_rowid(s->db);
 	return 0;
 }
 
 int
-store_runner_heartbeat(struct store *s, int64_t id, int64_t now_ms, char **err)
+sqlite_runner_heartbeat(struct store *base, int64_t id, int64_t now_ms, char **err)
 {
-	sqlite3_stmt *st = store_stmt(s, SQL_RUNNER_HEARTBEAT);
+	struct sqlite_store *s = (struct sqlite_store *)base;
+	sqlite3_stmt *st = sqlite_stmt(s, SQL_RUNNER_HEARTBEAT);
 
 	if (!st)
-		return store_fail(s, err, "runner heartbeat");
+		return sqlite_fail(s, err, "runner heartbeat");
 	sqlite3_bind_int64(st, 1, id);
 	sqlite3_bind_int64(st, 2, now_ms);
 	if (sqlite3_step(st) != SQLITE_DONE)
-		return store_fail(s, err, "runner heartbeat");
+		return sqlite_fail(s, err, "runner heartbeat");
 	return sqlite3_changes(s->db) > 0 ? 1 : 0;
 }
 
 int
-store_runner_list(struct store *s, struct store_runner **rows, size_t *n, char **err)
+sqlite_runner_list(struct store *base, struct store_runner **rows, size_t *n, char **err)
 {
-	sqlite3_stmt *st = store_stmt(s, SQL_RUNNER_LIST);
+	struct sqlite_store *s = (struct sqlite_store *)base;
+	sqlite3_stmt *st = sqlite_stmt(s, SQL_RUNNER_LIST);
 	size_t alloc = 0;
 	int rc = SQLITE_ERROR;
 
@@ -69,16 +72,16 @@ store_runner_list(struct store *s, struct store_runner **rows, size_t *n, char *
 		free(*rows);
 		*rows = NULL;
 		*n = 0;
-		return store_fail(s, err, "runner list");
+		return sqlite_fail(s, err, "runner list");
 	}
 	return 0;
 }
 
 /* Runs a cached statement binding ?1 = a and, when the statement has it, ?2 = b. */
 static int
-run2(struct store *s, enum store_sql id, int64_t a, int64_t b)
+run2(struct sqlite_store *s, enum sqlite_sql id, int64_t a, int64_t b)
 {
-	sqlite3_stmt *st = store_stmt(s, id);
+	sqlite3_stmt *st = sqlite_stmt(s, id);
 
 	if (!st)
 		return -1;
@@ -90,14 +93,14 @@ run2(struct store *s, enum store_sql id, int64_t a, int64_t b)
 
 /* Settles one in-flight delivery of a dead runner, with an attempt row saying how. */
 static int
-reap_one(struct store *s, int64_t delivery_id, int resend, int64_t now_ms)
+reap_one(struct sqlite_store *s, int64_t delivery_id, int resend, int64_t now_ms)
 {
 	const char *msg = resend ? "herald stopped mid-request; resent, the provider de-duplicates it"
 	                         : "herald stopped mid-request; the outcome is unknown";
 	sqlite3_stmt *st;
 
 	if (run2(s, resend ? SQL_REAP_RESEND : SQL_REAP_UNKNOWN, delivery_id, now_ms) != 0 ||
-	    !(st = store_stmt(s, SQL_REAP_ATTEMPT)))
+	    !(st = sqlite_stmt(s, SQL_REAP_ATTEMPT)))
 		return -1;
 	sqlite3_bind_int64(st, 1, delivery_id);
 	sqlite3_bind_int64(st, 2, now_ms);
@@ -108,9 +111,9 @@ reap_one(struct store *s, int64_t delivery_id, int resend, int64_t now_ms)
 
 /* Whether runner id's lease had run out by stale_before_ms: 1, 0, or -1. */
 static int
-lease_ran_out(struct store *s, int64_t id, int64_t stale_before_ms)
+lease_ran_out(struct sqlite_store *s, int64_t id, int64_t stale_before_ms)
 {
-	sqlite3_stmt *st = store_stmt(s, SQL_RUNNER_STALE);
+	sqlite3_stmt *st = sqlite_stmt(s, SQL_RUNNER_STALE);
 	int rc, out;
 
 	if (!st)
@@ -125,25 +128,26 @@ lease_ran_out(struct store *s, int64_t id, int64_t stale_before_ms)
 }
 
 int64_t
-store_runner_reap(struct store *s, int64_t id, int (*dedups)(const char *provider), int64_t now_ms,
+sqlite_runner_reap(struct store *base, int64_t id, int (*dedups)(const char *provider), int64_t now_ms,
                   int64_t stale_before_ms, char **err)
 {
+	struct sqlite_store *s = (struct sqlite_store *)base;
 	sqlite3_stmt *st;
 	int64_t n = 0, *ids = NULL;
 	int *resend = NULL, rc = SQLITE_ERROR, stale;
 	size_t cnt = 0, alloc = 0, i;
 
-	if (store_begin(s, err) != 0)
+	if (sqlite_begin(&s->base, err) != 0)
 		return -1;
 	/* Decided under the write lock: a renewal either landed before us or waits for us. */
 	if (stale_before_ms > 0 && (stale = lease_ran_out(s, id, stale_before_ms)) <= 0) {
 		if (stale < 0)
 			goto fail;
-		store_rollback(s);
+		sqlite_rollback(&s->base);
 		return 0;
 	}
 	/* A reservation the dead runner held may have been accepted: count it as a call. */
-	if (run2(s, SQL_REAP_LIMITS, id, now_ms) != 0 || !(st = store_stmt(s, SQL_REAP_LIST)))
+	if (run2(s, SQL_REAP_LIMITS, id, now_ms) != 0 || !(st = sqlite_stmt(s, SQL_REAP_LIST)))
 		goto fail;
 	sqlite3_bind_int64(st, 1, id);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -175,10 +179,10 @@ store_runner_reap(struct store *s, int64_t id, int (*dedups)(const char *provide
 		goto fail;
 	free(ids);
 	free(resend);
-	return store_commit(s, err) == 0 ? n : -1;
+	return sqlite_commit(&s->base, err) == 0 ? n : -1;
 fail:
-	store_fail(s, err, "reaping a stopped runner");
-	store_rollback(s);
+	sqlite_fail(s, err, "reaping a stopped runner");
+	sqlite_rollback(&s->base);
 	free(ids);
 	free(resend);
 	return -1;

@@ -1,17 +1,18 @@
 /*
- * store_channel: the channels table, read by `herald channels` and changed by the operator's
+ * channels: the channels table, read by `herald channels` and changed by the operator's
  * `pause|resume --channel`. Suspensions and recoveries caused by provider answers are
- * written with results (store_sched.c), in the same transaction as the deliveries they hold.
+ * written with results (record.c), in the same transaction as the deliveries they hold.
  */
 #include <stdio.h>
 #include <string.h>
 
-#include "store_int.h"
+#include "sqlite_int.h"
 #include "util.h"
 
 int
-store_channel_get(struct store *s, const char *name, struct store_channel *out, char **err)
+sqlite_channel_get(struct store *base, const char *name, struct store_channel *out, char **err)
 {
+	struct sqlite_store *s = (struct sqlite_store *)base;
 	static const char *const row_sql =
 		"SELECT state, coalesce(reason, ''), since_ms, coalesce(next_probe_at_ms, -1) "
 		"FROM channels WHERE name = ?1";
@@ -31,8 +32,8 @@ store_channel_get(struct store *s, const char *name, struct store_channel *out, 
 		goto out;
 	sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
 	if ((step = sqlite3_step(q)) == SQLITE_ROW) {
-		store_col_copy(q, 0, out->state, sizeof out->state);
-		store_col_copy(q, 1, out->reason, sizeof out->reason);
+		sqlite_col_copy(q, 0, out->state, sizeof out->state);
+		sqlite_col_copy(q, 1, out->reason, sizeof out->reason);
 		out->since_ms = sqlite3_column_int64(q, 2);
 		out->next_probe_at_ms = sqlite3_column_int64(q, 3);
 	} else if (step != SQLITE_DONE) {
@@ -48,15 +49,16 @@ store_channel_get(struct store *s, const char *name, struct store_channel *out, 
 	rc = 0;
 out:
 	if (rc)
-		store_fail(s, err, "channel state");
+		sqlite_fail(s, err, "channel state");
 	sqlite3_finalize(q);
 	return rc;
 }
 
 int
-store_channel_set(struct store *s, const char *name, const char *state, const char *reason,
+sqlite_channel_set(struct store *base, const char *name, const char *state, const char *reason,
                   int64_t now_ms, char **err)
 {
+	struct sqlite_store *s = (struct sqlite_store *)base;
 	static const char *const sql =
 		"INSERT INTO channels (name, state, reason, since_ms) VALUES (?1, ?2, ?3, ?4) "
 		"ON CONFLICT (name) DO UPDATE SET state = excluded.state, reason = excluded.reason, "
@@ -65,7 +67,7 @@ store_channel_set(struct store *s, const char *name, const char *state, const ch
 	sqlite3_stmt *q = NULL;
 	int changed;
 
-	if (store_begin(s, err) != 0)
+	if (sqlite_begin(&s->base, err) != 0)
 		return -1;
 	if (sqlite3_prepare_v2(s->db, sql, -1, &q, NULL) != SQLITE_OK)
 		goto fail;
@@ -79,10 +81,10 @@ store_channel_set(struct store *s, const char *name, const char *state, const ch
 	changed = sqlite3_changes(s->db) > 0;
 	sqlite3_finalize(q);
 	/* An active channel that never had a row gets one: harmless, and it says since when. */
-	return store_commit(s, err) == 0 ? changed : -1;
+	return sqlite_commit(&s->base, err) == 0 ? changed : -1;
 fail:
-	store_fail(s, err, "channel state");
+	sqlite_fail(s, err, "channel state");
 	sqlite3_finalize(q);
-	store_rollback(s);
+	sqlite_rollback(&s->base);
 	return -1;
 }

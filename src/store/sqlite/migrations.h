@@ -1,5 +1,5 @@
 /*
- * migrations: the SQL files of migrations/, compiled in by cmake/embed_sql.cmake.
+ * migrations: the SQL files of migrations/sqlite/, compiled in by cmake/embed_sql.cmake.
  * Only the store reads these.
  */
 #ifndef HERALD_MIGRATIONS_H

@@ -1,5 +1,5 @@
 /*
- * store_audience: the audience rules as the store keeps them (SPEC 5.12): the opt-out list,
+ * audience: the audience rules as the store keeps them (SPEC 5.12): the opt-out list,
  * and the claim's side of the rules: a suppressed recipient's due delivery becomes
  * 'suppressed', a delivery inside quiet hours or past its channel's frequency cap is
  * 'deferred' to the earliest allowed time. Everything here runs inside the claim's write
@@ -10,44 +10,47 @@
 #include <string.h>
 
 #include "sop.h"
-#include "store_int.h"
+#include "sqlite_int.h"
 
 
 int
-store_suppress_put(struct store *s, const char *channel, const char *rid, int64_t now_ms,
+sqlite_suppress_put(struct store *base, const char *channel, const char *rid, int64_t now_ms,
                    char **err)
 {
-	sqlite3_stmt *st = store_stmt(s, SQL_SUPPRESS_PUT);
+	struct sqlite_store *s = (struct sqlite_store *)base;
+	sqlite3_stmt *st = sqlite_stmt(s, SQL_SUPPRESS_PUT);
 
 	if (!st)
-		return store_fail(s, err, "suppress");
+		return sqlite_fail(s, err, "suppress");
 	sqlite3_bind_text(st, 1, channel, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, rid, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 3, now_ms);
 	if (sqlite3_step(st) != SQLITE_DONE)
-		return store_fail(s, err, "suppress");
+		return sqlite_fail(s, err, "suppress");
 	return sqlite3_changes(s->db) > 0;
 }
 
 int
-store_suppress_delete(struct store *s, const char *channel, const char *rid, char **err)
+sqlite_suppress_delete(struct store *base, const char *channel, const char *rid, char **err)
 {
-	sqlite3_stmt *st = store_stmt(s, SQL_SUPPRESS_DELETE);
+	struct sqlite_store *s = (struct sqlite_store *)base;
+	sqlite3_stmt *st = sqlite_stmt(s, SQL_SUPPRESS_DELETE);
 
 	if (!st)
-		return store_fail(s, err, "suppress remove");
+		return sqlite_fail(s, err, "suppress remove");
 	sqlite3_bind_text(st, 1, channel, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, rid, -1, SQLITE_STATIC);
 	if (sqlite3_step(st) != SQLITE_DONE)
-		return store_fail(s, err, "suppress remove");
+		return sqlite_fail(s, err, "suppress remove");
 	return sqlite3_changes(s->db) > 0;
 }
 
 int
-store_suppress_list(struct store *s, const char *channel,
+sqlite_suppress_list(struct store *base, const char *channel,
                     int (*fn)(void *arg, const struct store_suppression *r), void *arg,
                     char **err)
 {
+	struct sqlite_store *s = (struct sqlite_store *)base;
 	const char *sql = "SELECT channel, rid, added_at_ms FROM suppressions "
 	                  "WHERE ?1 IS NULL OR channel = ?1 ORDER BY channel, rid";
 	struct store_suppression r;
@@ -55,7 +58,7 @@ store_suppress_list(struct store *s, const char *channel,
 	int rc;
 
 	if (sqlite3_prepare_v2(s->db, sql, -1, &q, NULL) != SQLITE_OK)
-		return store_fail(s, err, "suppress list");
+		return sqlite_fail(s, err, "suppress list");
 	if (channel)
 		sqlite3_bind_text(q, 1, channel, -1, SQLITE_STATIC);
 	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
@@ -68,15 +71,15 @@ store_suppress_list(struct store *s, const char *channel,
 		}
 	}
 	sqlite3_finalize(q);
-	return rc == SQLITE_DONE ? 0 : store_fail(s, err, "suppress list");
+	return rc == SQLITE_DONE ? 0 : sqlite_fail(s, err, "suppress list");
 }
 
 /* ---- the claim's side ------------------------------------------------------------------ */
 
 int
-store_audience_begin(struct store *s)
+sqlite_audience_begin(struct sqlite_store *s)
 {
-	sqlite3_stmt *st = store_stmt(s, SQL_SUPPRESS_ANY);
+	sqlite3_stmt *st = sqlite_stmt(s, SQL_SUPPRESS_ANY);
 	int rc;
 
 	/* An empty list (the usual case) costs one probe per claim instead of one per job. */
@@ -90,9 +93,9 @@ store_audience_begin(struct store *s)
 
 /* 1 and the listing's channel in list (a name or "*") if the job's recipient is suppressed. */
 static int
-suppressed(struct store *s, const struct store_job *j, char *list, size_t size)
+suppressed(struct sqlite_store *s, const struct store_job *j, char *list, size_t size)
 {
-	sqlite3_stmt *st = store_stmt(s, SQL_SUPPRESS_FIND);
+	sqlite3_stmt *st = sqlite_stmt(s, SQL_SUPPRESS_FIND);
 	int rc;
 
 	if (!st)
@@ -101,16 +104,16 @@ suppressed(struct store *s, const struct store_job *j, char *list, size_t size)
 	sqlite3_bind_text(st, 2, j->rid, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW)
-		store_col_copy(st, 0, list, size);
+		sqlite_col_copy(st, 0, list, size);
 	sqlite3_reset(st);
 	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
 }
 
 static int
-mark(struct store *s, enum store_sql id, int64_t delivery_id, int64_t at_ms,
+mark(struct sqlite_store *s, enum sqlite_sql id, int64_t delivery_id, int64_t at_ms,
      const char *why)
 {
-	sqlite3_stmt *st = store_stmt(s, id);
+	sqlite3_stmt *st = sqlite_stmt(s, id);
 
 	if (!st)
 		return -1;
@@ -123,10 +126,10 @@ mark(struct store *s, enum store_sql id, int64_t delivery_id, int64_t at_ms,
 
 /* Binds channel, rid, window start and own id, the first four parameters of the cap queries. */
 static sqlite3_stmt *
-cap_stmt(struct store *s, enum store_sql id, const struct store_job *j,
+cap_stmt(struct sqlite_store *s, enum sqlite_sql id, const struct store_job *j,
          int64_t since_ms)
 {
-	sqlite3_stmt *st = store_stmt(s, id);
+	sqlite3_stmt *st = sqlite_stmt(s, id);
 
 	if (!st)
 		return NULL;
@@ -145,7 +148,7 @@ cap_stmt(struct store *s, enum store_sql id, const struct store_job *j,
  * a[c-max] + per. Sends older than the window are pruned first, so the walk stays short.
  */
 static int
-cap_until(struct store *s, const struct store_job *j, const struct store_audience *a,
+cap_until(struct sqlite_store *s, const struct store_job *j, const struct store_audience *a,
           int64_t now_ms, int64_t *until_ms)
 {
 	int64_t since = now_ms - a->cap_per_ms, count;
@@ -176,7 +179,7 @@ cap_until(struct store *s, const struct store_job *j, const struct store_audienc
 }
 
 int
-store_audience_check(struct store *s, const struct store_claim_cb *cb, struct store_job *j,
+sqlite_audience_check(struct sqlite_store *s, const struct store_claim_cb *cb, struct store_job *j,
                      int64_t now_ms, struct store_audience *a)
 {
 	char list[256], why[400], when[40];
@@ -200,7 +203,7 @@ store_audience_check(struct store *s, const struct store_claim_cb *cb, struct st
 		return 1;
 	cb->audience(cb->arg, j, now_ms, a);
 	if (a->quiet_until_ms > now_ms) {
-		store_format_when(s, j->campaign.timezone, a->quiet_until_ms, when);
+		sqlite_format_when(s, j->campaign.timezone, a->quiet_until_ms, when);
 		snprintf(why, sizeof why, "deferred by quiet hours %s: goes at %s", a->quiet_why, when);
 		a->held = 2;
 		return mark(s, SQL_AUDIENCE_DEFER, j->delivery_id, a->quiet_until_ms,
@@ -212,7 +215,7 @@ store_audience_check(struct store *s, const struct store_claim_cb *cb, struct st
 		return -1;
 	if (until <= now_ms)
 		return 1;
-	store_format_when(s, j->campaign.timezone, until, when);
+	sqlite_format_when(s, j->campaign.timezone, until, when);
 	snprintf(why, sizeof why, "deferred by the frequency cap of channel %s (%lld per %llds) "
 	         "for %s: goes at %s", j->campaign.channel, (long long)a->cap_max,
 	         (long long)(a->cap_per_ms / 1000), j->rid, when);
@@ -222,14 +225,14 @@ store_audience_check(struct store *s, const struct store_claim_cb *cb, struct st
 }
 
 int
-store_audience_reserve(struct store *s, const struct store_job *j, const struct store_audience *a,
+sqlite_audience_reserve(struct sqlite_store *s, const struct store_job *j, const struct store_audience *a,
                        int64_t now_ms)
 {
 	sqlite3_stmt *st;
 
 	if (a->cap_max <= 0)
 		return 0;
-	if (!(st = store_stmt(s, SQL_CAP_RESERVE)))
+	if (!(st = sqlite_stmt(s, SQL_CAP_RESERVE)))
 		return -1;
 	sqlite3_bind_int64(st, 1, j->delivery_id);
 	sqlite3_bind_text(st, 2, j->campaign.channel, -1, SQLITE_STATIC);
@@ -239,12 +242,12 @@ store_audience_reserve(struct store *s, const struct store_job *j, const struct 
 }
 
 int
-store_audience_settle(struct store *s, const struct store_result *r)
+sqlite_audience_settle(struct sqlite_store *s, const struct store_result *r)
 {
 	/* What SaiNiu's rule counts, the cap counts: accepted, or maybe accepted (SPEC 5.10). */
 	int counts = r->state == STATE_SENT || r->limit_counts;
-	sqlite3_stmt *st = counts ? store_stmt(s, SQL_CAP_KEEP)
-	                          : store_stmt(s, SQL_CAP_DROP);
+	sqlite3_stmt *st = counts ? sqlite_stmt(s, SQL_CAP_KEEP)
+	                          : sqlite_stmt(s, SQL_CAP_DROP);
 
 	if (!st)
 		return -1;

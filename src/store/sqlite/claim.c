@@ -1,5 +1,5 @@
 /*
- * store_claim: the scheduler's claims. A claim is one short write transaction that turns due
+ * claim: the scheduler's claims. A claim is one short write transaction that turns due
  * rows into 'sending' rows owned by one runner, keeping every rule that decides whether a
  * delivery may go now (expiry, the audience rules, per-account limits, held channels, whole
  * batches). Because it takes SQLite's write lock (BEGIN IMMEDIATE), two runners can never
@@ -12,7 +12,7 @@
 
 #include "clock.h"
 #include "sop.h"
-#include "store_int.h"
+#include "sqlite_int.h"
 #include "util.h"
 
 
@@ -29,27 +29,22 @@ jobs_clear(struct store_job *jobs, size_t from, size_t to)
 	}
 }
 
-void
-store_jobs_free(struct store_job *jobs, size_t n)
-{
-	jobs_clear(jobs, 0, n);
-	free(jobs);
-}
 
 int
-store_next_due(struct store *s, int64_t *next_at_ms, char **err)
+sqlite_next_due(struct store *base, int64_t *next_at_ms, char **err)
 {
-	sqlite3_stmt *st = store_stmt(s, SQL_NEXT_DUE);
+	struct sqlite_store *s = (struct sqlite_store *)base;
+	sqlite3_stmt *st = sqlite_stmt(s, SQL_NEXT_DUE);
 	int rc;
 
 	if (!st)
-		return store_fail(s, err, "next due");
+		return sqlite_fail(s, err, "next due");
 	rc = sqlite3_step(st);
 	*next_at_ms = rc == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL
 	                  ? sqlite3_column_int64(st, 0)
 	                  : INT64_MAX;
 	sqlite3_reset(st);
-	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : store_fail(s, err, "next due");
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : sqlite_fail(s, err, "next due");
 }
 
 /* Appends the rows st yields to *jobs (growing it). SQLITE_DONE, or the error. */
@@ -79,16 +74,16 @@ claim_rows(sqlite3_stmt *st, const struct store_campaign *c, struct store_job **
 		j->campaign_id = c->id;
 		j->step = sqlite3_column_int(st, 1);
 		j->step_day = sqlite3_column_int(st, 2);
-		store_col_copy(st, 3, j->step_time, sizeof j->step_time);
+		sqlite_col_copy(st, 3, j->step_time, sizeof j->step_time);
 		j->attempts = sqlite3_column_int(st, 4) + 1;
 		j->due_at_ms = sqlite3_column_int64(st, 5);
 		j->expires_at_ms = sqlite3_column_int64(st, 6);
 		j->send_at_ms = sqlite3_column_int64(st, 7);
 		j->msg_random = (uint32_t)sqlite3_column_int64(st, 8);
 		j->campaign = *c;
-		j->rid = store_col_dup(st, 9);
-		j->recipient_json = store_col_dup(st, 10);
-		j->message_json = store_col_dup(st, 11);
+		j->rid = sqlite_col_dup(st, 9);
+		j->recipient_json = sqlite_col_dup(st, 10);
+		j->message_json = sqlite_col_dup(st, 11);
 		j->batch_id = sqlite3_column_int64(st, 12);
 		if (!j->rid || !j->recipient_json || !j->message_json) {
 			rc = SQLITE_NOMEM;
@@ -105,10 +100,10 @@ claim_rows(sqlite3_stmt *st, const struct store_campaign *c, struct store_job **
  * it is claimed whole even if that takes a little more than cap.
  */
 static int
-claim_select(struct store *s, const struct store_campaign *c, int64_t now_ms, int64_t cap,
+claim_select(struct sqlite_store *s, const struct store_campaign *c, int64_t now_ms, int64_t cap,
              struct store_job **jobs, size_t *n, size_t *alloc)
 {
-	sqlite3_stmt *st = store_stmt(s, SQL_CLAIM_SELECT);
+	sqlite3_stmt *st = sqlite_stmt(s, SQL_CLAIM_SELECT);
 	size_t first = *n, taken, i, k;
 
 	if (!st)
@@ -133,7 +128,7 @@ claim_select(struct store *s, const struct store_campaign *c, int64_t now_ms, in
 		for (k = i + 1; k < taken; k++)
 			if ((*jobs)[k].batch_id == batch && (*jobs)[k].delivery_id > last)
 				last = (*jobs)[k].delivery_id;
-		if (!(st = store_stmt(s, SQL_CLAIM_BATCH_REST)))
+		if (!(st = sqlite_stmt(s, SQL_CLAIM_BATCH_REST)))
 			return -1;
 		sqlite3_bind_int64(st, 1, batch);
 		sqlite3_bind_int64(st, 2, last);
@@ -146,10 +141,10 @@ claim_select(struct store *s, const struct store_campaign *c, int64_t now_ms, in
 
 /* Runs one cached write binding ?1 = a, ?2 = b, ?3 = c (if the statement has it), ?4 = text. */
 static int
-run_update(struct store *s, enum store_sql id, int64_t a, int64_t b, int64_t c,
+run_update(struct sqlite_store *s, enum sqlite_sql id, int64_t a, int64_t b, int64_t c,
            const char *text)
 {
-	sqlite3_stmt *st = store_stmt(s, id);
+	sqlite3_stmt *st = sqlite_stmt(s, id);
 
 	if (!st)
 		return -1;
@@ -165,12 +160,12 @@ run_update(struct store *s, enum store_sql id, int64_t a, int64_t b, int64_t c,
 /* Decides a job with a limit account; returns 1 to claim it, 0 to leave it, 2 when it left it
    deferred, -1 on error. */
 static int
-claim_limited(struct store *s, const struct store_claim_cb *cb, struct store_job *j,
+claim_limited(struct sqlite_store *s, const struct store_claim_cb *cb, struct store_job *j,
               const char *account, int64_t now_ms)
 {
 	struct store_limit lim = {0};
 	int64_t send_at = 0, defer_until = 0;
-	sqlite3_stmt *st = store_stmt(s, SQL_LIMIT_GET);
+	sqlite3_stmt *st = sqlite_stmt(s, SQL_LIMIT_GET);
 	char why[320], when[40];
 	int rc;
 
@@ -189,14 +184,14 @@ claim_limited(struct store *s, const struct store_claim_cb *cb, struct store_job
 	switch (cb->admit(cb->arg, j, &lim, now_ms, &send_at, &defer_until)) {
 	case STORE_ADMIT:
 		j->send_at_ms = send_at;
-		if (!(st = store_stmt(s, SQL_LIMIT_RESERVE)))
+		if (!(st = sqlite_stmt(s, SQL_LIMIT_RESERVE)))
 			return -1;
 		sqlite3_bind_text(st, 1, j->campaign.provider, -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 2, account, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(st, 3, j->delivery_id);
 		return sqlite3_step(st) == SQLITE_DONE ? 1 : -1;
 	case STORE_DEFER:
-		store_format_when(s, j->campaign.timezone, send_at, when);
+		sqlite_format_when(s, j->campaign.timezone, send_at, when);
 		snprintf(why, sizeof why, "deferred by %s's per-account limit for %s: goes at %s",
 		         j->campaign.provider, account, when);
 		return run_update(s, SQL_DEFER_MARK, j->delivery_id, defer_until, send_at,
@@ -212,7 +207,7 @@ claim_limited(struct store *s, const struct store_claim_cb *cb, struct store_job
 /* Marks the claimable jobs of one campaign 'sending', dropping the others from the array;
    counts what it expired (settled[0]), deferred (settled[1]) and suppressed (settled[2]). */
 static int
-claim_mark(struct store *s, int64_t runner_id, const struct store_claim_cb *cb,
+claim_mark(struct sqlite_store *s, int64_t runner_id, const struct store_claim_cb *cb,
            struct store_job *jobs, size_t first, size_t *n, int64_t now_ms, int64_t settled[3])
 {
 	struct buf ids = {0};
@@ -235,7 +230,7 @@ claim_mark(struct store *s, int64_t runner_id, const struct store_claim_cb *cb,
 		}
 		/* Opt-out, quiet hours and the frequency cap come first: a job they hold back must
 		   not take a provider's per-account reservation. */
-		if ((take = store_audience_check(s, cb, j, now_ms, &aud)) < 0)
+		if ((take = sqlite_audience_check(s, cb, j, now_ms, &aud)) < 0)
 			goto out;
 		if (!take) {
 			settled[aud.held == 1 ? 2 : 1] += aud.held != 0;
@@ -248,7 +243,7 @@ claim_mark(struct store *s, int64_t runner_id, const struct store_claim_cb *cb,
 			settled[1] += take == 2;
 			continue;
 		}
-		if (store_audience_reserve(s, j, &aud, now_ms) != 0)
+		if (sqlite_audience_reserve(s, j, &aud, now_ms) != 0)
 			goto out;
 		/* A limited job carries its admitted send time; the rest are marked together. */
 		if (account ? run_update(s, SQL_CLAIM_MARK, j->delivery_id, runner_id,
@@ -266,7 +261,7 @@ claim_mark(struct store *s, int64_t runner_id, const struct store_claim_cb *cb,
 	}
 	if (ids.len) {
 		if (buf_append(&ids, "]", 1) != 0 ||
-		    !(st = store_stmt(s, SQL_CLAIM_MARK_MANY)))
+		    !(st = sqlite_stmt(s, SQL_CLAIM_MARK_MANY)))
 			goto out;
 		sqlite3_bind_text(st, 1, ids.data, (int)ids.len, SQLITE_STATIC);
 		sqlite3_bind_int64(st, 2, runner_id);
@@ -290,9 +285,9 @@ struct held {
 
 /* Reads the channels that are not active. 0 / -1. */
 static int
-held_load(struct store *s, struct held **out, size_t *n)
+held_load(struct sqlite_store *s, struct held **out, size_t *n)
 {
-	sqlite3_stmt *st = store_stmt(s, SQL_CHANNELS_HELD);
+	sqlite3_stmt *st = sqlite_stmt(s, SQL_CHANNELS_HELD);
 	size_t alloc = 0;
 	int rc;
 
@@ -313,7 +308,7 @@ held_load(struct store *s, struct held **out, size_t *n)
 			*out = p;
 		}
 		h = &(*out)[(*n)++];
-		store_col_copy(st, 0, h->name, sizeof h->name);
+		sqlite_col_copy(st, 0, h->name, sizeof h->name);
 		h->paused = strcmp((const char *)sqlite3_column_text(st, 1), "paused") == 0;
 		h->next_probe_at_ms = sqlite3_column_int64(st, 2);
 	}
@@ -367,9 +362,9 @@ probe_one_request(struct store_job *jobs, size_t first, size_t *n)
 
 /* A probe was claimed: the next one waits the interval, which doubles. */
 static int
-claim_probed(struct store *s, struct held *h, int64_t now_ms)
+claim_probed(struct sqlite_store *s, struct held *h, int64_t now_ms)
 {
-	sqlite3_stmt *st = store_stmt(s, SQL_CHANNEL_PROBED);
+	sqlite3_stmt *st = sqlite_stmt(s, SQL_CHANNEL_PROBED);
 
 	if (!st)
 		return -1;
@@ -383,9 +378,10 @@ claim_probed(struct store *s, struct held *h, int64_t now_ms)
 }
 
 int
-store_claim(struct store *s, int64_t runner_id, int64_t now_ms, const struct store_claim_cb *cb,
+sqlite_claim(struct store *base, int64_t runner_id, int64_t now_ms, const struct store_claim_cb *cb,
             struct store_job **jobs, size_t *n_jobs, char **err)
 {
+	struct sqlite_store *s = (struct sqlite_store *)base;
 	struct store_campaign *camps = NULL;
 	struct held *held = NULL;
 	int64_t (*settled)[3] = NULL;
@@ -395,10 +391,10 @@ store_claim(struct store *s, int64_t runner_id, int64_t now_ms, const struct sto
 
 	*jobs = NULL;
 	*n_jobs = 0;
-	if (store_begin(s, err) != 0)
+	if (sqlite_begin(&s->base, err) != 0)
 		return -1;
-	if (held_load(s, &held, &n_held) != 0 || store_audience_begin(s) != 0 ||
-	    !(st = store_stmt(s, SQL_ACTIVE_CAMPAIGNS)))
+	if (held_load(s, &held, &n_held) != 0 || sqlite_audience_begin(s) != 0 ||
+	    !(st = sqlite_stmt(s, SQL_ACTIVE_CAMPAIGNS)))
 		goto fail;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		if (n_camps == alloc_camps) {
@@ -410,7 +406,7 @@ store_claim(struct store *s, int64_t runner_id, int64_t now_ms, const struct sto
 			camps = p;
 			alloc_camps = na;
 		}
-		store_campaign_from_row(st, 0, &camps[n_camps++]);
+		sqlite_campaign_from_row(st, 0, &camps[n_camps++]);
 	}
 	sqlite3_reset(st);
 	if (rc != SQLITE_DONE || !(settled = calloc(n_camps + 1, sizeof *settled)))
@@ -442,7 +438,7 @@ store_claim(struct store *s, int64_t runner_id, int64_t now_ms, const struct sto
 		if (cb->claimed)
 			cb->claimed(cb->arg, &camps[i], *n_jobs - first);
 	}
-	if (store_commit(s, err) != 0)
+	if (sqlite_commit(&s->base, err) != 0)
 		goto fail_committed;
 	/* Told only now: a claim that rolled back settled nothing. */
 	for (i = 0; i < n_camps && cb->settled; i++) {
@@ -458,8 +454,8 @@ store_claim(struct store *s, int64_t runner_id, int64_t now_ms, const struct sto
 	free(held);
 	return 0;
 fail:
-	store_fail(s, err, "claim");
-	store_rollback(s);
+	sqlite_fail(s, err, "claim");
+	sqlite_rollback(&s->base);
 fail_committed:
 	free(settled);
 	free(camps);

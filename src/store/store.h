@@ -1,8 +1,9 @@
 /*
- * store: the only module that speaks SQL. It opens the SQLite file (WAL, busy_timeout,
- * foreign keys), applies the embedded migrations, and offers the operations the commands
- * and the scheduler need, each one short transaction or part of a caller's transaction.
- * A store handle belongs to one thread at a time.
+ * store: the only module that speaks SQL, behind one interface with a backend per engine
+ * (backend.h; sqlite/ is the embedded default). It opens and migrates the database --db
+ * names and offers the operations the commands and the scheduler need, in Herald's terms,
+ * each one short transaction or part of a caller's transaction. A store handle belongs to
+ * one thread at a time.
  *
  * Delivery states are the strings of SPEC §4; campaign states 'active', 'paused',
  * 'cancelled' (and 'completed', derived, in status output).
@@ -43,11 +44,11 @@ struct store *store_open(const char *path, char **err);
    *missing set to 1 when there is no file at PATH. */
 struct store *store_open_existing(const char *path, int *missing, char **err);
 void store_close(struct store *s);  /* NULL ok */
-/* The schema version (PRAGMA user_version) after migration. */
+/* The schema version after migration (the number of the last migration applied). */
 int store_version(struct store *s);
 /* The path the store was opened with. */
 const char *store_path(const struct store *s);
-/* The last SQLite error text for this handle (valid until the next call). */
+/* The last database error text for this handle (valid until the next call). */
 const char *store_errmsg(struct store *s);
 
 /* BEGIN IMMEDIATE / COMMIT / ROLLBACK. 0 / -1 with *err. */
@@ -100,7 +101,7 @@ enum store_put {
 	STORE_PUT_DUPLICATE,  /* this import already listed the same id */
 };
 
-/* ---- import in bounded transactions (store_import.c) ----------------------------------- */
+/* ---- import in bounded transactions ------------------------------------------------------ */
 
 /*
  * Staging: the validated recipients and their deliveries go into TEMP tables of this
@@ -405,7 +406,7 @@ int store_channel_get(struct store *s, const char *name, struct store_channel *o
 int store_channel_set(struct store *s, const char *name, const char *state, const char *reason,
                       int64_t now_ms, char **err);
 
-/* ---- the read-only side (store_reader.c): what `herald run --listen` serves ---------- */
+/* ---- the read-only side: what `herald run --listen` serves -------------------------- */
 
 /* Opens an existing PATH read-only and query-only, without migrating: its reads never take
    the write lock. Its calls may come from any thread, one at a time. NULL with *err. */
@@ -419,6 +420,21 @@ int64_t store_due_backlog(struct store *s, int64_t now_ms, char **err);
    store_channel_get reads it; fn returns 0 to go on. 0 / -1 with *err. */
 int store_channel_list(struct store *s, int (*fn)(void *arg, const struct store_channel *ch),
                        void *arg, char **err);
+
+/* ---- locks that die with their process ------------------------------------------------- */
+
+/* One writing import at a time per database: waits while another holds it. Held until
+   store_import_unlock, the handle's close, or the process's end, however it ends. 0 / -1. */
+int store_import_lock(struct store *s, char **err);
+void store_import_unlock(struct store *s);
+/* Runner liveness: a runner holds the lock of its own id for its whole life (through the
+   handle it registered with), and the lock is dropped when the process ends, however it
+   ends. 0 / -1 with *err. */
+int store_liveness_hold(struct store *s, int64_t runner_id, char **err);
+/* Tries to take another runner's liveness lock: 1 taken (its holder is gone; release it when
+   done), 0 held by a live process, -1 with *err. */
+int store_liveness_try(struct store *s, int64_t runner_id, char **err);
+void store_liveness_release(struct store *s, int64_t runner_id);
 
 /* Registers a runner row holding a lease of lease_ms; *id is its id. */
 int store_runner_add(struct store *s, int pid, int64_t now_ms, int64_t lease_ms, int64_t *id,

@@ -1,5 +1,5 @@
 /*
- * store_reader: the read-only side a running scheduler serves over HTTP (metrics, health,
+ * reader: the read-only side a running scheduler serves over HTTP (metrics, health,
  * status page). It has its own connection, opened read-only and query-only, so a scrape never
  * takes the write lock: under WAL a reader neither waits for the scheduler's writes nor
  * delays them.
@@ -8,18 +8,24 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "store_int.h"
+#include "sqlite_int.h"
 #include "util.h"
 
 /* A reader gives up quickly: a health check that waits is no better than one that fails. */
 #define READER_BUSY_MS 1000
 
 struct store *
-store_open_reader(const char *path, char **err)
+sqlite_open_reader(const char *path, char **err)
 {
-	struct store *s = calloc(1, sizeof *s);
+	struct sqlite_store *s = calloc(1, sizeof *s);
 
-	if (!s || !(s->path = strdup(path))) {
+	if (!s) {
+		util_err(err, "out of memory");
+		return NULL;
+	}
+	s->base.be = &sqlite_backend;
+	s->import_fd = s->runners_fd = -1;
+	if (!(s->path = strdup(path))) {
 		util_err(err, "out of memory");
 		goto fail;
 	}
@@ -32,17 +38,18 @@ store_open_reader(const char *path, char **err)
 	}
 	sqlite3_busy_timeout(s->db, READER_BUSY_MS);
 	sqlite3_extended_result_codes(s->db, 1);
-	if (store_exec(s, "PRAGMA query_only = 1", err) != 0)
+	if (sqlite_exec(s, "PRAGMA query_only = 1", err) != 0)
 		goto fail;
-	return s;
+	return &s->base;
 fail:
-	store_close(s);
+	sqlite_close(&s->base);
 	return NULL;
 }
 
 int
-store_ping(struct store *s, char **err)
+sqlite_ping(struct store *base, char **err)
 {
+	struct sqlite_store *s = (struct sqlite_store *)base;
 	sqlite3_stmt *q = NULL;
 	int rc = -1;
 
@@ -51,14 +58,15 @@ store_ping(struct store *s, char **err)
 	                       &q, NULL) == SQLITE_OK && sqlite3_step(q) == SQLITE_ROW)
 		rc = 0;
 	if (rc)
-		store_fail(s, err, "database read");
+		sqlite_fail(s, err, "database read");
 	sqlite3_finalize(q);
 	return rc;
 }
 
 int64_t
-store_due_backlog(struct store *s, int64_t now_ms, char **err)
+sqlite_due_backlog(struct store *base, int64_t now_ms, char **err)
 {
+	struct sqlite_store *s = (struct sqlite_store *)base;
 	/* Per active campaign, a range count on the partial index deliveries_ready
 	   (campaign_id, next_at_ms WHERE state is waiting): no scan of sent rows. */
 	static const char sql[] =
@@ -74,15 +82,16 @@ store_due_backlog(struct store *s, int64_t now_ms, char **err)
 			n = sqlite3_column_int64(q, 0);
 	}
 	if (n < 0)
-		store_fail(s, err, "due backlog");
+		sqlite_fail(s, err, "due backlog");
 	sqlite3_finalize(q);
 	return n;
 }
 
 int
-store_channel_list(struct store *s, int (*fn)(void *arg, const struct store_channel *ch),
+sqlite_channel_list(struct store *base, int (*fn)(void *arg, const struct store_channel *ch),
                    void *arg, char **err)
 {
+	struct sqlite_store *s = (struct sqlite_store *)base;
 	static const char sql[] =
 		"SELECT channel FROM campaigns WHERE state <> 'importing' UNION SELECT name FROM channels "
 		"ORDER BY 1";
@@ -93,7 +102,7 @@ store_channel_list(struct store *s, int (*fn)(void *arg, const struct store_chan
 	int rc = -1, step;
 
 	/* One read transaction: the names and their states agree. */
-	if (store_exec(s, "BEGIN", err) != 0)
+	if (sqlite_exec(s, "BEGIN", err) != 0)
 		return -1;
 	if (sqlite3_prepare_v2(s->db, sql, -1, &q, NULL) != SQLITE_OK)
 		goto fail;
@@ -105,14 +114,14 @@ store_channel_list(struct store *s, int (*fn)(void *arg, const struct store_chan
 				goto fail;
 			names = p;
 		}
-		if (!(names[n] = store_col_dup(q, 0)))
+		if (!(names[n] = sqlite_col_dup(q, 0)))
 			goto fail;
 		n++;
 	}
 	if (step != SQLITE_DONE)
 		goto fail;
 	for (i = 0; i < n; i++) {
-		if (store_channel_get(s, names[i], &ch, err) != 0)
+		if (sqlite_channel_get(&s->base, names[i], &ch, err) != 0)
 			goto out;
 		if (fn(arg, &ch) != 0)
 			break;
@@ -120,10 +129,10 @@ store_channel_list(struct store *s, int (*fn)(void *arg, const struct store_chan
 	rc = 0;
 	goto out;
 fail:
-	store_fail(s, err, "channels");
+	sqlite_fail(s, err, "channels");
 out:
 	sqlite3_finalize(q);
-	store_rollback(s);
+	sqlite_rollback(&s->base);
 	for (i = 0; i < n; i++)
 		free(names[i]);
 	free(names);

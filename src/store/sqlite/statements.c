@@ -1,12 +1,12 @@
 /*
- * store_sql: every cached statement of the store, in one table keyed by its id, so a call
- * names the statement once (store_stmt(s, SQL_CLAIM_SELECT)) and can never pair an id with
+ * statements: every cached statement of the store, in one table keyed by its id, so a call
+ * names the statement once (sqlite_stmt(s, SQL_CLAIM_SELECT)) and can never pair an id with
  * another statement's text. Statements that are built at run time (the query commands' filters)
  * are prepared where they are built.
  */
-#include "store_int.h"
+#include "sqlite_int.h"
 
-const char *const store_sql[SQL_COUNT] = {
+const char *const sqlite_sql[SQL_COUNT] = {
 	/* ---- campaigns and import writes ---- */
 	/* A campaign an import is still writing is nobody's business but that import's. */
 	[SQL_CAMPAIGN_GET] =

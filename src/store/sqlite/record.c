@@ -1,5 +1,5 @@
 /*
- * store_record: what the scheduler learnt, written back. Results and the channel events they
+ * record: what the scheduler learnt, written back. Results and the channel events they
  * caused go in one transaction per batch; a row is updated only while the runner still holds
  * its claim, so a runner whose lease ran out cannot overwrite what another settled.
  */
@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "store_int.h"
+#include "sqlite_int.h"
 
 /* The delivery's new last_error: the provider's words, or NULL once sent. */
 static void
@@ -30,9 +30,9 @@ result_error(const struct store_result *r, char *out, size_t size)
  * (nobody retried it meanwhile).
  */
 static int
-record_late_accept(struct store *s, const struct store_result *r)
+record_late_accept(struct sqlite_store *s, const struct store_result *r)
 {
-	sqlite3_stmt *st = store_stmt(s, SQL_RECORD_LATE_ACCEPT);
+	sqlite3_stmt *st = sqlite_stmt(s, SQL_RECORD_LATE_ACCEPT);
 
 	if (!st)
 		return -1;
@@ -43,7 +43,7 @@ record_late_accept(struct store *s, const struct store_result *r)
 		return -1;
 	if (sqlite3_changes(s->db) == 0)
 		return 0;  /* retried meanwhile, or never settled as unknown: nothing to correct */
-	if (!(st = store_stmt(s, SQL_ATTEMPT_INSERT)))
+	if (!(st = sqlite_stmt(s, SQL_ATTEMPT_INSERT)))
 		return -1;
 	sqlite3_bind_int64(st, 1, r->delivery_id);
 	sqlite3_bind_int64(st, 2, r->started_at_ms);
@@ -59,9 +59,9 @@ record_late_accept(struct store *s, const struct store_result *r)
 }
 
 static int
-record_one(struct store *s, int64_t runner_id, const struct store_result *r)
+record_one(struct sqlite_store *s, int64_t runner_id, const struct store_result *r)
 {
-	sqlite3_stmt *st = store_stmt(s, SQL_RECORD_UPDATE);
+	sqlite3_stmt *st = sqlite_stmt(s, SQL_RECORD_UPDATE);
 	char err_text[600];
 	int sent = r->state == STATE_SENT;
 
@@ -88,12 +88,12 @@ record_one(struct store *s, int64_t runner_id, const struct store_result *r)
 	   and any reservation). Recording ours too would count one request twice. */
 	if (sqlite3_changes(s->db) == 0)
 		return r->state == STATE_SENT ? record_late_accept(s, r) : 0;
-	if (store_audience_settle(s, r) != 0)
+	if (sqlite_audience_settle(s, r) != 0)
 		return -1;
 	/* Expired before its request could leave: there was no attempt to log. */
 	if (r->state == STATE_EXPIRED)
 		goto settle;
-	if (!(st = store_stmt(s, SQL_ATTEMPT_INSERT)))
+	if (!(st = sqlite_stmt(s, SQL_ATTEMPT_INSERT)))
 		return -1;
 	sqlite3_bind_int64(st, 1, r->delivery_id);
 	sqlite3_bind_int64(st, 2, r->started_at_ms);
@@ -109,7 +109,7 @@ record_one(struct store *s, int64_t runner_id, const struct store_result *r)
 	if (sqlite3_step(st) != SQLITE_DONE)
 		return -1;
 	if (!sent && err_text[0]) {
-		if (!(st = store_stmt(s, SQL_CAMPAIGN_ERROR)))
+		if (!(st = sqlite_stmt(s, SQL_CAMPAIGN_ERROR)))
 			return -1;
 		sqlite3_bind_int64(st, 1, r->delivery_id);
 		sqlite3_bind_text(st, 2, err_text, -1, SQLITE_STATIC);
@@ -120,8 +120,8 @@ settle:
 	if (!r->limit_account)
 		return 0;
 	/* A call that may have been accepted counts for the rule as if it was (SPEC 5.10). */
-	st = sent || r->limit_counts ? store_stmt(s, SQL_LIMIT_SETTLE_OK)
-	                             : store_stmt(s, SQL_LIMIT_RELEASE);
+	st = sent || r->limit_counts ? sqlite_stmt(s, SQL_LIMIT_SETTLE_OK)
+	                             : sqlite_stmt(s, SQL_LIMIT_RELEASE);
 	if (!st)
 		return -1;
 	sqlite3_bind_text(st, 1, r->limit_provider, -1, SQLITE_STATIC);
@@ -134,10 +134,10 @@ settle:
 }
 
 static int
-record_channel(struct store *s, const struct store_channel_event *e)
+record_channel(struct sqlite_store *s, const struct store_channel_event *e)
 {
-	sqlite3_stmt *st = e->suspend ? store_stmt(s, SQL_CHANNEL_SUSPEND)
-	                              : store_stmt(s, SQL_CHANNEL_RECOVER);
+	sqlite3_stmt *st = e->suspend ? sqlite_stmt(s, SQL_CHANNEL_SUSPEND)
+	                              : sqlite_stmt(s, SQL_CHANNEL_RECOVER);
 
 	if (!st)
 		return -1;
@@ -154,9 +154,10 @@ record_channel(struct store *s, const struct store_channel_event *e)
 }
 
 int
-store_record(struct store *s, int64_t runner_id, const struct store_result *r, size_t n,
+sqlite_record(struct store *base, int64_t runner_id, const struct store_result *r, size_t n,
              const struct store_channel_event *ev, size_t n_ev, char **err)
 {
+	struct sqlite_store *s = (struct sqlite_store *)base;
 	size_t i;
 	int rc;
 
@@ -168,20 +169,20 @@ store_record(struct store *s, int64_t runner_id, const struct store_result *r, s
 	 * (resent where the provider de-duplicates, else unknown), never sent twice. So no fsync
 	 * here; the next claim's commit (synchronous=FULL) carries them to the disk anyway.
 	 */
-	if (store_exec(s, "PRAGMA synchronous = NORMAL", err) != 0)
+	if (sqlite_exec(s, "PRAGMA synchronous = NORMAL", err) != 0)
 		return -1;
-	rc = store_begin(s, err);
+	rc = sqlite_begin(&s->base, err);
 	for (i = 0; rc == 0 && i < n + n_ev; i++) {
 		if ((i < n ? record_one(s, runner_id, &r[i]) : record_channel(s, &ev[i - n])) != 0) {
-			store_fail(s, err, "recording results");
-			store_rollback(s);
+			sqlite_fail(s, err, "recording results");
+			sqlite_rollback(&s->base);
 			rc = -1;
 		}
 	}
 	if (rc == 0)
-		rc = store_commit(s, err);
+		rc = sqlite_commit(&s->base, err);
 	/* Claims must reach the disk: back to FULL whatever happened. */
-	if (store_exec(s, "PRAGMA synchronous = FULL", rc ? NULL : err) != 0)
+	if (sqlite_exec(s, "PRAGMA synchronous = FULL", rc ? NULL : err) != 0)
 		rc = -1;
 	return rc;
 }

@@ -1,0 +1,112 @@
+/*
+ * backend: what a store backend provides, one function per operation of store.h, and the
+ * handle every backend's own handle begins with. store.c forwards each store_* call through
+ * the table of the backend the handle was opened with; a backend fills the table with its
+ * own functions and keeps its SQL, its connection and its files to itself (sqlite/).
+ * Only store.c and the backends include this file.
+ */
+#ifndef HERALD_STORE_BACKEND_H
+#define HERALD_STORE_BACKEND_H
+
+#include "store.h"
+
+/* Each member does what the store_* function of the same name says in store.h. */
+struct store_backend {
+	const char *name;
+	void (*close)(struct store *s);
+	int (*version)(struct store *s);
+	const char *(*path)(const struct store *s);
+	const char *(*errmsg)(struct store *s);
+	int (*begin)(struct store *s, char **err);
+	int (*commit)(struct store *s, char **err);
+	void (*rollback)(struct store *s);
+	int64_t (*data_version)(struct store *s);
+	int (*campaign_get)(struct store *s, const char *key, struct store_campaign *out,
+	                    char **err);
+	int (*campaign_put)(struct store *s, struct store_campaign *c, int64_t now_ms, int *changed,
+	                    char **err);
+	int64_t (*campaign_set_state)(struct store *s, int64_t campaign_id, const char *state,
+	                              char **err);
+	int (*step_put)(struct store *s, int64_t campaign_id, int position, int day,
+	                const char *time, const char *message_json, int *changed, char **err);
+	int (*steps_trim)(struct store *s, int64_t campaign_id, int n_steps, int *changed,
+	                  char **err);
+	int (*stage_begin)(struct store *s, char **err);
+	int (*stage_flush)(struct store *s, char **err);
+	int (*stage_end)(struct store *s, char **err);
+	int (*stage_recipient)(struct store *s, const char *rid, const char *data_json,
+	                       int64_t *seq, char **err);
+	int (*stage_delivery)(struct store *s, int64_t seq, int step, int64_t due_at_ms,
+	                      int64_t next_at_ms, int64_t expires_at_ms, uint32_t msg_random,
+	                      char **err);
+	int (*import_campaign_get)(struct store *s, const char *key, struct store_campaign *out,
+	                           char **err);
+	int (*campaign_differs)(struct store *s, const struct store_campaign *c, int n_steps,
+	                        char **err);
+	int (*step_differs)(struct store *s, int64_t campaign_id, int position, int day,
+	                    const char *time, const char *message_json, char **err);
+	int (*import_plan)(struct store *s, int64_t campaign_id, struct store_import_plan *p,
+	                   char **err);
+	int (*import_apply)(struct store *s, int64_t campaign_id, struct store_import_plan *done,
+	                    char **err);
+	int (*import_hide)(struct store *s, int64_t campaign_id, char **err);
+	int64_t (*import_batch)(struct store *s, int64_t campaign_id, int64_t from_seq,
+	                        int64_t rows, char **err);
+	int (*import_reveal)(struct store *s, int64_t campaign_id, char **err);
+	int64_t (*import_sweep)(struct store *s, int64_t only_id, char **err);
+	int (*status)(struct store *s, const char *key,
+	              int (*fn)(void *arg, const struct store_status *st), void *arg, char **err);
+	int (*deliveries)(struct store *s, int64_t campaign_id, const char *state,
+	                  const struct store_page *after, int64_t limit,
+	                  int (*fn)(void *arg, const struct store_delivery_row *r), void *arg,
+	                  struct store_page *next, int *more, char **err);
+	int (*attempts)(struct store *s, int64_t campaign_id, const char *recipient,
+	                int (*fn)(void *arg, const struct store_attempt_row *r), void *arg,
+	                char **err);
+	int (*steps)(struct store *s, int64_t campaign_id,
+	             int (*fn)(void *arg, const struct store_step_row *r), void *arg, char **err);
+	int64_t (*recipient_count)(struct store *s, int64_t campaign_id, char **err);
+	int (*is_blank)(struct store *s);
+	int64_t (*retry)(struct store *s, int64_t campaign_id, const char *state, int64_t now_ms,
+	                 char **err);
+	int (*claim)(struct store *s, int64_t runner_id, int64_t now_ms,
+	             const struct store_claim_cb *cb, struct store_job **jobs, size_t *n_jobs,
+	             char **err);
+	int (*next_due)(struct store *s, int64_t *next_at_ms, char **err);
+	int (*record)(struct store *s, int64_t runner_id, const struct store_result *r, size_t n,
+	              const struct store_channel_event *ev, size_t n_ev, char **err);
+	int (*suppress_put)(struct store *s, const char *channel, const char *rid, int64_t now_ms,
+	                    char **err);
+	int (*suppress_delete)(struct store *s, const char *channel, const char *rid, char **err);
+	int (*suppress_list)(struct store *s, const char *channel,
+	                     int (*fn)(void *arg, const struct store_suppression *r), void *arg,
+	                     char **err);
+	int (*channel_get)(struct store *s, const char *name, struct store_channel *out,
+	                   char **err);
+	int (*channel_set)(struct store *s, const char *name, const char *state, const char *reason,
+	                   int64_t now_ms, char **err);
+	int (*ping)(struct store *s, char **err);
+	int64_t (*due_backlog)(struct store *s, int64_t now_ms, char **err);
+	int (*channel_list)(struct store *s, int (*fn)(void *arg, const struct store_channel *ch),
+	                    void *arg, char **err);
+	int (*runner_add)(struct store *s, int pid, int64_t now_ms, int64_t lease_ms, int64_t *id,
+	                  char **err);
+	int (*runner_heartbeat)(struct store *s, int64_t id, int64_t now_ms, char **err);
+	int (*runner_list)(struct store *s, struct store_runner **rows, size_t *n, char **err);
+	int64_t (*runner_reap)(struct store *s, int64_t id, int (*dedups)(const char *provider),
+	                       int64_t now_ms, int64_t stale_before_ms, char **err);
+	int (*import_lock)(struct store *s, char **err);
+	void (*import_unlock)(struct store *s);
+	int (*liveness_hold)(struct store *s, int64_t runner_id, char **err);
+	int (*liveness_try)(struct store *s, int64_t runner_id, char **err);
+	void (*liveness_release)(struct store *s, int64_t runner_id);
+};
+
+/* The first member of every backend's handle, so a backend converts a struct store * to
+   its own handle type with a cast (C11 6.7.2.1: a struct and its first member share their
+   address). */
+struct store {
+	const struct store_backend *be;
+};
+
+#endif
