@@ -1,14 +1,14 @@
-# Turns migrations/sqlite/NNNN_name.sql into a C array the store applies in order.
-# Called as: cmake -DOUT=file.c -DFILES="a.sql;b.sql" -P embed_sql.cmake
+# Turns migrations/BACKEND/NNNN_name.sql into a C array BACKEND_migrations[] the store's
+# backend applies in order.
+# Called as: cmake -DOUT=file.c -DNAME=sqlite -DFILES="a.sql;b.sql" -P embed_sql.cmake
 #
-# To add a migration: write migrations/sqlite/NNNN_what.sql with the next number (never edit a
-# released one), regenerate schema/schema.sql (tests/unit/test_store.c compares them),
-# and rebuild. The store runs each file in its own BEGIN IMMEDIATE ... COMMIT and sets
-# PRAGMA user_version to NNNN.
+# To add a migration: write migrations/BACKEND/NNNN_what.sql with the next number (never edit
+# a released one); for SQLite regenerate schema/schema.sql (tests/unit/test_store.c compares
+# them); rebuild. Each file runs in its own transaction and records its number.
 # FILES comes '|'-separated (see CMakeLists.txt).
 string(REPLACE "|" ";" FILES "${FILES}")
 set(body "/* Generated from the migrations folder by cmake/embed_sql.cmake; do not edit. */\n")
-string(APPEND body "#include \"sqlite/migrations.h\"\n\nconst struct migration migrations[] = {\n")
+string(APPEND body "#include \"migrations.h\"\n\nconst struct migration ${NAME}_migrations[] = {\n")
 set(count 0)
 foreach(f ${FILES})
   get_filename_component(name ${f} NAME_WE)
@@ -22,5 +22,5 @@ foreach(f ${FILES})
   string(APPEND body "  {${num}, \"${name}\", (const char[]){${hex}0x00}},\n")
   math(EXPR count "${count}+1")
 endforeach()
-string(APPEND body "};\nconst int migrations_count = ${count};\n")
+string(APPEND body "};\nconst int ${NAME}_migrations_count = ${count};\n")
 file(WRITE ${OUT} "${body}")

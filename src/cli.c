@@ -375,18 +375,6 @@ env_or(const char *var, const char *fallback)
 	return v && *v ? v : fallback;
 }
 
-static int
-is_postgres_uri(const char *db)
-{
-	static const char *const schemes[] = {"postgresql://", "postgres://"};
-	size_t i;
-
-	for (i = 0; i < sizeof schemes / sizeof schemes[0]; i++)
-		if (strncmp(db, schemes[i], strlen(schemes[i])) == 0)
-			return 1;
-	return 0;
-}
-
 int
 cli_main(int argc, char **argv)
 {
@@ -421,14 +409,6 @@ cli_main(int argc, char **argv)
 			print_help(env.cmd);
 			return 0;
 		}
-	/* SPEC §6's PostgreSQL store is not in this build: say so, rather than take the URI for a
-	   file name and create "postgresql:" beside the user. */
-	if (is_postgres_uri(env.db_path)) {
-		/* The URI may carry a password: it is not repeated. */
-		cli_error("the database (--db or $HERALD_DB) is a PostgreSQL URI: PostgreSQL is not "
-		          "supported by this herald yet; give a SQLite file path");
-		return EXIT_CONFIG;
-	}
 	for (o = env.cmd->options; o && o->name; o++)
 		n_options++;
 	if (!(env.opts = calloc(n_options + 1, sizeof *env.opts)))

@@ -60,7 +60,7 @@ cmd_import(const struct cli_env *env)
 	io.progress = isatty(STDERR_FILENO);
 	if (!(cfg = cli_load_config(env, &rc)))
 		return rc;
-	fresh = access(env->db_path, F_OK) != 0 && errno == ENOENT;
+	fresh = !store_is_server(env->db_path) && access(env->db_path, F_OK) != 0 && errno == ENOENT;
 	/* A dry run writes nothing, not even a new database file: it works on a scratch copy. */
 	if (io.dry_run && fresh)
 		scratch.db_path = ":memory:";

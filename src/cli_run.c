@@ -20,7 +20,7 @@ cmd_migrate(const struct cli_env *env)
 
 	if (!(s = cli_open_store(env)))
 		return 1;
-	printf("%s: schema version %d\n", env->db_path, store_version(s));
+	printf("%s: schema version %d\n", store_path(s), store_version(s));
 	store_close(s);
 	return 0;
 }

@@ -254,7 +254,8 @@ import_ids(const struct cli_env *env, const char *channel, const char *path)
 	struct ids_in in = {0};
 	char *err = NULL;
 	FILE *f;
-	int csv, rc = 0, fresh = access(env->db_path, F_OK) != 0 && errno == ENOENT;
+	int csv, rc = 0, fresh = !store_is_server(env->db_path) &&
+	                     access(env->db_path, F_OK) != 0 && errno == ENOENT;
 
 	if (!(f = fopen(path, "r"))) {
 		cli_error("%s: %s", path, strerror(errno));

@@ -36,6 +36,7 @@ struct httpd {
 	struct MHD_Daemon *mhd;
 	struct store *reader;         /* read-only connection, used on the server's thread only */
 	char *db_path;
+	int db_file;                   /* db_path names a file (not a server URI) */
 	dev_t db_dev;                 /* the file the scheduler opened, to notice it moved away */
 	ino_t db_ino;
 };
@@ -144,9 +145,9 @@ health(struct httpd *h, char *why, size_t size)
 		snprintf(why, size, "scheduler: no loop iteration for %lld s", (long long)(age / 1000));
 	/* The open connection would keep reading a file renamed or deleted under it; the
 	   operator's commands would not find it. */
-	else if (stat(h->db_path, &st) != 0)
+	else if (h->db_file && stat(h->db_path, &st) != 0)
 		snprintf(why, size, "database: %s: %s", h->db_path, strerror(errno));
-	else if (st.st_dev != h->db_dev || st.st_ino != h->db_ino)
+	else if (h->db_file && (st.st_dev != h->db_dev || st.st_ino != h->db_ino))
 		snprintf(why, size, "database: %s is no longer the file the scheduler opened",
 		         h->db_path);
 	else if (store_ping(h->reader, &err) != 0)
@@ -499,12 +500,15 @@ httpd_start(const char *addr, const char *db_path, const struct config *cfg, cha
 	}
 	if (parse_addr(addr, &ss, &len, err) != 0)
 		goto fail;
-	if (stat(db_path, &st) != 0) {
-		util_err(err, "%s: %s", db_path, strerror(errno));
-		goto fail;
+	/* A file is watched for being replaced; a server database is only pinged. */
+	if ((h->db_file = !store_is_server(db_path))) {
+		if (stat(db_path, &st) != 0) {
+			util_err(err, "%s: %s", db_path, strerror(errno));
+			goto fail;
+		}
+		h->db_dev = st.st_dev;
+		h->db_ino = st.st_ino;
 	}
-	h->db_dev = st.st_dev;
-	h->db_ino = st.st_ino;
 	if (!(h->reader = store_open_reader(db_path, err)))
 		goto fail;
 	for (i = 0; i < cfg->n_channels; i++)

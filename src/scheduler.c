@@ -486,7 +486,7 @@ setup(struct sched *sc, char **err)
 	if ((n = runner_reap_dead(sc->runner, sc->s, sched_now(sc), err)) < 0)
 		return -1;
 	log_info("runner %lld (pid %d) on %s: %d channels%s", (long long)runner_id(sc->runner),
-	         (int)getpid(), sc->opts->db_path, sc->cfg->n_channels,
+	         (int)getpid(), store_path(sc->s), sc->cfg->n_channels,
 	         sc->opts->once ? ", one pass" : "");
 	return 0;
 }

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "backend.h"
+#include "postgres/postgres.h"
 #include "sqlite/sqlite.h"
 
 const char *const store_states[STORE_N_STATES] = {
@@ -40,22 +41,35 @@ store_jobs_free(struct store_job *jobs, size_t n)
 	free(jobs);
 }
 
-struct store *
-store_open(const char *path, char **err)
+int
+store_is_server(const char *db)
 {
-	return sqlite_open(path, err);
+	static const char *const schemes[] = {"postgresql://", "postgres://"};
+	size_t i;
+
+	for (i = 0; i < sizeof schemes / sizeof schemes[0]; i++)
+		if (strncmp(db, schemes[i], strlen(schemes[i])) == 0)
+			return 1;
+	return 0;
 }
 
 struct store *
-store_open_existing(const char *path, int *missing, char **err)
+store_open(const char *db, char **err)
 {
-	return sqlite_open_existing(path, missing, err);
+	return store_is_server(db) ? postgres_open(db, err) : sqlite_open(db, err);
 }
 
 struct store *
-store_open_reader(const char *path, char **err)
+store_open_existing(const char *db, int *missing, char **err)
 {
-	return sqlite_open_reader(path, err);
+	return store_is_server(db) ? postgres_open_existing(db, missing, err)
+	                           : sqlite_open_existing(db, missing, err);
+}
+
+struct store *
+store_open_reader(const char *db, char **err)
+{
+	return store_is_server(db) ? postgres_open_reader(db, err) : sqlite_open_reader(db, err);
 }
 
 void

@@ -38,15 +38,20 @@ int store_state_index(const char *state);
 
 /* ---- open, migrate, transactions ---------------------------------------------------- */
 
-/* Opens (creating if needed) and migrates PATH. NULL with *err on failure. */
-struct store *store_open(const char *path, char **err);
-/* Opens and migrates an existing PATH; never creates a file. NULL with *err on failure, and
-   *missing set to 1 when there is no file at PATH. */
-struct store *store_open_existing(const char *path, int *missing, char **err);
+/*
+ * DB is what --db names: a SQLite file path, or a PostgreSQL connection URI
+ * (postgresql://... or postgres://..., SPEC §6). 1 if DB names a database server, 0 a file.
+ */
+int store_is_server(const char *db);
+/* Opens (a file: creating if needed) and migrates DB. NULL with *err on failure. */
+struct store *store_open(const char *db, char **err);
+/* Opens and migrates an existing DB; never creates one. NULL with *err on failure, and
+   *missing set to 1 when there is none (no file; a server database without Herald's tables). */
+struct store *store_open_existing(const char *db, int *missing, char **err);
 void store_close(struct store *s);  /* NULL ok */
 /* The schema version after migration (the number of the last migration applied). */
 int store_version(struct store *s);
-/* The path the store was opened with. */
+/* What the store was opened on, fit to show: the path, or the URI with any password masked. */
 const char *store_path(const struct store *s);
 /* The last database error text for this handle (valid until the next call). */
 const char *store_errmsg(struct store *s);
@@ -408,9 +413,9 @@ int store_channel_set(struct store *s, const char *name, const char *state, cons
 
 /* ---- the read-only side: what `herald run --listen` serves -------------------------- */
 
-/* Opens an existing PATH read-only and query-only, without migrating: its reads never take
+/* Opens an existing DB read-only and query-only, without migrating: its reads never take
    the write lock. Its calls may come from any thread, one at a time. NULL with *err. */
-struct store *store_open_reader(const char *path, char **err);
+struct store *store_open_reader(const char *db, char **err);
 /* A quick read of a table: 0 when the database answers, else -1 with *err. */
 int store_ping(struct store *s, char **err);
 /* Deliveries of active campaigns due by now_ms (next attempt time passed) and not claimed:

@@ -12,7 +12,7 @@
 
 #include <sqlite3.h>
 
-#include "sqlite/migrations.h"
+#include "migrations.h"
 #include "store.h"
 #include "sqlite/sqlite_int.h"
 #include "t.h"
@@ -117,7 +117,7 @@ test_schema_matches_file(void)
 	long n;
 
 	T_CHECK(s != NULL);
-	T_EQ_INT(store_version(s), migrations[migrations_count - 1].version);
+	T_EQ_INT(store_version(s), sqlite_migrations[sqlite_migrations_count - 1].version);
 	store_close(s);
 	got = dump_schema(path);
 	snprintf(file, sizeof file, "%s/schema/schema.sql", src ? src : ".");

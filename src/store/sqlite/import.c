@@ -55,6 +55,7 @@ int
 sqlite_stage_begin(struct store *base, char **err)
 {
 	struct sqlite_store *s = (struct sqlite_store *)base;
+
 	if (sqlite_stage_tables(s, err) != 0 || sqlite_exec(s, staging_clear_sql, err) != 0)
 		return -1;
 	return sqlite_exec(s, "BEGIN", err);
@@ -64,6 +65,7 @@ int
 sqlite_stage_flush(struct store *base, char **err)
 {
 	struct sqlite_store *s = (struct sqlite_store *)base;
+
 	if (sqlite_commit(&s->base, err) != 0)
 		return -1;
 	return sqlite_exec(s, "BEGIN", err);
@@ -73,6 +75,7 @@ int
 sqlite_stage_end(struct store *base, char **err)
 {
 	struct sqlite_store *s = (struct sqlite_store *)base;
+
 	return sqlite_commit(&s->base, err);
 }
 
@@ -284,6 +287,7 @@ int
 sqlite_import_hide(struct store *base, int64_t campaign_id, char **err)
 {
 	struct sqlite_store *s = (struct sqlite_store *)base;
+
 	return run(s, "UPDATE campaigns SET state = 'importing' WHERE id = ?1", &campaign_id, NULL,
 	           "hiding the new campaign", err);
 }

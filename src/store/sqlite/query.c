@@ -55,6 +55,7 @@ sqlite_status(struct store *base, const char *key,
              int (*fn)(void *arg, const struct store_status *st), void *arg, char **err)
 {
 	struct sqlite_store *s = (struct sqlite_store *)base;
+
 #define STATUS_SQL "SELECT " STORE_CAMPAIGN_COLS ", c.last_error, ch.state, ch.reason " \
 	"FROM campaigns c LEFT JOIN channels ch ON ch.name = c.channel "
 	/* A campaign an import is still writing ('importing') shows once it is complete. */
@@ -107,6 +108,7 @@ sqlite_deliveries(struct store *base, int64_t campaign_id, const char *state,
                  struct store_page *next, int *more, char **err)
 {
 	struct sqlite_store *s = (struct sqlite_store *)base;
+
 	/*
 	 * Two texts per filter, not "(?2 IS NULL OR state = ?2)": that form keeps SQLite off the
 	 * (campaign_id, state, due_at_ms) index, and a filtered page of 3M rows took half a second.
@@ -281,6 +283,7 @@ int64_t
 sqlite_recipient_count(struct store *base, int64_t campaign_id, char **err)
 {
 	struct sqlite_store *s = (struct sqlite_store *)base;
+
 	/* Recipients a re-import dropped stay as rows (their deliveries are history) but are no
 	   longer part of the definition. */
 	const char *sql = "SELECT count(*) FROM recipients WHERE campaign_id = ?1 AND active";

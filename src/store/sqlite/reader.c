@@ -67,6 +67,7 @@ int64_t
 sqlite_due_backlog(struct store *base, int64_t now_ms, char **err)
 {
 	struct sqlite_store *s = (struct sqlite_store *)base;
+
 	/* Per active campaign, a range count on the partial index deliveries_ready
 	   (campaign_id, next_at_ms WHERE state is waiting): no scan of sent rows. */
 	static const char sql[] =

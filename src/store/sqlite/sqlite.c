@@ -135,10 +135,10 @@ sqlite_migrate(struct sqlite_store *s, char **err)
 {
 	int version = sqlite_version(&s->base), i, rc = 0;
 
-	if (migrations_count > 0 && version > migrations[migrations_count - 1].version)
+	if (sqlite_migrations_count > 0 && version > sqlite_migrations[sqlite_migrations_count - 1].version)
 		return util_err(err, "%s: schema version %d is newer than this herald knows (%d)", s->path,
-		                version, migrations[migrations_count - 1].version);
-	if (version >= migrations[migrations_count - 1].version)
+		                version, sqlite_migrations[sqlite_migrations_count - 1].version);
+	if (version >= sqlite_migrations[sqlite_migrations_count - 1].version)
 		return 0;
 	/*
 	 * Foreign keys off while migrations run (the pragma is a no-op inside a transaction): a
@@ -148,9 +148,9 @@ sqlite_migrate(struct sqlite_store *s, char **err)
 	 */
 	if (sqlite_exec(s, "PRAGMA foreign_keys = OFF", err) != 0)
 		return -1;
-	for (i = 0; rc == 0 && i < migrations_count; i++)
-		if (migrations[i].version > version)
-			rc = migrate_one(s, &migrations[i], err);
+	for (i = 0; rc == 0 && i < sqlite_migrations_count; i++)
+		if (sqlite_migrations[i].version > version)
+			rc = migrate_one(s, &sqlite_migrations[i], err);
 	if (sqlite_exec(s, "PRAGMA foreign_keys = ON", rc ? NULL : err) != 0)
 		rc = -1;
 	return rc;
@@ -308,6 +308,7 @@ const char *
 sqlite_path(const struct store *base)
 {
 	const struct sqlite_store *s = (const struct sqlite_store *)base;
+
 	return s->path;
 }
 
@@ -315,6 +316,7 @@ const char *
 sqlite_errmsg(struct store *base)
 {
 	struct sqlite_store *s = (struct sqlite_store *)base;
+
 	return sqlite3_errmsg(s->db);
 }
 
@@ -322,6 +324,7 @@ int
 sqlite_begin(struct store *base, char **err)
 {
 	struct sqlite_store *s = (struct sqlite_store *)base;
+
 	return sqlite_exec(s, "BEGIN IMMEDIATE", err);
 }
 
@@ -329,6 +332,7 @@ int
 sqlite_commit(struct store *base, char **err)
 {
 	struct sqlite_store *s = (struct sqlite_store *)base;
+
 	if (sqlite_exec(s, "COMMIT", err) != 0) {
 		sqlite_rollback(&s->base);
 		return -1;
@@ -340,6 +344,7 @@ void
 sqlite_rollback(struct store *base)
 {
 	struct sqlite_store *s = (struct sqlite_store *)base;
+
 	if (!sqlite3_get_autocommit(s->db))
 		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 }
@@ -385,6 +390,7 @@ int
 sqlite_campaign_get(struct store *base, const char *key, struct store_campaign *out, char **err)
 {
 	struct sqlite_store *s = (struct sqlite_store *)base;
+
 	return campaign_lookup(s, SQL_CAMPAIGN_GET, key, out, err);
 }
 
@@ -392,6 +398,7 @@ int
 sqlite_import_campaign_get(struct store *base, const char *key, struct store_campaign *out, char **err)
 {
 	struct sqlite_store *s = (struct sqlite_store *)base;
+
 	return campaign_lookup(s, SQL_IMPORT_CAMPAIGN_GET, key, out, err);
 }
 
@@ -537,6 +544,7 @@ int
 sqlite_campaign_differs(struct store *base, const struct store_campaign *c, int n_steps, char **err)
 {
 	struct sqlite_store *s = (struct sqlite_store *)base;
+
 	/* The comparison of SQL_CAMPAIGN_UPDATE, and steps past the new last one. */
 	static const char *const sql =
 		"SELECT (name, channel, provider, timezone, coalesce(start_date, ''), anchor, "

@@ -1,0 +1,217 @@
+/*
+ * postgres_int: what the PostgreSQL backend's source files share and nobody else sees: the
+ * handle, the statement helpers (every statement goes through pgs_query / pgs_exec, which
+ * prepare a static statement once per connection and run it with text parameters), and the
+ * backend's functions that fill the store_backend table.
+ *
+ * Conventions: every SQL text passed to pgs_query / pgs_exec is a string literal (or another
+ * string that lives as long as the program): the statement cache is keyed by its address.
+ * Text built at run time goes through pgs_query_once. Parameters are $1, $2, ... as text.
+ */
+#ifndef HERALD_STORE_POSTGRES_INT_H
+#define HERALD_STORE_POSTGRES_INT_H
+
+#include <libpq-fe.h>
+
+#include "backend.h"
+#include "postgres.h"
+
+/* Most parameters any statement takes. */
+#define PGS_MAX_PARAMS 16
+/* Statements a connection keeps prepared. */
+#define PGS_CACHE 128
+
+/* The advisory lock keys (two int4 halves), as SQL text: Herald's class ("HRLD"), then what
+   is locked. PGS_LIVENESS_CLASS's second half is the runner id. */
+#define PGS_LOCK_CLASS "1213353028"
+#define PGS_LIVENESS_CLASS "1213353029"
+#define PGS_LOCK_MIGRATE "1"
+#define PGS_LOCK_IMPORT "2"
+#define PGS_LOCK_CLAIM "3"
+
+/* The channel a commit that makes work due notifies, and every scheduler listens on. */
+#define PGS_CHANNEL "herald_due"
+
+struct pgs_prepared {
+	const char *sql;                /* the key: the literal's address */
+	char name[16];
+};
+
+struct pg_store {
+	struct store base;              /* first: the front sees this */
+	PGconn *conn;
+	char *conninfo;                 /* the URI as given (owned; may hold a password) */
+	char *shown;                    /* the URI with any password masked: store_path */
+	char *errmsg;                   /* the last error text (owned), "" when none */
+	int reader;                     /* opened by store_open_reader: read-only, never migrates */
+	int in_tx;                      /* a transaction is open on the connection */
+	int64_t session;                /* counts connections made: 1 for the first, +1 per reset */
+	int64_t liveness_session;       /* the session the liveness lock was taken in, 0 = none */
+	int64_t notified;               /* notifications seen on PGS_CHANNEL (store_data_version) */
+	int import_locked;
+	struct pgs_prepared prepared[PGS_CACHE];
+	int n_prepared;
+	int claim_suppressions;         /* the claim under way found the opt-out list non-empty */
+	unsigned claim_turn;            /* which campaign the next claim serves first */
+	struct tz *when_zone;           /* pgs_format_when's cached zone (owned), NULL = none */
+};
+
+/* Statement parameters, as text; NULL is SQL NULL. */
+struct pgs_params {
+	int n;
+	const char *v[PGS_MAX_PARAMS];
+	char num[PGS_MAX_PARAMS][24];
+};
+/* Appends a parameter: an integer, a text (NULL = SQL NULL), or text with "" as NULL. */
+void pgs_int(struct pgs_params *p, int64_t v);
+void pgs_text(struct pgs_params *p, const char *v);
+void pgs_text_or_null(struct pgs_params *p, const char *v);
+
+/*
+ * Runs static statement SQL (prepared once per connection) with parameters p (NULL = none).
+ * Returns the result (caller PQclears) when it succeeded, else NULL with *err set to
+ * "what: <server message>" (and the connection marked for a reset if it was lost).
+ */
+PGresult *pgs_query(struct pg_store *s, const char *sql, const struct pgs_params *p,
+                    const char *what, char **err);
+/* As pgs_query for text built at run time: not prepared, not cached. */
+PGresult *pgs_query_once(struct pg_store *s, const char *sql, const struct pgs_params *p,
+                         const char *what, char **err);
+/* As pgs_query for statements without result rows: the rows affected, or -1. */
+int64_t pgs_exec(struct pg_store *s, const char *sql, const struct pgs_params *p,
+                 const char *what, char **err);
+/* The single integer a statement returns (empty result or NULL: dflt), or -1 on error with
+   *ok set to 0. Convenience for counts and ids. */
+int64_t pgs_scalar(struct pg_store *s, const char *sql, const struct pgs_params *p, int64_t dflt,
+                   const char *what, char **err, int *ok);
+
+/* Column helpers: integer (NULL = dflt), text (NULL = NULL), copy into a buffer ("" for NULL),
+   a new copy (NULL for NULL, or out of memory). */
+int64_t pgs_col_int(const PGresult *r, int row, int col, int64_t dflt);
+const char *pgs_col_text(const PGresult *r, int row, int col);
+void pgs_col_copy(const PGresult *r, int row, int col, char *dst, size_t size);
+char *pgs_col_dup(const PGresult *r, int row, int col);
+
+/* Sets *err to "what: msg" and the handle's errmsg; returns -1. */
+int pgs_fail(struct pg_store *s, char **err, const char *what, const char *msg);
+
+/* Reads a campaign from the columns of PGS_CAMPAIGN_COLS starting at col. */
+void pgs_campaign_from_row(const PGresult *r, int row, int col, struct store_campaign *c);
+#define PGS_CAMPAIGN_COLS \
+	"c.id, c.key, c.name, c.channel, c.provider, c.timezone, c.start_date, c.anchor, " \
+	"c.expire_after_ms, c.state, c.quiet_hours"
+#define PGS_CAMPAIGN_NCOLS 11
+
+/* Formats ms as ISO 8601 in the named zone, for reasons written to rows (as SQLite's). */
+void pgs_format_when(struct pg_store *s, const char *zone, int64_t ms, char out[40]);
+
+/* Runs the statements of a multi-statement text with no parameters (migrations). 0 / -1. */
+int pgs_run_script(struct pg_store *s, const char *sql, const char *what, char **err);
+
+/* Reads pending notifications without waiting (LISTEN/NOTIFY), counting them. */
+void pgs_drain_notifies(struct pg_store *s);
+
+/* The states a delivery waits in until the scheduler acts on it. */
+#define PGS_WAITING "('pending', 'retrying', 'deferred')"
+
+/* Why a delivery was cancelled by a re-import; a recipient listed again brings these back. */
+#define PGS_REMOVED_REASON "recipient removed from the campaign"
+#define PGS_STEP_REMOVED_REASON "step removed from the campaign"
+
+/* ---- the backend's side of each store_* operation (see store.h) ------------------------ */
+void postgres_close(struct store *base);
+int postgres_version(struct store *base);
+const char *postgres_path(const struct store *base);
+const char *postgres_errmsg(struct store *base);
+int postgres_begin(struct store *base, char **err);
+int postgres_commit(struct store *base, char **err);
+void postgres_rollback(struct store *base);
+int64_t postgres_data_version(struct store *base);
+int postgres_campaign_get(struct store *base, const char *key, struct store_campaign *out,
+                          char **err);
+int postgres_campaign_put(struct store *base, struct store_campaign *c, int64_t now_ms,
+                          int *changed, char **err);
+int64_t postgres_campaign_set_state(struct store *base, int64_t campaign_id, const char *state,
+                                    char **err);
+int postgres_step_put(struct store *base, int64_t campaign_id, int position, int day,
+                      const char *time, const char *message_json, int *changed, char **err);
+int postgres_steps_trim(struct store *base, int64_t campaign_id, int n_steps, int *changed,
+                        char **err);
+int postgres_stage_begin(struct store *base, char **err);
+int postgres_stage_flush(struct store *base, char **err);
+int postgres_stage_end(struct store *base, char **err);
+int postgres_stage_recipient(struct store *base, const char *rid, const char *data_json,
+                             int64_t *seq, char **err);
+int postgres_stage_delivery(struct store *base, int64_t seq, int step, int64_t due_at_ms,
+                            int64_t next_at_ms, int64_t expires_at_ms, uint32_t msg_random,
+                            char **err);
+int postgres_import_campaign_get(struct store *base, const char *key,
+                                 struct store_campaign *out, char **err);
+int postgres_campaign_differs(struct store *base, const struct store_campaign *c, int n_steps,
+                              char **err);
+int postgres_step_differs(struct store *base, int64_t campaign_id, int position, int day,
+                          const char *time, const char *message_json, char **err);
+int postgres_import_plan(struct store *base, int64_t campaign_id, struct store_import_plan *p,
+                         char **err);
+int postgres_import_apply(struct store *base, int64_t campaign_id,
+                          struct store_import_plan *done, char **err);
+int postgres_import_hide(struct store *base, int64_t campaign_id, char **err);
+int64_t postgres_import_batch(struct store *base, int64_t campaign_id, int64_t from_seq,
+                              int64_t rows, char **err);
+int postgres_import_reveal(struct store *base, int64_t campaign_id, char **err);
+int64_t postgres_import_sweep(struct store *base, int64_t only_id, char **err);
+int postgres_status(struct store *base, const char *key,
+                    int (*fn)(void *arg, const struct store_status *st), void *arg, char **err);
+int postgres_deliveries(struct store *base, int64_t campaign_id, const char *state,
+                        const struct store_page *after, int64_t limit,
+                        int (*fn)(void *arg, const struct store_delivery_row *r), void *arg,
+                        struct store_page *next, int *more, char **err);
+int postgres_attempts(struct store *base, int64_t campaign_id, const char *recipient,
+                      int (*fn)(void *arg, const struct store_attempt_row *r), void *arg,
+                      char **err);
+int postgres_steps(struct store *base, int64_t campaign_id,
+                   int (*fn)(void *arg, const struct store_step_row *r), void *arg, char **err);
+int64_t postgres_recipient_count(struct store *base, int64_t campaign_id, char **err);
+int postgres_is_blank(struct store *base);
+int64_t postgres_retry(struct store *base, int64_t campaign_id, const char *state,
+                       int64_t now_ms, char **err);
+int postgres_claim(struct store *base, int64_t runner_id, int64_t now_ms,
+                   const struct store_claim_cb *cb, struct store_job **jobs, size_t *n_jobs,
+                   char **err);
+int postgres_next_due(struct store *base, int64_t *next_at_ms, char **err);
+int postgres_record(struct store *base, int64_t runner_id, const struct store_result *r,
+                    size_t n, const struct store_channel_event *ev, size_t n_ev, char **err);
+int postgres_suppress_put(struct store *base, const char *channel, const char *rid,
+                          int64_t now_ms, char **err);
+int postgres_suppress_delete(struct store *base, const char *channel, const char *rid,
+                             char **err);
+int postgres_suppress_list(struct store *base, const char *channel,
+                           int (*fn)(void *arg, const struct store_suppression *r), void *arg,
+                           char **err);
+int postgres_channel_get(struct store *base, const char *name, struct store_channel *out,
+                         char **err);
+int postgres_channel_set(struct store *base, const char *name, const char *state,
+                         const char *reason, int64_t now_ms, char **err);
+int postgres_ping(struct store *base, char **err);
+int64_t postgres_due_backlog(struct store *base, int64_t now_ms, char **err);
+int postgres_channel_list(struct store *base,
+                          int (*fn)(void *arg, const struct store_channel *ch), void *arg,
+                          char **err);
+int postgres_runner_add(struct store *base, int pid, int64_t now_ms, int64_t lease_ms,
+                        int64_t *id, char **err);
+int postgres_runner_heartbeat(struct store *base, int64_t id, int64_t now_ms, char **err);
+int postgres_runner_list(struct store *base, struct store_runner **rows, size_t *n,
+                         char **err);
+int64_t postgres_runner_reap(struct store *base, int64_t id,
+                             int (*dedups)(const char *provider), int64_t now_ms,
+                             int64_t stale_before_ms, char **err);
+int postgres_import_lock(struct store *base, char **err);
+void postgres_import_unlock(struct store *base);
+int postgres_liveness_hold(struct store *base, int64_t runner_id, char **err);
+int postgres_liveness_try(struct store *base, int64_t runner_id, char **err);
+void postgres_liveness_release(struct store *base, int64_t runner_id);
+
+/* The table of this backend's functions (postgres.c). */
+extern const struct store_backend postgres_backend;
+
+#endif
