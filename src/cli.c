@@ -84,6 +84,12 @@ static const struct cli_option suppress_options[] = {
 	{0},
 };
 
+static const struct cli_option copy_options[] = {
+	CLI_VALUE("--from", "SQLITE_FILE", "the SQLite database to copy (required)"),
+	CLI_VALUE("--to", "postgresql://...", "the PostgreSQL database to copy into (required)"),
+	{0},
+};
+
 static const struct cli_option channels_options[] = {
 	CLI_FLAG("--json", "print JSON instead of a table"),
 	{0},
@@ -122,6 +128,10 @@ static const struct cli_command cmd_table[] = {
 	 "port 0 picks one)."},
 	{"migrate", cmd_migrate, "", 0, 0, NULL,
 	 "Bring the database to the current schema; print its version."},
+	{"copy", cmd_copy, "", 0, 0, copy_options,
+	 "Move a SQLite database to PostgreSQL: every campaign, delivery, attempt, limit, channel\n"
+	 "state and suppression, ids kept, counts verified, in one transaction. The target must\n"
+	 "hold no Herald data; every herald run on the source must be stopped."},
 	{"suppress", cmd_suppress,
 	 "add|remove CHANNEL ID... | suppress import CHANNEL FILE | suppress list [CHANNEL]",
 	 1, CLI_ARGS_ANY, suppress_options,

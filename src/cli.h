@@ -75,6 +75,7 @@ int cmd_retry(const struct cli_env *env);
 /* The scheduler and the schema (cli_run.c). */
 int cmd_run(const struct cli_env *env);
 int cmd_migrate(const struct cli_env *env);
+int cmd_copy(const struct cli_env *env);
 /* The commands that print campaign data (cli_show.c). */
 int cmd_status(const struct cli_env *env);
 int cmd_deliveries(const struct cli_env *env);

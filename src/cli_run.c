@@ -14,6 +14,29 @@
 #include "store.h"
 
 int
+cmd_copy(const struct cli_env *env)
+{
+	struct store_copy_count counts[STORE_COPY_TABLES] = {{0}};
+	const char *from = cli_opt(env, "--from"), *to = cli_opt(env, "--to");
+	char *err = NULL;
+	int rc, i;
+
+	if (!from || !to) {
+		cli_error("copy needs --from SQLITE_FILE and --to postgresql://...");
+		return EXIT_USAGE;
+	}
+	if ((rc = store_copy(from, to, counts, &err)) != 0) {
+		cli_error("copy: %s", err ? err : "failed");
+		free(err);
+		return rc == -2 ? EXIT_NOINPUT : 1;
+	}
+	for (i = 0; i < STORE_COPY_TABLES; i++)
+		printf("%-16s %lld\n", counts[i].table, (long long)counts[i].rows);
+	printf("copied; the counts match on both sides\n");
+	return 0;
+}
+
+int
 cmd_migrate(const struct cli_env *env)
 {
 	struct store *s;

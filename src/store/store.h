@@ -426,6 +426,23 @@ int64_t store_due_backlog(struct store *s, int64_t now_ms, char **err);
 int store_channel_list(struct store *s, int (*fn)(void *arg, const struct store_channel *ch),
                        void *arg, char **err);
 
+/* ---- moving up: herald copy ---------------------------------------------------------------- */
+
+/* The tables herald copy moves, and how many rows each held. */
+#define STORE_COPY_TABLES 11
+struct store_copy_count {
+	const char *table;
+	int64_t rows;
+};
+/*
+ * Copies every row of the SQLite database FROM into the PostgreSQL database TO (migrated if
+ * need be, and holding no Herald data yet), ids kept, in one transaction on TO, with FROM held
+ * under its write lock throughout; refuses while a scheduler runs on FROM. Fills counts.
+ * 0; -2 when FROM does not exist; -1 otherwise (nothing written to TO); *err says why.
+ */
+int store_copy(const char *from, const char *to, struct store_copy_count counts[STORE_COPY_TABLES],
+               char **err);
+
 /* ---- locks that die with their process ------------------------------------------------- */
 
 /* One writing import at a time per database: waits while another holds it. Held until

@@ -2,6 +2,11 @@
 real herald-mock provider server on loopback. Paths come from the environment ctest sets
 (HERALD_BIN, HERALD_MOCK, HERALD_SRC); run a file by hand with those set.
 
+The same tests run on PostgreSQL when HERALD_BACKEND=postgres: each test then gets a fresh
+database on the server HERALD_TEST_PG names (a URI to an existing database the tests may
+create databases from, as scripts/pg prints); without it they are skipped. Tests that are
+about SQLite's file (its locks, its WAL, its mode bits) carry @sqlite_only.
+
 Nothing here sleeps to synchronise: waits poll a condition with a deadline."""
 
 import http.client
@@ -19,8 +24,34 @@ HERALD = os.environ.get("HERALD_BIN", "herald")
 MOCK = os.environ.get("HERALD_MOCK", "herald-mock")
 SRC = os.environ.get("HERALD_SRC", os.path.join(os.path.dirname(__file__), "..", ".."))
 SANITIZED = bool(os.environ.get("HERALD_SANITIZE"))
+POSTGRES = os.environ.get("HERALD_BACKEND") == "postgres"
+PG_ADMIN = os.environ.get("HERALD_TEST_PG", "")
 # Sanitizer builds run several times slower; deadlines stretch, assertions do not.
 SLOW = 4.0 if SANITIZED else 1.0
+
+
+def sqlite_only(why):
+    """Marks a test about SQLite's file itself, which PostgreSQL has no counterpart of."""
+    return unittest.skipIf(POSTGRES, "about the SQLite file: " + why)
+
+
+def pg_uri(dbname):
+    """PG_ADMIN with its database replaced by dbname."""
+    import urllib.parse
+    u = urllib.parse.urlsplit(PG_ADMIN)
+    return urllib.parse.urlunsplit((u.scheme, u.netloc, "/" + dbname, u.query, u.fragment))
+
+
+def psql(sql, uri=None):
+    """Runs SQL with psql on the test server; returns its unaligned, tuples-only output."""
+    p = subprocess.run(["psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-d", uri or PG_ADMIN,
+                        "-c", sql], capture_output=True, text=True, timeout=60)
+    if p.returncode != 0:
+        raise AssertionError("psql failed: %s" % p.stderr)
+    return p.stdout
+
+
+_pg_serial = itertools.count()
 
 
 def wait_until(cond, timeout=10.0, interval=0.01, what="condition"):
@@ -169,6 +200,15 @@ class HeraldTest(unittest.TestCase):
     def setUp(self):
         self.dir = tempfile.mkdtemp(prefix="herald-e2e-")
         self.db = os.path.join(self.dir, "herald.db")
+        self.pg_db = None
+        if POSTGRES:
+            if not PG_ADMIN:
+                shutil.rmtree(self.dir, ignore_errors=True)
+                self.skipTest("HERALD_BACKEND=postgres needs HERALD_TEST_PG (scripts/pg start DIR)")
+            self.pg_db = "herald_e2e_%d_%d" % (os.getpid(), next(_pg_serial))
+            psql("DROP DATABASE IF EXISTS %s WITH (FORCE)" % self.pg_db)
+            psql("CREATE DATABASE %s" % self.pg_db)
+            self.db = pg_uri(self.pg_db)
         self.config_path = os.path.join(self.dir, "herald.json")
         self.mocks = []
         self.procs = []
@@ -184,6 +224,51 @@ class HeraldTest(unittest.TestCase):
             if rc != 0:
                 raise AssertionError("mock exited %d: %s" % (rc, err))
         shutil.rmtree(self.dir, ignore_errors=True)
+        if self.pg_db:
+            psql("DROP DATABASE IF EXISTS %s WITH (FORCE)" % self.pg_db)
+
+    def sql(self, query, *params):
+        """Runs one SQL statement on the test's database, whichever the backend, with ?
+        parameters: the rows as tuples (integers as int), and self.last_rowcount. For what no
+        command shows, and for faults a test injects."""
+        if not POSTGRES:
+            import sqlite3
+            con = sqlite3.connect(self.db, timeout=10)
+            try:
+                cur = con.execute(query, params)
+                rows = cur.fetchall()
+                con.commit()
+                self.last_rowcount = cur.rowcount
+                return rows
+            finally:
+                con.close()
+        parts = query.split("?")
+        if len(parts) != len(params) + 1:
+            raise ValueError("%d parameters for %d placeholders" % (len(params), len(parts) - 1))
+        text = parts[0]
+        for value, part in zip(params, parts[1:]):
+            if value is None:
+                text += "NULL"
+            elif isinstance(value, (int, float)):
+                text += repr(value)
+            else:
+                text += "'" + str(value).replace("'", "''") + "'"
+            text += part
+        if text.lstrip().upper().startswith(("SELECT", "WITH")):
+            import csv
+            import io
+            out = psql("COPY (%s) TO STDOUT WITH (FORMAT csv, NULL '\\N')" % text, self.db)
+            rows = [tuple(None if v == "\\N" else int(v) if v.lstrip("-").isdigit() else v
+                          for v in row) for row in csv.reader(io.StringIO(out))]
+            self.last_rowcount = -1
+            return rows
+        p = subprocess.run(["psql", "-X", "-v", "ON_ERROR_STOP=1", "-d", self.db, "-c", text],
+                           capture_output=True, text=True, timeout=60)
+        if p.returncode != 0:
+            raise AssertionError("psql failed: %s" % p.stderr)
+        tag = p.stdout.split()
+        self.last_rowcount = int(tag[-1]) if tag and tag[-1].isdigit() else -1
+        return []
 
     def mock(self, *args, env=None):
         m = Mock(*args, workdir=self.dir, env=env)
@@ -274,8 +359,18 @@ class HeraldTest(unittest.TestCase):
     def attempts(self, key, *args):
         return self.json("attempts", key, *args)["attempts"]
 
+    def db_exists(self):
+        """Whether a database is there: the SQLite file, or Herald's tables on the server."""
+        if POSTGRES:
+            return psql("SELECT to_regclass('herald_migrations') IS NOT NULL", self.db).strip() == "t"
+        return os.path.exists(self.db)
+
     def db_snapshot(self):
         """The database's full content, to prove a failed command wrote nothing."""
+        if POSTGRES:
+            tables = psql("SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+                          "ORDER BY 1", self.db).split()
+            return {t: sorted(psql("SELECT * FROM %s" % t, self.db).splitlines()) for t in tables}
         import sqlite3
         if not os.path.exists(self.db):
             return None

@@ -51,7 +51,7 @@ class Suppression(SchedTest):
         m = self.feihe_mock()
         self.config({"feihe": self.feihe_channel(m), "other": self.feihe_channel(m)}, FAST)
         # add creates the database: an opt-out may come before any campaign.
-        self.assertFalse(os.path.exists(self.db))
+        self.assertFalse(self.db_exists())
         self.ok("suppress", "add", "*", "oAll")
         self.ok("suppress", "add", "other", "oElsewhere")
         self.campaign("every", [{"day": 1, "time": "10:00", "message": text("hi")}],
@@ -82,12 +82,12 @@ class Suppression(SchedTest):
         self.config({}, None)
         self.assertEqual(self.herald("suppress", "list")[0], 66)
         self.assertEqual(self.herald("suppress", "remove", "x", "a")[0], 66)
-        self.assertFalse(os.path.exists(self.db))
+        self.assertFalse(self.db_exists())
         bad = self.write("bad.txt", "o1\n\no2\r\n o3\no4\n")
         rc, _, err = self.herald("suppress", "import", "feihe", bad)
         self.assertEqual(rc, 65, err)
         self.assertIn("bad.txt: line 4:", err)
-        self.assertFalse(os.path.exists(self.db), "a failed import left a database")
+        self.assertFalse(self.db_exists(), "a failed import left a database")
         csv = self.write("ids.csv", "\ufeffname,id\nA,o1\nB,\"o,2\"\nC,o3\n")
         self.assertIn("3 ids read, 3 added", self.ok("suppress", "import", "feihe", csv))
         self.assertIn("3 ids read, 0 added, 3 already listed",

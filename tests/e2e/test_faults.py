@@ -15,6 +15,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
 from harness import SLOW, main, wait_until  # noqa: E402
 from test_scheduler import FAST, SchedTest, by_key, local, now_ms, text  # noqa: E402
 
@@ -52,16 +53,11 @@ class FaultTest(SchedTest):
                              [{"id": i} for i in ids], date, channel=channel)
 
     def db_state(self, key, rid):
-        """A delivery's state read straight from the file: cheap enough to poll tightly."""
-        con = sqlite3.connect(self.db, timeout=5)
-        try:
-            row = con.execute(
-                "SELECT d.state FROM deliveries d JOIN recipients r ON r.id = d.recipient_id "
-                "JOIN campaigns c ON c.id = d.campaign_id WHERE c.key = ? AND r.rid = ?",
-                (key, rid)).fetchone()
-            return row[0] if row else None
-        finally:
-            con.close()
+        """A delivery's state read straight from the database: cheap enough to poll tightly."""
+        rows = self.sql("SELECT d.state FROM deliveries d JOIN recipients r ON r.id = d.recipient_id "
+                        "JOIN campaigns c ON c.id = d.campaign_id WHERE c.key = ? AND r.rid = ?",
+                        key, rid)
+        return rows[0][0] if rows else None
 
     def channel(self, name):
         return {c["name"]: c for c in self.json("channels")["channels"]}[name]
@@ -418,12 +414,9 @@ class HostileAnswers(FaultTest):
         seen = self.ok("attempts", "t", "--json") + self.ok("attempts", "a", "--json") + \
             self.ok("attempts", "s", "--json") + self.ok("status", "--json") + \
             self.ok("deliveries", "t") + self.stderr_of(run)
-        import sqlite3
-        con = sqlite3.connect(self.db)
-        seen += repr(con.execute("SELECT * FROM attempts").fetchall())
-        seen += repr(con.execute("SELECT last_error FROM deliveries").fetchall())
-        seen += repr(con.execute("SELECT last_error FROM campaigns").fetchall())
-        con.close()
+        seen += repr(self.sql("SELECT * FROM attempts"))
+        seen += repr(self.sql("SELECT last_error FROM deliveries"))
+        seen += repr(self.sql("SELECT last_error FROM campaigns"))
         for secret in (self.SIG, cut, self.TOKEN, self.SIGN):
             self.assertNotIn(secret, seen)
         self.assertIn("bad sig ***", self.attempts("t")[0]["provider_message"])
@@ -495,6 +488,7 @@ class SaiNiuReadmission(FaultTest):
 class StoreFaults(FaultTest):
     """The network never waits on the store, and a store that fails loses nothing."""
 
+    @harness.sqlite_only("SQLite's write lock")
     def test_answers_are_read_while_another_process_holds_the_lock(self):
         m = self.feihe_mock()
         self.config({"feihe": self.feihe_channel(m, timeout="2s")}, FAST)
@@ -519,6 +513,7 @@ class StoreFaults(FaultTest):
         self.assertLess(slow[0]["duration_ms"], 2000 * SLOW)
         self.assertEqual(self.stop(run), 0)
 
+    @harness.sqlite_only("a full disk under the file")
     def test_a_full_disk_loses_nothing_and_duplicates_nothing(self):
         mnt = os.path.join(self.dir, "small")
         os.mkdir(mnt)

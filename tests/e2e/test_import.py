@@ -78,16 +78,6 @@ class ImportTest(harness.HeraldTest):
 
     # ---- helpers ------------------------------------------------------------------------
 
-    def sql(self, query, *params):
-        con = sqlite3.connect(self.db)
-        try:
-            cur = con.execute(query, params)
-            rows = cur.fetchall()
-            con.commit()
-            self.last_rowcount = cur.rowcount
-            return rows
-        finally:
-            con.close()
 
     def set_state(self, key, recipient, step, state):
         """Puts one delivery in a state directly in the database (test setup)."""
@@ -199,6 +189,7 @@ class ImportTest(harness.HeraldTest):
         self.assertEqual(summary(out)["deliveries"], 4)
         self.assertEqual(len(self.deliveries("from-stdin")), 4)
 
+    @harness.sqlite_only("no file is made")
     def test_dry_run_without_database_creates_nothing(self):
         path = self.write("c.json", campaign())
         out = self.ok("import", path, "--dry-run")
@@ -804,6 +795,7 @@ class ImportTest(harness.HeraldTest):
                                  "import", path] + list(args), stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, cwd=self.dir)
 
+    @harness.sqlite_only("SQLite's write lock")
     def test_large_import_leaves_the_write_lock_to_others(self):
         """A writer gets the lock again and again while 200,000 recipients go in."""
         self.seed()
@@ -847,6 +839,7 @@ class ImportTest(harness.HeraldTest):
         self.big_campaign("big", 20000, bad_last=True)
         self.rejected(campaign("big", recipients=None, recipients_file="big.csv"), "line 20002")
 
+    @harness.sqlite_only("the import lock file")
     def test_killed_import_leaves_nothing_and_the_next_succeeds(self):
         self.seed()
         path = self.big_campaign("big", 200000)
@@ -879,6 +872,7 @@ class ImportTest(harness.HeraldTest):
                                   "c.id = r.campaign_id WHERE c.key = 'big'"), [(200000,)])
         self.assertEqual(self.counts("big")["pending"], 400000)
 
+    @harness.sqlite_only("SQLite's write lock")
     def test_dry_run_never_waits_for_the_write_lock(self):
         self.import_def(campaign())
         recips = campaign()["recipients"][1:] + [{"id": "oc-c", "vars": {"nickname": "小张"}}]
@@ -918,6 +912,7 @@ class ImportTest(harness.HeraldTest):
     # ---- memory stays flat -------------------------------------------------------------
 
     @unittest.skipIf(harness.SANITIZED, "peak RSS is meaningless under sanitizers")
+    @harness.sqlite_only("memory against the SQLite inserter")
     def test_large_import_memory_is_flat(self):
         def peak_kb(rows):
             name = "big%d" % rows

@@ -51,14 +51,8 @@ class QueriesTest(harness.HeraldTest):
         self.config({"fh": {"provider": "feihe", "base_url": "http://127.0.0.1:9"}})
 
     def sql(self, query, *params):
-        con = sqlite3.connect(self.db)
-        try:
-            cur = con.execute(query, params)
-            rows = cur.fetchall()
-            con.commit()
-            return rows, cur.rowcount
-        finally:
-            con.close()
+        rows = super().sql(query, *params)
+        return rows, self.last_rowcount
 
     def imp(self, key, **kw):
         self.ok("import", self.write(key + ".json", definition(key, **kw)))
@@ -393,9 +387,10 @@ class QueriesTest(harness.HeraldTest):
 
     # ---- migrate, help, version, usage ------------------------------------------------------
 
+    @harness.sqlite_only("the file and its pragmas")
     def test_migrate(self):
         out = self.ok("migrate")
-        self.assertTrue(os.path.exists(self.db))
+        self.assertTrue(self.db_exists())
         con = sqlite3.connect(self.db)
         version = con.execute("PRAGMA user_version").fetchone()[0]
         con.close()
@@ -420,7 +415,7 @@ class QueriesTest(harness.HeraldTest):
             self.assertIn("usage", out.lower())
             for cmd in COMMANDS:
                 self.assertIn("herald " + cmd, out)
-        self.assertFalse(os.path.exists(self.db), "--help touched the database")
+        self.assertFalse(self.db_exists(), "--help touched the database")
 
     def test_version(self):
         rc, out, err = self.herald("--version")
@@ -440,8 +435,9 @@ class QueriesTest(harness.HeraldTest):
         self.fails(64, "status", "--json=yes")
         rc, _, err = self.herald("status", "--db")
         self.assertEqual(rc, 64, err)
-        self.assertFalse(os.path.exists(self.db), "a usage error touched the database")
+        self.assertFalse(self.db_exists(), "a usage error touched the database")
 
+    @harness.sqlite_only("./herald.db by default")
     def test_database_path_defaults(self):
         """--db wins; then $HERALD_DB; then ./herald.db in the working directory."""
         def run(args, env_extra):

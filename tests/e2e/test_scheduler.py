@@ -310,6 +310,7 @@ class RunOnce(SchedTest):
         self.assertRegex(err, r"(?m)^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z herald info: ")
         self.assertFalse(TIM_SECRET in json.dumps(self.db_snapshot(), ensure_ascii=False))
 
+    @harness.sqlite_only("the schema read from the file")
     def test_concurrent_first_use(self):
         # Several processes starting at once on a database that does not exist yet all get
         # a created and migrated database.

@@ -87,7 +87,7 @@ class NotifyTest(harness.HeraldTest):
     def test_no_socket_no_noise(self):
         # Without NOTIFY_SOCKET, herald run starts and stops as always, saying nothing of it.
         p = self.spawn("run", env={"NOTIFY_SOCKET": ""})
-        harness.wait_until(lambda: os.path.exists(self.db + "-runners.lock") or p.poll() is not None,
+        harness.wait_until(lambda: "(pid " in self.stderr_of(p) or p.poll() is not None,
                            what="herald run to start")
         p.send_signal(signal.SIGTERM)
         self.assertEqual(p.wait(timeout=30 * harness.SLOW), 0)
@@ -158,6 +158,7 @@ class JournalTest(harness.HeraldTest):
         self.assertTrue(any(l.startswith("<7>") and "claimed" in l for l in lines), lines)
         self.assertEqual(self.counts("j")["sent"], 1)
 
+    @harness.sqlite_only("a path in a missing directory")
     def test_error_prefix(self):
         lines = self.run_with_stderr_pipe(self.ours, {"NOTIFY_SOCKET": ""}, args=["run"],
                                           db=os.path.join(self.dir, "no-such-dir", "h.db"), expect=1)
