@@ -9,6 +9,7 @@ about SQLite's file (its locks, its WAL, its mode bits) carry @sqlite_only.
 
 Nothing here sleeps to synchronise: waits poll a condition with a deadline."""
 
+import atexit
 import http.client
 import itertools
 import json
@@ -52,6 +53,19 @@ def psql(sql, uri=None):
 
 
 _pg_serial = itertools.count()
+_pg_made = []             # the databases this process made, dropped as it exits
+
+
+def _pg_drop_made():
+    # DROP DATABASE waits for a checkpoint (seconds): done once at exit, in the background, so
+    # no test waits for the last one's.
+    if _pg_made:
+        sql = "".join("DROP DATABASE IF EXISTS %s WITH (FORCE);" % d for d in _pg_made)
+        subprocess.Popen(["psql", "-X", "-q", "-d", PG_ADMIN, "-c", sql], stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL, start_new_session=True)
+
+
+atexit.register(_pg_drop_made)
 
 
 def wait_until(cond, timeout=10.0, interval=0.01, what="condition"):
@@ -225,7 +239,7 @@ class HeraldTest(unittest.TestCase):
                 raise AssertionError("mock exited %d: %s" % (rc, err))
         shutil.rmtree(self.dir, ignore_errors=True)
         if self.pg_db:
-            psql("DROP DATABASE IF EXISTS %s WITH (FORCE)" % self.pg_db)
+            _pg_made.append(self.pg_db)
 
     def sql(self, query, *params):
         """Runs one SQL statement on the test's database, whichever the backend, with ?
@@ -368,9 +382,19 @@ class HeraldTest(unittest.TestCase):
     def db_snapshot(self):
         """The database's full content, to prove a failed command wrote nothing."""
         if POSTGRES:
-            tables = psql("SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
-                          "ORDER BY 1", self.db).split()
-            return {t: sorted(psql("SELECT * FROM %s" % t, self.db).splitlines()) for t in tables}
+            # One psql run: \gexec runs the SELECT of every table the first query makes.
+            p = subprocess.run(["psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-d", self.db],
+                               input="SELECT format('SELECT %L, t::text FROM %I t', tablename, "
+                                     "tablename) FROM pg_tables WHERE schemaname = 'public' "
+                                     "ORDER BY 1 \\gexec\n",
+                               capture_output=True, text=True, timeout=60)
+            if p.returncode != 0:
+                raise AssertionError("psql failed: %s" % p.stderr)
+            snap = {}
+            for line in p.stdout.splitlines():
+                table, _, row = line.partition("|")
+                snap.setdefault(table, []).append(row)
+            return {k: sorted(v) for k, v in snap.items()}
         import sqlite3
         if not os.path.exists(self.db):
             return None

@@ -8,6 +8,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
 from harness import main, wait_until  # noqa: E402
 from test_scheduler import FAST, SchedTest, by_key, text  # noqa: E402
 
@@ -87,7 +88,10 @@ class Suppression(SchedTest):
         rc, _, err = self.herald("suppress", "import", "feihe", bad)
         self.assertEqual(rc, 65, err)
         self.assertIn("bad.txt: line 4:", err)
-        self.assertFalse(self.db_exists(), "a failed import left a database")
+        if harness.POSTGRES:  # the server's database is the operator's: its rows are what counts
+            self.assertEqual(self.sql("SELECT count(*) FROM suppressions"), [(0,)])
+        else:
+            self.assertFalse(self.db_exists(), "a failed import left a database")
         csv = self.write("ids.csv", "\ufeffname,id\nA,o1\nB,\"o,2\"\nC,o3\n")
         self.assertIn("3 ids read, 3 added", self.ok("suppress", "import", "feihe", csv))
         self.assertIn("3 ids read, 0 added, 3 already listed",

@@ -648,6 +648,8 @@ postgres_campaign_set_state(struct store *base, int64_t campaign_id, const char 
 	if (pgs_exec(s, "UPDATE campaigns SET state = $2 WHERE id = $1", &p, "campaign state",
 	             err) < 0)
 		goto fail;
+	/* Only the id: a prepared statement takes exactly the parameters it names. */
+	p.n = 1;
 	if (strcmp(state, "cancelled") == 0 &&
 	    (n = pgs_exec(s, "UPDATE deliveries SET state = 'cancelled', last_error = 'campaign "
 	                     "cancelled' WHERE campaign_id = $1 AND state IN " PGS_WAITING,
@@ -803,11 +805,11 @@ postgres_liveness_hold(struct store *base, int64_t runner_id, char **err)
 }
 
 /*
- * A free lock says the runner's connection is gone, not that the runner is: a node whose
- * network failed lives on and sends what it claimed until half its lease has passed since it
- * last renewed (runner_lease_valid), when it stops on its own. So a free lock marks a runner
- * dead only once that much (and an eighth more, for the nodes' clocks) has passed; before, it
- * is taken back at once and the runner counts as alive.
+ * A free lock says the runner's connection is gone, which may not be the runner: a node whose
+ * connection the server dropped lives on until it notices. Settling its claims at once is
+ * still safe, as after a crash: what a provider cannot de-duplicate becomes 'unknown' and is
+ * never resent, what it can goes again with the same de-duplication key, and the node's own
+ * late results are fenced (store_record), an accepted one correcting its 'unknown'.
  */
 int
 postgres_liveness_try(struct store *base, int64_t runner_id, char **err)
@@ -815,23 +817,12 @@ postgres_liveness_try(struct store *base, int64_t runner_id, char **err)
 	struct pg_store *s = (struct pg_store *)base;
 	struct pgs_params p = {0};
 	int ok;
-	int64_t got, quiet;
+	int64_t got;
 
 	pgs_int(&p, runner_id);
 	got = pgs_scalar(s, "SELECT pg_try_advisory_lock(" PGS_LIVENESS_CLASS ", $1::integer)", &p, 0,
 	                 "liveness lock", err, &ok);
-	if (!ok)
-		return -1;
-	if (!got)
-		return 0;
-	quiet = pgs_scalar(s, "SELECT coalesce(bool_or(heartbeat_ms + lease_ms / 2 + lease_ms / 8 < "
-	                      "(extract(epoch FROM clock_timestamp()) * 1000)::bigint), true) "
-	                      "FROM runners WHERE id = $1",
-	                   &p, 1, "liveness lock", err, &ok);
-	if (ok && quiet)
-		return 1;
-	postgres_liveness_release(base, runner_id);
-	return ok ? 0 : -1;
+	return ok ? got != 0 : -1;
 }
 
 void

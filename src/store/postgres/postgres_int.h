@@ -54,6 +54,8 @@ struct pg_store {
 	int claim_suppressions;         /* the claim under way found the opt-out list non-empty */
 	unsigned claim_turn;            /* which campaign the next claim serves first */
 	struct tz *when_zone;           /* pgs_format_when's cached zone (owned), NULL = none */
+	PGresult *claim_optouts;        /* the claim's opt-out listings read ahead for one
+	                                   campaign's jobs (rid, channel; by rid), NULL = none */
 };
 
 /* Statement parameters, as text; NULL is SQL NULL. */
@@ -66,6 +68,25 @@ struct pgs_params {
 void pgs_int(struct pgs_params *p, int64_t v);
 void pgs_text(struct pgs_params *p, const char *v);
 void pgs_text_or_null(struct pgs_params *p, const char *v);
+
+/*
+ * Array parameters ($n::bigint[], $n::text[], ...), each built element by element as its text
+ * literal, so that one statement carries a whole batch (unnest). Zero them to start; append
+ * an integer (pgs_array_int_or_null: 0 is NULL) or a text (NULL is NULL). pgs_array_params
+ * closes arrays a[0..n-1] and appends them to p as the next parameters (0, or -1 with *err
+ * when out of memory); they stay valid until pgs_array_free(a, n). (record.c)
+ */
+struct pgs_array {
+	char *data;
+	size_t len, cap;
+	int failed;                     /* out of memory */
+};
+void pgs_array_int(struct pgs_array *a, int64_t v);
+void pgs_array_int_or_null(struct pgs_array *a, int64_t v);
+void pgs_array_text(struct pgs_array *a, const char *v);
+int pgs_array_params(struct pg_store *s, struct pgs_params *p, struct pgs_array *a, int n,
+                     const char *what, char **err);
+void pgs_array_free(struct pgs_array *a, int n);
 
 /*
  * Runs static statement SQL (prepared once per connection) with parameters p (NULL = none).
@@ -213,5 +234,28 @@ void postgres_liveness_release(struct store *base, int64_t runner_id);
 
 /* The table of this backend's functions (postgres.c). */
 extern const struct store_backend postgres_backend;
+
+/* ---- the claim's audience rules (audience.c), inside the claim transaction ------------------ */
+/*
+ * pgs_audience_begin: once per claim, before any job.
+ * pgs_audience_check: suppresses or defers a due job (1 = it may go on, 0 = it was settled
+ * here, -1 = error); *a gets the job's rules for pgs_audience_reserve.
+ * pgs_audience_reserve: the job was claimed: it counts against its channel's cap from now.
+ * pgs_audience_settle: a result came: the send keeps counting if it was (or may have been)
+ * accepted, at the attempt's start, else it no longer counts.
+ * pgs_audience_prefetch: before the checks of one campaign's jobs: reads their recipients'
+ * opt-out listings in one statement, which pgs_audience_check then consults instead of asking
+ * once per job. pgs_audience_end: the claim is over; frees what was read ahead.
+ * Like SQLite's, they take no err: on -1 the handle's errmsg holds the server's message, for
+ * the caller to report as pgs_fail(s, err, what, s->errmsg) (sqlite_fail's counterpart).
+ */
+int pgs_audience_begin(struct pg_store *s);
+int pgs_audience_prefetch(struct pg_store *s, const struct store_job *jobs, size_t n);
+void pgs_audience_end(struct pg_store *s);
+int pgs_audience_check(struct pg_store *s, const struct store_claim_cb *cb, struct store_job *j,
+                       int64_t now_ms, struct store_audience *a);
+int pgs_audience_reserve(struct pg_store *s, const struct store_job *j,
+                         const struct store_audience *a, int64_t now_ms);
+int pgs_audience_settle(struct pg_store *s, const struct store_result *r);
 
 #endif
