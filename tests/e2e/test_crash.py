@@ -202,7 +202,8 @@ class KillRepeatedly(SchedTest):
             run.wait(timeout=10 * SLOW)
             seen = m.stats()["total"]
         run = self.spawn("run")
-        fc, tc = self.settled("kf", n), self.settled("kt", n)
+        # What is left of 2 x n: a minute is ample alone, a loaded machine may need longer.
+        fc, tc = self.settled("kf", n, timeout=120), self.settled("kt", n, timeout=120)
         self.assertEqual(self.stop(run), 0)
         self.assertEqual(fc["sent"] + fc["unknown"], n, fc)
         self.assertEqual(tc["sent"], n, tc)

@@ -137,13 +137,13 @@ class SchedTest(HeraldTest):
         """{(recipient, step): state} of a campaign."""
         return {(d["recipient"], d["step"]): d["state"] for d in self.deliveries(key)}
 
-    def settled(self, key, total):
+    def settled(self, key, total, timeout=30):
         """Waits until no delivery of the campaign is waiting or in flight; returns counts."""
         def done():
             c = self.counts(key)
             busy = c["pending"] + c["sending"] + c["retrying"] + c["deferred"]
             return c if busy == 0 and sum(c.values()) == total else None
-        return wait_until(done, timeout=30, interval=0.05, what="campaign %s to settle" % key)
+        return wait_until(done, timeout=timeout, interval=0.05, what="campaign %s to settle" % key)
 
     def attempts_of(self, key, rid):
         return self.attempts(key, "--recipient", rid)

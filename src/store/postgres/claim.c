@@ -148,7 +148,8 @@ claim_batch_rest(struct pg_store *s, const struct store_campaign *c, int64_t bat
  * Appends the due rows of one campaign to *jobs (growing it), up to cap, then the members of
  * any batch the cap cut in two: a batch is retried as the one request it was (SPEC 5.9), so
  * it is claimed whole even if that takes a little more than cap. Every row appended is locked
- * until the claim ends.
+ * until the claim ends. The order is SQLite's (an index there ends in the rowid): it stays a
+ * short index walk only while the ready index ends in id, else every claim sorts the backlog.
  */
 static int
 claim_select(struct pg_store *s, const struct store_campaign *c, int64_t now_ms, int64_t cap,
