@@ -109,4 +109,21 @@ struct store {
 	const struct store_backend *be;
 };
 
+/* ---- what the backends share (store.c): the texts rows carry, so both write the same ------ */
+
+struct tz;
+
+/* A result's new last_error: "code: message", the message alone, or "" once sent. */
+void store_result_error(const struct store_result *r, char *out, size_t size);
+/* Formats ms as ISO 8601 in the named zone (a campaign's), UTC if it cannot load; *cache
+   holds the last zone loaded (owned by the caller's handle, freed with tz_free). */
+void store_format_when(struct tz **cache, const char *zone, int64_t ms, char out[40]);
+/* Why the claim held job back: on the opt-out list LIST (a channel or STORE_ALL_CHANNELS);
+   inside quiet hours until until_ms; past its channel's frequency cap until until_ms. */
+void store_why_suppressed(const struct store_job *j, const char *list, char *out, size_t size);
+void store_why_quiet(struct tz **cache, const struct store_job *j, const struct store_audience *a,
+                     int64_t until_ms, char *out, size_t size);
+void store_why_capped(struct tz **cache, const struct store_job *j,
+                      const struct store_audience *a, int64_t until_ms, char *out, size_t size);
+
 #endif

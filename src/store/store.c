@@ -3,12 +3,15 @@
  * does not depend on one (the state names, freeing jobs), and forwards every other call to
  * the backend the handle was opened with.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "backend.h"
 #include "postgres/postgres.h"
 #include "sqlite/sqlite.h"
+#include "sop.h"
+#include "tz.h"
 
 const char *const store_states[STORE_N_STATES] = {
     [STATE_PENDING] = "pending",       [STATE_SENDING] = "sending",     [STATE_SENT] = "sent",
@@ -415,4 +418,58 @@ void
 store_liveness_release(struct store *s, int64_t runner_id)
 {
 	s->be->liveness_release(s, runner_id);
+}
+
+/* ---- what the backends share --------------------------------------------------------------- */
+
+void
+store_result_error(const struct store_result *r, char *out, size_t size)
+{
+	if (r->state == STATE_SENT)
+		out[0] = '\0';
+	else if (r->code && r->code[0])
+		snprintf(out, size, "%s: %s", r->code, r->message ? r->message : "");
+	else
+		snprintf(out, size, "%s", r->message ? r->message : "");
+}
+
+void
+store_format_when(struct tz **cache, const char *zone, int64_t ms, char out[40])
+{
+	if (!*cache || strcmp(tz_name(*cache), zone) != 0) {
+		tz_free(*cache);
+		*cache = tz_load(zone, NULL);
+	}
+	sop_format_instant(ms, *cache ? tz_offset_at(*cache, ms) : 0, out);
+}
+
+void
+store_why_suppressed(const struct store_job *j, const char *list, char *out, size_t size)
+{
+	int every = strcmp(list, STORE_ALL_CHANNELS) == 0;
+
+	snprintf(out, size, "suppressed: %s is on the opt-out list of %s%s", j->rid,
+	         every ? "every channel" : "channel ", every ? "" : list);
+}
+
+void
+store_why_quiet(struct tz **cache, const struct store_job *j, const struct store_audience *a,
+                int64_t until_ms, char *out, size_t size)
+{
+	char when[40];
+
+	store_format_when(cache, j->campaign.timezone, until_ms, when);
+	snprintf(out, size, "deferred by quiet hours %s: goes at %s", a->quiet_why, when);
+}
+
+void
+store_why_capped(struct tz **cache, const struct store_job *j, const struct store_audience *a,
+                 int64_t until_ms, char *out, size_t size)
+{
+	char when[40];
+
+	store_format_when(cache, j->campaign.timezone, until_ms, when);
+	snprintf(out, size, "deferred by the frequency cap of channel %s (%lld per %llds) for %s: "
+	         "goes at %s", j->campaign.channel, (long long)a->cap_max,
+	         (long long)(a->cap_per_ms / 1000), j->rid, when);
 }

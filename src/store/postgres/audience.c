@@ -181,7 +181,7 @@ int
 pgs_audience_check(struct pg_store *s, const struct store_claim_cb *cb, struct store_job *j,
                    int64_t now_ms, struct store_audience *a)
 {
-	char list[256], why[400], when[40];
+	char list[256], why[400];
 	int64_t until;
 	int rc;
 
@@ -190,10 +190,7 @@ pgs_audience_check(struct pg_store *s, const struct store_claim_cb *cb, struct s
 		if ((rc = suppressed(s, j, list, sizeof list)) < 0)
 			return -1;
 		if (rc) {
-			int every = strcmp(list, STORE_ALL_CHANNELS) == 0;
-
-			snprintf(why, sizeof why, "suppressed: %s is on the opt-out list of %s%s",
-			         j->rid, every ? "every channel" : "channel ", every ? "" : list);
+			store_why_suppressed(j, list, why, sizeof why);
 			a->held = 1;
 			return mark_suppressed(s, j->delivery_id, why) == 0 ? 0 : -1;
 		}
@@ -202,9 +199,7 @@ pgs_audience_check(struct pg_store *s, const struct store_claim_cb *cb, struct s
 		return 1;
 	cb->audience(cb->arg, j, now_ms, a);
 	if (a->quiet_until_ms > now_ms) {
-		pgs_format_when(s, j->campaign.timezone, a->quiet_until_ms, when);
-		snprintf(why, sizeof why, "deferred by quiet hours %s: goes at %s", a->quiet_why,
-		         when);
+		store_why_quiet(&s->when_zone, j, a, a->quiet_until_ms, why, sizeof why);
 		a->held = 2;
 		return mark_deferred(s, j->delivery_id, a->quiet_until_ms, why) == 0 ? 0 : -1;
 	}
@@ -214,10 +209,7 @@ pgs_audience_check(struct pg_store *s, const struct store_claim_cb *cb, struct s
 		return -1;
 	if (until <= now_ms)
 		return 1;
-	pgs_format_when(s, j->campaign.timezone, until, when);
-	snprintf(why, sizeof why, "deferred by the frequency cap of channel %s (%lld per %llds) "
-	         "for %s: goes at %s", j->campaign.channel, (long long)a->cap_max,
-	         (long long)(a->cap_per_ms / 1000), j->rid, when);
+	store_why_capped(&s->when_zone, j, a, until, why, sizeof why);
 	a->held = 2;
 	return mark_deferred(s, j->delivery_id, until, why) == 0 ? 0 : -1;
 }

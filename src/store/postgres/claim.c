@@ -228,7 +228,7 @@ claim_limited(struct pg_store *s, const struct store_claim_cb *cb, struct store_
 		j->send_at_ms = send_at;
 		return 1;
 	case STORE_DEFER:
-		pgs_format_when(s, j->campaign.timezone, send_at, when);
+		store_format_when(&s->when_zone, j->campaign.timezone, send_at, when);
 		snprintf(why, sizeof why, "deferred by %s's per-account limit for %s: goes at %s",
 		         j->campaign.provider, account, when);
 		pgs_int(&q, defer_until);

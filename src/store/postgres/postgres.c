@@ -12,7 +12,6 @@
 
 #include "postgres_int.h"
 #include "migrations.h"
-#include "sop.h"
 #include "tz.h"
 #include "util.h"
 
@@ -207,15 +206,6 @@ pgs_campaign_from_row(const PGresult *r, int row, int col, struct store_campaign
 	pgs_col_copy(r, row, col + 10, c->quiet_hours, sizeof c->quiet_hours);
 }
 
-void
-pgs_format_when(struct pg_store *s, const char *zone, int64_t ms, char out[40])
-{
-	if (!s->when_zone || strcmp(tz_name(s->when_zone), zone) != 0) {
-		tz_free(s->when_zone);
-		s->when_zone = tz_load(zone, NULL);
-	}
-	sop_format_instant(ms, s->when_zone ? tz_offset_at(s->when_zone, ms) : 0, out);
-}
 
 int
 pgs_run_script(struct pg_store *s, const char *sql, const char *what, char **err)

@@ -53,7 +53,7 @@ struct pg_store {
 	int n_prepared;
 	int claim_suppressions;         /* the claim under way found the opt-out list non-empty */
 	unsigned claim_turn;            /* which campaign the next claim serves first */
-	struct tz *when_zone;           /* pgs_format_when's cached zone (owned), NULL = none */
+	struct tz *when_zone;           /* store_format_when's cached zone (owned), NULL = none */
 	PGresult *claim_optouts;        /* the claim's opt-out listings read ahead for one
 	                                   campaign's jobs (rid, channel; by rid), NULL = none */
 };
@@ -122,9 +122,6 @@ void pgs_campaign_from_row(const PGresult *r, int row, int col, struct store_cam
 	"c.id, c.key, c.name, c.channel, c.provider, c.timezone, c.start_date, c.anchor, " \
 	"c.expire_after_ms, c.state, c.quiet_hours"
 #define PGS_CAMPAIGN_NCOLS 11
-
-/* Formats ms as ISO 8601 in the named zone, for reasons written to rows (as SQLite's). */
-void pgs_format_when(struct pg_store *s, const char *zone, int64_t ms, char out[40]);
 
 /* Runs the statements of a multi-statement text with no parameters (migrations). 0 / -1. */
 int pgs_run_script(struct pg_store *s, const char *sql, const char *what, char **err);

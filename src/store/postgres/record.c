@@ -150,20 +150,6 @@ struct batch {
 	int64_t *campaign;            /* the delivery's campaign, where not LEFT_ALONE */
 };
 
-/* The delivery's new last_error: the provider's words, or "" once sent. */
-static void
-result_error(const struct store_result *r, char *out, size_t size)
-{
-	if (r->state == STATE_SENT) {
-		out[0] = '\0';
-		return;
-	}
-	if (r->code && r->code[0])
-		snprintf(out, size, "%s: %s", r->code, r->message ? r->message : "");
-	else
-		snprintf(out, size, "%s", r->message ? r->message : "");
-}
-
 /*
  * Every result's delivery, in one statement: updated only while still 'sending' and claimed
  * by the runner. Their campaigns are locked first, in id order (the counts' trigger runs at
@@ -184,7 +170,7 @@ update_deliveries(struct pg_store *s, struct batch *b, char **err)
 	for (i = 0; i < b->n; i++) {
 		const struct store_result *r = &b->r[i];
 
-		result_error(r, error, sizeof error);
+		store_result_error(r, error, sizeof error);
 		pgs_array_int(&col[0], r->delivery_id);
 		pgs_array_text(&col[1], store_states[r->state]);
 		pgs_array_int_or_null(&col[2], r->next_at_ms);
@@ -402,7 +388,7 @@ campaign_errors(struct pg_store *s, const struct batch *b, char **err)
 
 		if (b->how[i] != APPLIED || r->state == STATE_SENT || r->state == STATE_EXPIRED)
 			continue;
-		result_error(r, error, sizeof error);
+		store_result_error(r, error, sizeof error);
 		if (!error[0])
 			continue;
 		pgs_array_int(&col[0], b->campaign[i]);

@@ -182,7 +182,7 @@ int
 sqlite_audience_check(struct sqlite_store *s, const struct store_claim_cb *cb, struct store_job *j,
                      int64_t now_ms, struct store_audience *a)
 {
-	char list[256], why[400], when[40];
+	char list[256], why[400];
 	int64_t until;
 	int rc;
 
@@ -191,9 +191,7 @@ sqlite_audience_check(struct sqlite_store *s, const struct store_claim_cb *cb, s
 		if ((rc = suppressed(s, j, list, sizeof list)) < 0)
 			return -1;
 		if (rc) {
-			snprintf(why, sizeof why, "suppressed: %s is on the opt-out list of %s%s", j->rid,
-			         strcmp(list, STORE_ALL_CHANNELS) == 0 ? "every channel" : "channel ",
-			         strcmp(list, STORE_ALL_CHANNELS) == 0 ? "" : list);
+			store_why_suppressed(j, list, why, sizeof why);
 			a->held = 1;
 			return mark(s, SQL_SUPPRESS_MARK, j->delivery_id, 0, why) == 0
 			               ? 0 : -1;
@@ -203,8 +201,7 @@ sqlite_audience_check(struct sqlite_store *s, const struct store_claim_cb *cb, s
 		return 1;
 	cb->audience(cb->arg, j, now_ms, a);
 	if (a->quiet_until_ms > now_ms) {
-		sqlite_format_when(s, j->campaign.timezone, a->quiet_until_ms, when);
-		snprintf(why, sizeof why, "deferred by quiet hours %s: goes at %s", a->quiet_why, when);
+		store_why_quiet(&s->when_zone, j, a, a->quiet_until_ms, why, sizeof why);
 		a->held = 2;
 		return mark(s, SQL_AUDIENCE_DEFER, j->delivery_id, a->quiet_until_ms,
 		            why) == 0 ? 0 : -1;
@@ -215,10 +212,7 @@ sqlite_audience_check(struct sqlite_store *s, const struct store_claim_cb *cb, s
 		return -1;
 	if (until <= now_ms)
 		return 1;
-	sqlite_format_when(s, j->campaign.timezone, until, when);
-	snprintf(why, sizeof why, "deferred by the frequency cap of channel %s (%lld per %llds) "
-	         "for %s: goes at %s", j->campaign.channel, (long long)a->cap_max,
-	         (long long)(a->cap_per_ms / 1000), j->rid, when);
+	store_why_capped(&s->when_zone, j, a, until, why, sizeof why);
 	a->held = 2;
 	return mark(s, SQL_AUDIENCE_DEFER, j->delivery_id, until, why) == 0 ? 0
 	                                                                                       : -1;

@@ -191,7 +191,7 @@ claim_limited(struct sqlite_store *s, const struct store_claim_cb *cb, struct st
 		sqlite3_bind_int64(st, 3, j->delivery_id);
 		return sqlite3_step(st) == SQLITE_DONE ? 1 : -1;
 	case STORE_DEFER:
-		sqlite_format_when(s, j->campaign.timezone, send_at, when);
+		store_format_when(&s->when_zone, j->campaign.timezone, send_at, when);
 		snprintf(why, sizeof why, "deferred by %s's per-account limit for %s: goes at %s",
 		         j->campaign.provider, account, when);
 		return run_update(s, SQL_DEFER_MARK, j->delivery_id, defer_until, send_at,

@@ -9,20 +9,6 @@
 
 #include "sqlite_int.h"
 
-/* The delivery's new last_error: the provider's words, or NULL once sent. */
-static void
-result_error(const struct store_result *r, char *out, size_t size)
-{
-	if (r->state == STATE_SENT) {
-		out[0] = '\0';
-		return;
-	}
-	if (r->code && r->code[0])
-		snprintf(out, size, "%s: %s", r->code, r->message ? r->message : "");
-	else
-		snprintf(out, size, "%s", r->message ? r->message : "");
-}
-
 /*
  * An answer saying "accepted" that came after our lease ran out: the runner that took over
  * settled the delivery as unknown, as it had to. Knowing better now, it becomes sent, so that
@@ -67,7 +53,7 @@ record_one(struct sqlite_store *s, int64_t runner_id, const struct store_result 
 
 	if (!st)
 		return -1;
-	result_error(r, err_text, sizeof err_text);
+	store_result_error(r, err_text, sizeof err_text);
 	sqlite3_bind_int64(st, 1, r->delivery_id);
 	sqlite3_bind_text(st, 2, store_states[r->state], -1, SQLITE_STATIC);
 	if (r->next_at_ms)

@@ -13,7 +13,6 @@
 
 #include "clock.h"
 #include "migrations.h"
-#include "sop.h"
 #include "sqlite_int.h"
 #include "tz.h"
 #include "util.h"
@@ -262,15 +261,6 @@ sqlite_open_existing(const char *path, int *missing, char **err)
 	return sqlite_open_flags(path, 0, err);
 }
 
-void
-sqlite_format_when(struct sqlite_store *s, const char *zone, int64_t ms, char out[40])
-{
-	if (!s->when_zone || strcmp(tz_name(s->when_zone), zone) != 0) {
-		tz_free(s->when_zone);
-		s->when_zone = tz_load(zone, NULL);
-	}
-	sop_format_instant(ms, s->when_zone ? tz_offset_at(s->when_zone, ms) : 0, out);
-}
 
 void
 sqlite_close(struct store *base)

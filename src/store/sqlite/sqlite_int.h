@@ -77,12 +77,8 @@ struct sqlite_store {
 	unsigned claim_turn;            /* which campaign the next claim serves first */
 	int import_fd;                  /* DB-import.lock, -1 until first locked (locks.c) */
 	int runners_fd;                 /* DB-runners.lock, -1 until first used (locks.c) */
-	struct tz *when_zone;           /* sqlite_format_when's cached zone (owned), NULL = none */
+	struct tz *when_zone;           /* store_format_when's cached zone (owned), NULL = none */
 };
-
-/* Formats ms as ISO 8601 in the named zone (a campaign's), for reasons written to rows; UTC
-   if the zone cannot load. The zone is cached on the handle. */
-void sqlite_format_when(struct sqlite_store *s, const char *zone, int64_t ms, char out[40]);
 
 /* The text of every cached statement, indexed by id (sqlite_sql.c). */
 extern const char *const sqlite_sql[SQL_COUNT];
