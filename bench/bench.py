@@ -28,6 +28,7 @@ test_bench_short.py (tests/e2e) drives the same functions with 2,000 deliveries 
 import argparse
 import copy
 import datetime
+import glob
 import json
 import math
 import os
@@ -43,6 +44,7 @@ import tempfile
 import threading
 import time
 import traceback
+import urllib.parse
 
 SRC = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # One way to start and talk to herald-mock: the end-to-end tests' harness.
@@ -73,12 +75,13 @@ RULES_ON = {"frequency_cap": {"max": 1000, "per": "24h"}}
 FULL = dict(import_n=1_000_000, import_small=100_000, import_runs=3, dispatch_n=200_000,
             mem_small=100_000, runs=3, cap=120.0, mem_cap=300.0, ontime_n=1000, ontime_runs=2,
             query_runs=7, campaigns=100, fair_big=200_000, fair_small=20, fair_lead=5.0,
-            idle_n=1_000_000, idle_window=60.0, single_trials=20, single_gap=1.5)
+            idle_n=1_000_000, idle_window=60.0, single_trials=20, single_gap=1.5, pg_n=40_000)
 QUICK = dict(import_n=100_000, import_small=10_000, import_runs=1, dispatch_n=20_000,
              mem_small=10_000, runs=1, cap=60.0, mem_cap=60.0, ontime_n=1000, ontime_runs=1,
              query_runs=3, campaigns=100, fair_big=40_000, fair_small=20, fair_lead=2.0,
-             idle_n=100_000, idle_window=15.0, single_trials=20, single_gap=1.5)
-ALL_PARTS = "import,pageindex,dispatch,dispatch256,rules,ontime,fair,idle,queries,memory,export"
+             idle_n=100_000, idle_window=15.0, single_trials=20, single_gap=1.5, pg_n=20_000)
+ALL_PARTS = ("import,pageindex,dispatch,dispatch256,rules,ontime,fair,idle,queries,memory,export,"
+             "pgimport,pgclaims,pgdispatch")
 
 
 def log(msg):
@@ -110,52 +113,73 @@ def run_child(argv, cap=None, cwd=None, env=None, log_to=None, measure=None, dis
     figures, so the peak RSS is the child's own; without it, this process's wait4 is used,
     whose peak RSS includes the Python image the child was forked from (fine for tests).
     discard_out: stdout goes to /dev/null (out is then empty), for a child that writes a lot."""
-    fd, out_path = tempfile.mkstemp(prefix="bench-out-")
+    return finish_child(start_child(argv, cap=cap, cwd=cwd, env=env, log_to=log_to,
+                                    measure=measure, discard_out=discard_out))
+
+
+class Started:
+    """A child start_child launched, until finish_child collects it."""
+
+
+def start_child(argv, cap=None, cwd=None, env=None, log_to=None, measure=None, discard_out=False):
+    """The first half of run_child (same arguments): starts argv and returns at once, so that
+    several children can run side by side (the PostgreSQL nodes)."""
+    h = Started()
+    fd, h.out_path = tempfile.mkstemp(prefix="bench-out-")
     os.close(fd)
-    err_path = log_to or out_path + ".err"
-    figures_path = out_path + ".cost"
+    h.log_to = log_to
+    h.err_path = log_to or h.out_path + ".err"
+    h.figures_path = h.out_path + ".cost"
+    h.measure = measure
+    h.argv = list(argv)
     full_env = dict(os.environ)
     for k in ("HERALD_DB", "HERALD_CONFIG"):
         full_env.pop(k, None)
     full_env.update(env or {})
-    capped = []
+    h.capped = []
     if measure:
-        argv = [measure, figures_path, str(int((cap or 0) * 1000))] + list(argv)
-    with open(os.devnull if discard_out else out_path, "wb") as out, open(err_path, "wb") as err:
-        t0 = time.monotonic()
-        p = subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL, cwd=cwd,
-                             env=full_env)
-        timer = None
-        if cap and not measure:
-            def stop():
-                capped.append(True)
-                try:
-                    os.kill(p.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
-            timer = threading.Timer(cap, stop)
-            timer.start()
-        _, status, rusage = os.wait4(p.pid, 0)
-        wall = time.monotonic() - t0
-        if timer:
-            timer.cancel()
-        p.returncode = rc = os.waitstatus_to_exitcode(status)
-    with open(out_path, encoding="utf-8", errors="replace") as f:
+        argv = [measure, h.figures_path, str(int((cap or 0) * 1000))] + list(argv)
+    with open(os.devnull if discard_out else h.out_path, "wb") as out, \
+            open(h.err_path, "wb") as err:
+        h.t0 = time.monotonic()
+        h.p = p = subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
+                                   cwd=cwd, env=full_env)
+    h.timer = None
+    if cap and not measure:
+        def stop():
+            h.capped.append(True)
+            try:
+                os.kill(p.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        h.timer = threading.Timer(cap, stop)
+        h.timer.start()
+    return h
+
+
+def finish_child(h):
+    """Waits for a child of start_child and returns its Child."""
+    _, status, rusage = os.wait4(h.p.pid, 0)
+    wall = time.monotonic() - h.t0
+    if h.timer:
+        h.timer.cancel()
+    h.p.returncode = rc = os.waitstatus_to_exitcode(status)
+    with open(h.out_path, encoding="utf-8", errors="replace") as f:
         out_text = f.read()
-    with open(err_path, encoding="utf-8", errors="replace") as f:
+    with open(h.err_path, encoding="utf-8", errors="replace") as f:
         err_text = f.read()
-    os.unlink(out_path)
-    if not log_to:
-        os.unlink(err_path)
-    if measure:
+    os.unlink(h.out_path)
+    if not h.log_to:
+        os.unlink(h.err_path)
+    if h.measure:
         try:
-            with open(figures_path) as f:
+            with open(h.figures_path) as f:
                 w, cpu, rss, cap_hit = f.read().split()
-            os.unlink(figures_path)
+            os.unlink(h.figures_path)
         except (FileNotFoundError, ValueError):
-            raise RuntimeError("bench-measure failed for %s: %s" % (argv[3], err_text[-500:]))
+            raise RuntimeError("bench-measure failed for %s: %s" % (h.argv[0], err_text[-500:]))
         return Child(float(w), float(cpu), int(rss), rc, cap_hit == "1", out_text, err_text)
-    return Child(wall, rusage.ru_utime + rusage.ru_stime, rusage.ru_maxrss, rc, bool(capped),
+    return Child(wall, rusage.ru_utime + rusage.ru_stime, rusage.ru_maxrss, rc, bool(h.capped),
                  out_text, err_text)
 
 
@@ -279,11 +303,12 @@ class Env:
     """Binaries and a work directory; helpers that run herald there."""
 
     def __init__(self, herald, mock, raw_insert, raw_http, work, concurrency=32, mock_threads=2,
-                 measure=None):
+                 measure=None, raw_pg=None):
         self.herald = os.path.abspath(herald)
         self.mock_bin = os.path.abspath(mock)
         self.raw_insert = os.path.abspath(raw_insert)
         self.raw_http = os.path.abspath(raw_http)
+        self.raw_pg = os.path.abspath(raw_pg) if raw_pg else None
         self.measure = os.path.abspath(measure) if measure else None
         self.work = work
         self.concurrency = concurrency
@@ -296,6 +321,11 @@ class Env:
         """run_child in the work directory, measured by bench-measure when there is one."""
         kw.setdefault("cwd", self.work)
         return run_child(argv, measure=self.measure, **kw)
+
+    def start(self, argv, **kw):
+        """As run, but returns at once (start_child); finish_child collects it."""
+        kw.setdefault("cwd", self.work)
+        return start_child(argv, measure=self.measure, **kw)
 
     def herald_cmd(self, db, config, *args):
         return [self.herald, "--db", db, "--config", config] + list(args)
@@ -992,6 +1022,382 @@ def bench_export(env, dbs):
     return out
 
 
+# ---- 7. PostgreSQL -----------------------------------------------------------------------------
+
+# Several `herald run` nodes share one PostgreSQL database. Each node sends on one Feihe channel
+# with PG_IN_FLIGHT in flight; it claims once half its slots are free, as much as the free
+# slots carry, so a claim in full flow is about half of them: the raw limit claims batches of
+# that size (PG_BATCH).
+PG_IN_FLIGHT = 64
+PG_BATCH = PG_IN_FLIGHT // 2
+PG_NODES = (1, 2, 4)
+# Four nodes keep 256 requests on the mock at once, each on a connection of its own (Feihe).
+PG_MOCK_THREADS = 4
+PG_PARTS = ("pgimport", "pgclaims", "pgdispatch")
+# The server's databases: the imports', the dispatch template, and the copy each run uses.
+PG_IMPORT_DB = "bench_import"
+PG_TEMPLATE_DB = "bench_dispatch"
+PG_RUN_DB = "bench_run"
+
+
+def pg_bin_dir():
+    """The newest installed PostgreSQL server's bin directory, as scripts/pg picks it, or None."""
+    found = glob.glob("/usr/lib/postgresql/*/bin/pg_ctl")
+    found.sort(key=lambda p: [int(x) if x.isdigit() else 0
+                              for x in p.split("/")[-3].split(".")])
+    return os.path.dirname(found[-1]) if found else None
+
+
+def pg_missing():
+    """Why the PostgreSQL figures cannot run on this machine, or None."""
+    if not pg_bin_dir():
+        return "no PostgreSQL server (/usr/lib/postgresql/*/bin/pg_ctl)"
+    if not shutil.which("psql"):
+        return "no psql"
+    return None
+
+
+def proc_stat(pid):
+    """The fields of /proc/PID/stat after the command name (the 3rd field is [0])."""
+    with open("/proc/%s/stat" % pid) as f:
+        return f.read().rsplit(")", 1)[1].split()
+
+
+class PgServer:
+    """A throwaway PostgreSQL server of the benchmark's own, started by scripts/pg in a new
+    directory under /tmp (the path of its Unix socket must stay short, so not the work
+    directory), stopped and removed by stop(). Its settings are scripts/pg's: fsync on, the
+    defaults otherwise, as the tests run with."""
+
+    def __init__(self):
+        self.script = os.path.join(SRC, "scripts", "pg")
+        self.dir = tempfile.mkdtemp(prefix="herald-bench-pg-", dir="/tmp")
+        p = subprocess.run([self.script, "start", self.dir], capture_output=True, text=True,
+                           stdin=subprocess.DEVNULL, timeout=300)
+        if p.returncode != 0:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            raise RuntimeError("scripts/pg start exited %d: %s" % (p.returncode, p.stderr[-2000:]))
+        self.admin = p.stdout.strip().splitlines()[-1]
+        with open(os.path.join(self.dir, "data", "postmaster.pid")) as f:
+            self.pid = int(f.readline())
+        self.version = self.psql("SHOW server_version")
+
+    def uri(self, db):
+        """The admin URI with its database replaced by db."""
+        u = urllib.parse.urlsplit(self.admin)
+        return urllib.parse.urlunsplit((u.scheme, u.netloc, "/" + db, u.query, u.fragment))
+
+    def psql(self, *sql, db=None):
+        """Runs each statement on its own (CREATE DATABASE refuses a transaction block) in db
+        (default the admin database); returns the unaligned, tuples-only output."""
+        argv = ["psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1",
+                "-d", self.uri(db) if db else self.admin]
+        for stmt in sql:
+            argv += ["-c", stmt]
+        p = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                           timeout=600)
+        if p.returncode != 0:
+            raise RuntimeError("psql: %s" % p.stderr[-2000:])
+        return p.stdout.strip()
+
+    def fresh_db(self, name, template=None):
+        """An empty database name, or a copy of template (a copy of its files: the default,
+        logging every page into the WAL, is much slower for a database of some size); dropped
+        first if it exists. Then a checkpoint, so every measured run starts from the same
+        point: right after one, each page's first change logs the whole page. Its URI."""
+        self.psql("DROP DATABASE IF EXISTS %s WITH (FORCE)" % name,
+                  "CREATE DATABASE %s%s" % (name, " TEMPLATE %s STRATEGY FILE_COPY" % template
+                                            if template else ""),
+                  "CHECKPOINT")
+        return self.uri(name)
+
+    def commits(self, db):
+        """Transactions committed in db so far (a backend reports its own as it exits)."""
+        return int(self.psql("SELECT xact_commit FROM pg_stat_database WHERE datname = '%s'" % db)
+                   or 0)
+
+    def cpu_s(self):
+        """CPU seconds the server has used so far: the postmaster's own, those of the backends
+        it has reaped (its cutime and cstime: a backend ends with its connection) and those of
+        its live children (backends, checkpointer, WAL writer, autovacuum)."""
+        f = proc_stat(self.pid)
+        ticks = sum(int(f[i]) for i in (11, 12, 13, 14))
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                f = proc_stat(pid)
+            except OSError:
+                continue  # gone meanwhile: counted in the postmaster's cutime or not at all
+            if int(f[1]) == self.pid:
+                ticks += int(f[11]) + int(f[12])
+        return ticks / os.sysconf("SC_CLK_TCK")
+
+    def settle_cpu_s(self):
+        """cpu_s once the backends of clients that just exited have ended and been reaped."""
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and int(self.psql(
+                "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' "
+                "AND pid <> pg_backend_pid()")) > 0:
+            time.sleep(0.05)
+        time.sleep(0.05)
+        return self.cpu_s()
+
+    def stop(self):
+        subprocess.run([self.script, "stop", self.dir], capture_output=True,
+                       stdin=subprocess.DEVNULL, timeout=300)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def pg_import_once(env, pg, csv_name, n, steps, herald_side):
+    """One import of csv_name (n rows) into a fresh migrated database on pg, by herald or by
+    bench-raw-pg's COPY. Returns (Child, server CPU seconds); checks every row arrived."""
+    config = env.path("import.json")
+    uri = pg.fresh_db(PG_IMPORT_DB)
+    env.herald_ok(uri, config, "migrate")
+    cpu0 = pg.cpu_s()
+    if herald_side:
+        c = env.run(env.herald_cmd(uri, config, "import", env.path("import-%s.def.json" % csv_name)))
+        what = "herald import"
+    else:
+        due = [str(DAY1_MS + i * DAY_MS) for i in range(steps)]
+        c = env.run([env.raw_pg, "copy", uri, env.path(csv_name), str(EXPIRE_AFTER_MS)] + due)
+        what = "bench-raw-pg copy"
+    server_cpu = pg.settle_cpu_s() - cpu0
+    if c.rc != 0:
+        raise RuntimeError("%s exited %d: %s" % (what, c.rc, c.err[-2000:]))
+    got = pg.psql("SELECT (SELECT count(*) FROM deliveries) || ' ' || "
+                  "(SELECT coalesce(sum(n), 0) FROM delivery_counts)", db=PG_IMPORT_DB)
+    if got != "%d %d" % (n * steps, n * steps):
+        raise RuntimeError("%s: deliveries and counts %s, not %d" % (what, got, n * steps))
+    return c, server_cpu
+
+
+def bench_pg_import(env, pg, n, runs, name):
+    """`herald import` of figure 1's CSV of n recipients (3 steps) into PostgreSQL, and the raw
+    COPY of the same rows, alternating, runs times each."""
+    csv_name = prepare_import(env, n, name)
+    herald, raw = [], []
+    for r in range(runs):
+        c, cpu = pg_import_once(env, pg, csv_name, n, 3, True)
+        herald.append((c, cpu))
+        log("pg import %d recipients, run %d/%d: herald %.1f s (%.1f s CPU, server %.1f s), "
+            "%.1f MB peak RSS" % (n, r + 1, runs, c.wall, c.cpu, cpu, c.rss_kb / 1024))
+        c, cpu = pg_import_once(env, pg, csv_name, n, 3, False)
+        raw.append((c, cpu))
+        log("pg import %d recipients, run %d/%d: raw COPY %.1f s (server %.1f s CPU)" % (
+            n, r + 1, runs, c.wall, cpu))
+    pg.psql("DROP DATABASE IF EXISTS %s WITH (FORCE)" % PG_IMPORT_DB)
+    hw, rw = median([c.wall for c, _ in herald]), median([c.wall for c, _ in raw])
+    return {"recipients": n, "deliveries": 3 * n, "runs": runs,
+            "herald_s": hw, "raw_s": rw,
+            "herald_per_s": 3 * n / hw, "raw_per_s": 3 * n / rw, "ratio": rw / hw,
+            "herald_cpu_s": median([c.cpu for c, _ in herald]),
+            "herald_server_cpu_s": median([cpu for _, cpu in herald]),
+            "raw_server_cpu_s": median([cpu for _, cpu in raw]),
+            "herald_rss_mb": max(c.rss_kb for c, _ in herald) / 1024}
+
+
+def mock_log_size(path):
+    return os.path.getsize(path) if os.path.exists(path) else 0
+
+
+def check_once(log_path, offset, sent, what):
+    """Exactly once, from the mock's --log past offset (this run's requests): as many requests
+    as deliveries recorded sent, every one accepted, no recipient twice."""
+    per, total = {}, 0
+    with open(log_path, "rb") as f:
+        f.seek(offset)
+        for line in f:
+            r = json.loads(line)
+            total += 1
+            if r["verdict"] == "accepted":
+                per[r["key"]] = per.get(r["key"], 0) + 1
+    twice = sum(1 for v in per.values() if v > 1)
+    if total != sent or len(per) != sent or twice:
+        raise RuntimeError("%s: %d sent, but the mock had %d requests, %d recipients accepted, "
+                           "%d of them more than once" % (what, sent, total, len(per), twice))
+
+
+def pg_node_sent(err):
+    """What one node's log says it sent (its last line: "stopped: N sent, ...")."""
+    m = re.findall(r"stopped: (\d+) sent", err)
+    return int(m[-1]) if m else 0
+
+
+def pg_herald_once(env, pg, config, mock, nodes, n, cap):
+    """nodes `herald run --once` processes started together on a fresh copy of the template,
+    sending n due deliveries to mock. Checks exactly once; returns the run's figures."""
+    uri = pg.fresh_db(PG_RUN_DB, template=PG_TEMPLATE_DB)
+    mock.reset()
+    at = mock_log_size(mock.log)
+    mock0, server0 = mock.cpu_s(), pg.cpu_s()
+    t0 = time.monotonic()
+    started = [env.start(env.herald_cmd(uri, config, "run", "--once", "--now", DAY1_ISO),
+                         cap=cap, log_to=env.path("pg-node%d.log" % i)) for i in range(nodes)]
+    kids = [finish_child(h) for h in started]
+    wall = time.monotonic() - t0
+    server_cpu = pg.settle_cpu_s() - server0
+    mock_cpu = mock.cpu_s() - mock0
+    for c in kids:
+        if c.rc != 0:
+            raise RuntimeError("herald run (%d nodes) exited %d: %s" % (nodes, c.rc, c.err[-2000:]))
+    capped = any(c.capped for c in kids)
+    sent = check_durable({"bench-pg": env.counts(uri, config, "bench-pg")}, n, capped)
+    check_once(mock.log, at, sent, "pg dispatch, %d nodes" % nodes)
+    return dict(wall=wall, sent=sent, rate=sent / wall, capped=capped,
+                cpu=sum(c.cpu for c in kids), server_cpu=server_cpu, mock_cpu=mock_cpu,
+                rss=max(c.rss_kb for c in kids) / 1024, commits=pg.commits(PG_RUN_DB),
+                node_sent=[pg_node_sent(c.err) for c in kids])
+
+
+def pg_raw_once(env, pg, campaign_id, workers, n):
+    """bench-raw-pg claiming and recording n due deliveries over workers connections, on a
+    fresh copy of the template. Returns the run's figures."""
+    pg.fresh_db(PG_RUN_DB, template=PG_TEMPLATE_DB)
+    server0 = pg.cpu_s()
+    c = env.run([env.raw_pg, "claim", pg.uri(PG_RUN_DB), str(campaign_id), str(DAY1_MS),
+                 str(workers), str(PG_BATCH)])
+    server_cpu = pg.settle_cpu_s() - server0
+    if c.rc != 0:
+        raise RuntimeError("bench-raw-pg claim exited %d: %s %s" % (c.rc, c.out, c.err[-2000:]))
+    got = dict(zip(c.out.split()[::2], c.out.split()[1::2]))
+    sent = int(pg.psql("SELECT coalesce(sum(n), 0) FROM delivery_counts WHERE state = 'sent'",
+                       db=PG_RUN_DB))
+    if int(got.get("sent", -1)) != n or sent != n:
+        raise RuntimeError("bench-raw-pg: %r, %d counted sent, not %d" % (c.out.strip(), sent, n))
+    return dict(wall=c.wall, rate=n / c.wall, cpu=c.cpu, server_cpu=server_cpu,
+                commits=pg.commits(PG_RUN_DB))
+
+
+def pg_summary(runs, n):
+    """Medians of a side's runs; CPU as microseconds per delivery."""
+    sent = median([x.get("sent", n) for x in runs])
+    out = {"per_s": median([x["rate"] for x in runs]), "wall_s": median([x["wall"] for x in runs]),
+           "cpu_us": median([1e6 * x["cpu"] / x.get("sent", n) for x in runs]),
+           "server_cpu_us": median([1e6 * x["server_cpu"] / x.get("sent", n) for x in runs]),
+           "commits_per_delivery": median([x["commits"] / x.get("sent", n) for x in runs]),
+           "sent_median": sent}
+    if "mock_cpu" in runs[0]:
+        out.update(mock_cpu_us=median([1e6 * x["mock_cpu"] / x["sent"] for x in runs]),
+                   rss_mb=max(x["rss"] for x in runs),
+                   capped_runs=sum(1 for x in runs if x["capped"]),
+                   node_sent=runs[-1]["node_sent"],
+                   # What the run used of the machine's cores, all of it together.
+                   busy=median([(x["cpu"] + x["server_cpu"] + x["mock_cpu"]) /
+                                (x["wall"] * os.cpu_count()) for x in runs]),
+                   cpu_s=median([x["cpu"] for x in runs]),
+                   server_cpu_s=median([x["server_cpu"] for x in runs]),
+                   mock_cpu_s=median([x["mock_cpu"] for x in runs]))
+    return out
+
+
+def bench_pg_dispatch(env, pg, n, runs, cap, nodes):
+    """`herald run --once` on 1, 2 and 4 nodes (nodes) sharing one database, sending n due Feihe
+    deliveries to one mock with PG_IN_FLIGHT in flight each, each against bench-raw-pg claiming
+    and recording the same rows over as many connections; then SQLite's single node on the same
+    input, and the raw HTTP client against the same mock at every node's concurrency at once
+    (the mock's own capacity). Alternating, runs times each."""
+    mock = Mock(env.mock_bin, env.work, record=False, threads=PG_MOCK_THREADS,
+                log_file=env.path("pg-mock.log"))
+    try:
+        config = write_json(env.path("pg.json"), channels(mock.url, PG_IN_FLIGHT))
+        gen_csv(env.path("pg-feihe.csv"), n, "oFeihe", seed=11)
+        defn = write_json(env.path("bench-pg.def.json"),
+                          campaign("bench-pg", "fh", recipients_file="pg-feihe.csv"))
+        template = pg.fresh_db(PG_TEMPLATE_DB)
+        env.herald_ok(template, config, "migrate")
+        env.herald_ok(template, config, "import", defn)
+        # The planner's statistics as autovacuum would leave them soon after the import, the
+        # same for every copy (else a copy's plans depend on when autovacuum came by).
+        pg.psql("ANALYZE", db=PG_TEMPLATE_DB)
+        campaign_id = int(pg.psql("SELECT id FROM campaigns WHERE key = 'bench-pg'",
+                                  db=PG_TEMPLATE_DB))
+        lite = env.migrated_db("pg-sqlite-template.db", config)
+        env.herald_ok(lite, config, "import", defn)
+        checkpoint(lite)
+        reqs = env.path("pg-requests.txt")
+        request_file(reqs, mock.url, read_csv(env.path("pg-feihe.csv")), [])
+        herald = {k: [] for k in nodes}
+        raw = {k: [] for k in nodes}
+        sqlite_runs, http_runs = [], []
+        for r in range(runs):
+            for k in nodes:
+                h = pg_herald_once(env, pg, config, mock, k, n, cap)
+                herald[k].append(h)
+                log("pg dispatch %d, %d node%s, run %d/%d: %d sent in %.1f s%s (%.0f/s; CPU s: "
+                    "herald %.1f, server %.1f, mock %.1f; %d commits; per node %s)" % (
+                        n, k, "s" if k > 1 else "", r + 1, runs, h["sent"], h["wall"],
+                        " (capped)" if h["capped"] else "", h["rate"], h["cpu"],
+                        h["server_cpu"], h["mock_cpu"], h["commits"],
+                        "/".join(str(x) for x in h["node_sent"])))
+                x = pg_raw_once(env, pg, campaign_id, k, n)
+                raw[k].append(x)
+                log("pg dispatch %d, raw SKIP LOCKED over %d connection%s, run %d/%d: %.1f s "
+                    "(%.0f/s; CPU s: client %.1f, server %.1f; %d commits)" % (
+                        n, k, "s" if k > 1 else "", r + 1, runs, x["wall"], x["rate"], x["cpu"],
+                        x["server_cpu"], x["commits"]))
+            if len(nodes) > 1:
+                at = mock_log_size(mock.log)
+                c, counts, mock_cpu, accepted, db = dispatch_herald_once(
+                    env, lite, config, mock, ("bench-pg",), cap=cap, db_name="pg-sqlite-run.db")
+                sent = check_durable(counts, n, c.capped)
+                check_once(mock.log, at, sent, "sqlite dispatch")
+                remove_db(db)
+                sqlite_runs.append(dict(wall=c.wall, sent=sent, rate=sent / c.wall, cpu=c.cpu,
+                                        mock_cpu=mock_cpu, capped=c.capped))
+                log("pg dispatch %d, SQLite's single node, run %d/%d: %d sent in %.1f s (%.0f/s)"
+                    % (n, r + 1, runs, sent, c.wall, sent / c.wall))
+            conc = PG_IN_FLIGHT * max(nodes)
+            c, mock_cpu, accepted = dispatch_raw_once(env, reqs, mock, conc)
+            if accepted != n:
+                raise RuntimeError("mock accepted %d of the raw client's %d" % (accepted, n))
+            http_runs.append(dict(rate=n / c.wall, mock_cpu=mock_cpu))
+            log("pg dispatch %d, raw HTTP client, %d in flight, run %d/%d: %.1f s (%.0f/s)" % (
+                n, conc, r + 1, runs, c.wall, n / c.wall))
+    finally:
+        mock.stop()
+        try:
+            pg.psql("DROP DATABASE IF EXISTS %s WITH (FORCE)" % PG_RUN_DB,
+                    "DROP DATABASE IF EXISTS %s WITH (FORCE)" % PG_TEMPLATE_DB)
+        except RuntimeError:
+            pass
+        remove_db(env.path("pg-sqlite-template.db"))
+    out = {"deliveries": n, "runs": runs, "in_flight_per_node": PG_IN_FLIGHT, "batch": PG_BATCH,
+           "mock_threads": PG_MOCK_THREADS,
+           "herald": {str(k): pg_summary(herald[k], n) for k in nodes},
+           "raw": {str(k): pg_summary(raw[k], n) for k in nodes},
+           "http": {"in_flight": PG_IN_FLIGHT * max(nodes),
+                    "per_s": median([x["rate"] for x in http_runs]),
+                    "mock_cpu_us": median([1e6 * x["mock_cpu"] / n for x in http_runs])},
+           "exactly_once_runs": runs * len(nodes) + len(sqlite_runs)}
+    if sqlite_runs:
+        out["sqlite"] = {"per_s": median([x["rate"] for x in sqlite_runs]),
+                         "cpu_us": median([1e6 * x["cpu"] / x["sent"] for x in sqlite_runs]),
+                         "mock_cpu_us": median([1e6 * x["mock_cpu"] / x["sent"]
+                                                for x in sqlite_runs]),
+                         "capped_runs": sum(1 for x in sqlite_runs if x["capped"])}
+    for k in nodes:
+        if k > 1:
+            out["scaling_%d" % k] = out["herald"][str(k)]["per_s"] / out["herald"]["1"]["per_s"]
+            out["raw_scaling_%d" % k] = out["raw"][str(k)]["per_s"] / out["raw"]["1"]["per_s"]
+    return out
+
+
+def pg_claims(d):
+    """The claims+results figure from a dispatch result: Herald's single node against the raw
+    limit over one connection (one node's store connection) at the same batch size."""
+    h, x = d["herald"]["1"], d["raw"]["1"]
+    return {"deliveries": d["deliveries"], "runs": d["runs"], "in_flight": PG_IN_FLIGHT,
+            "batch": d["batch"], "herald_per_s": h["per_s"], "raw_per_s": x["per_s"],
+            "ratio": h["per_s"] / x["per_s"], "http_per_s": d["http"]["per_s"],
+            "http_in_flight": d["http"]["in_flight"],
+            "herald_commits_per_delivery": h["commits_per_delivery"],
+            "raw_commits_per_delivery": x["commits_per_delivery"],
+            "herald_server_cpu_us": h["server_cpu_us"], "raw_server_cpu_us": x["server_cpu_us"],
+            "herald_cpu_us": h["cpu_us"]}
+
+
 # ---- report ------------------------------------------------------------------------------------
 
 def machine():
@@ -1123,6 +1529,80 @@ def figures(res):
         rows.append(("6 idle RSS, end vs start", "%.1f MB vs %.1f MB (max %.1f)" % (
             idle["rss_end_mb"], idle["rss_start_mb"], idle["rss_max_mb"]), "", "%.3f" % grow,
             "<= 1.05", verdict(grow <= 1.05)))
+    rows += pg_figures(res)
+    return rows
+
+
+def pg_figures(res):
+    """The PostgreSQL rows of the table (figure 7)."""
+    rows = []
+    if res.get("pg_skipped"):
+        rows.append(("7 PostgreSQL", "skipped: " + res["pg_skipped"], "", "", "", ""))
+    pi = res.get("pgimport")
+    if pi:
+        rows.append(("7 PG import %d recipients -> %d deliveries" % (pi["recipients"],
+                                                                     pi["deliveries"]),
+                     "%.1f s  %.0f/s" % (pi["herald_s"], pi["herald_per_s"]),
+                     "raw COPY %.1f s  %.0f/s" % (pi["raw_s"], pi["raw_per_s"]),
+                     "%.2f" % pi["ratio"], "", ""))
+        rows.append(("7   CPU and peak RSS", "%.1f s, server %.1f s; %.1f MB" % (
+            pi["herald_cpu_s"], pi["herald_server_cpu_s"], pi["herald_rss_mb"]),
+            "server %.1f s" % pi["raw_server_cpu_s"], "", "", ""))
+    d = res.get("pgdispatch")
+    pc = res.get("pgclaims")
+    if pc:
+        rows.append(("7 PG claims+results: dispatch, 1 node, %d in flight" % pc["in_flight"],
+                     "%.0f/s" % pc["herald_per_s"],
+                     "raw SKIP LOCKED %.0f/s (1 conn, batch %d)" % (pc["raw_per_s"], pc["batch"]),
+                     "%.3f" % pc["ratio"], ">= 0.50", verdict(pc["ratio"] >= 0.5)))
+        rows.append(("7   store work per delivery", "%.3f commits, server %.0f us CPU" % (
+            pc["herald_commits_per_delivery"], pc["herald_server_cpu_us"]),
+            "raw %.3f commits, server %.0f us" % (pc["raw_commits_per_delivery"],
+                                                  pc["raw_server_cpu_us"]), "", "", ""))
+        if not d:
+            share = pc["herald_per_s"] / pc["http_per_s"]
+            rows.append(("7   mock not the bound: herald / raw HTTP client", "%.0f/s" % pc["herald_per_s"],
+                         "raw curl multi %.0f/s (%d in flight), same mock" % (
+                             pc["http_per_s"], pc["http_in_flight"]),
+                         "%.2f" % share, "< 0.50", verdict(share < 0.5)))
+    if d:
+        for k in sorted(d["herald"], key=int):
+            h, x = d["herald"][k], d["raw"][k]
+            rows.append(("7 PG dispatch %d Feihe, %s node%s x %d in flight%s" % (
+                d["deliveries"], k, "s" if k != "1" else "", d["in_flight_per_node"],
+                ", capped" if h["capped_runs"] else ""),
+                "%.0f/s" % h["per_s"],
+                "raw SKIP LOCKED %.0f/s (%s conn%s)" % (x["per_s"], k, "s" if k != "1" else ""),
+                "%.3f" % (h["per_s"] / x["per_s"]), "", ""))
+            rows.append(("7   CPU s, %s node%s: herald, server, mock" % (k, "s" if k != "1" else ""),
+                         "%.1f + %.1f + %.1f in %.1f s" % (h["cpu_s"], h["server_cpu_s"],
+                                                          h["mock_cpu_s"], h["wall_s"]),
+                         "raw: server %.1f s in %.1f s" % (
+                             x["server_cpu_us"] * d["deliveries"] / 1e6, x["wall_s"]),
+                         "%.0f %% of %d cores" % (100 * h["busy"], res["machine"]["cores"]),
+                         "", ""))
+        for k in (2, 4):
+            if "scaling_%d" % k in d:
+                rows.append(("7 PG scaling, %d nodes / 1 node" % k, "%.2fx" % d["scaling_%d" % k],
+                             "raw %d / 1 connections %.2fx" % (k, d["raw_scaling_%d" % k]), "",
+                             ">= 1.60x" if k == 2 else "",
+                             verdict(d["scaling_2"] >= 1.6) if k == 2 else ""))
+        s = d.get("sqlite")
+        if s:
+            rows.append(("7 SQLite single node, same input",
+                         "%.0f/s, %.0f us CPU each" % (s["per_s"], s["cpu_us"]),
+                         "PG 1 node %.0f/s, %.0f us + server %.0f us" % (
+                             d["herald"]["1"]["per_s"], d["herald"]["1"]["cpu_us"],
+                             d["herald"]["1"]["server_cpu_us"]),
+                         "PG %.2f" % (d["herald"]["1"]["per_s"] / s["per_s"]), "", ""))
+        best = max(h["per_s"] for h in d["herald"].values())
+        share = best / d["http"]["per_s"]
+        rows.append(("7 PG mock not the bound: fastest herald / raw HTTP", "%.0f/s" % best,
+                     "raw curl multi %.0f/s (%d in flight), same mock" % (
+                         d["http"]["per_s"], d["http"]["in_flight"]),
+                     "%.2f" % share, "< 0.50", verdict(share < 0.5)))
+        rows.append(("7 PG exactly once, %d dispatch runs" % d["exactly_once_runs"],
+                     "every delivery sent; mock: each rid accepted once", "", "", "", "PASS"))
     return rows
 
 
@@ -1137,7 +1617,8 @@ def summary_json(res, rows):
     doc = {"bench": "herald", "mode": res["mode"], "machine": res["machine"],
            "versions": res["versions"], "pragmas": res["pragmas"], "targets": {r[0].strip(): r[5] for r in rows if r[5]}}
     for k in ("import", "import_small", "dispatch", "dispatch256", "rules", "ontime", "fair",
-              "idle", "queries", "memory", "export", "errors"):
+              "idle", "queries", "memory", "export", "pgimport", "pgclaims", "pgdispatch",
+              "pg_skipped", "errors"):
         if k in res:
             doc[k] = res[k]
     return json.dumps(doc, ensure_ascii=False, sort_keys=True)
@@ -1157,7 +1638,8 @@ def find_binaries(build):
     b = {"herald": os.path.join(build, "herald"), "mock": os.path.join(build, "herald-mock"),
          "raw_insert": os.path.join(build, "bench", "bench-raw-insert"),
          "raw_http": os.path.join(build, "bench", "bench-raw-http"),
-         "measure": os.path.join(build, "bench", "bench-measure")}
+         "measure": os.path.join(build, "bench", "bench-measure"),
+         "raw_pg": os.path.join(build, "bench", "bench-raw-pg")}
     for k, p in b.items():
         if not os.access(p, os.X_OK):
             sys.exit("bench: %s not found (build with -DHERALD_BENCH=ON)" % p)
@@ -1172,8 +1654,10 @@ def find_binaries(build):
 
 def versions(b):
     out = {}
-    for k, arg in (("herald", "--version"), ("sqlite", "--version"), ("curl", "--version")):
-        binary = {"herald": b["herald"], "sqlite": b["raw_insert"], "curl": b["raw_http"]}[k]
+    for k, arg in (("herald", "--version"), ("sqlite", "--version"), ("curl", "--version"),
+                   ("libpq", "--version")):
+        binary = {"herald": b["herald"], "sqlite": b["raw_insert"], "curl": b["raw_http"],
+                  "libpq": b["raw_pg"]}[k]
         p = subprocess.run([binary, arg], capture_output=True, text=True)
         out[k] = p.stdout.strip()
     return out
@@ -1191,7 +1675,9 @@ def main():
                     "included (default 200,000; --quick 20,000)")
     ap.add_argument("--concurrency", type=int, default=32, help="max_in_flight per channel")
     ap.add_argument("--mock-threads", type=int, default=2)
-    ap.add_argument("--only", help="comma list of " + ALL_PARTS)
+    ap.add_argument("--pg-n", type=int, help="due deliveries per PostgreSQL dispatch run "
+                    "(default 40,000; --quick 20,000)")
+    ap.add_argument("--only", help="comma list of " + ALL_PARTS + " (pg: the three pg ones)")
     ap.add_argument("--work", help="work directory (default: a new temporary one)")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     ap.add_argument("--json-out", help="also write the JSON line to this file")
@@ -1205,14 +1691,19 @@ def main():
         size["dispatch_n"] = a.dispatch_n
     if a.cap:
         size["cap"] = size["mem_cap"] = a.cap
+    if a.pg_n:
+        size["pg_n"] = a.pg_n
     only = set((a.only or ALL_PARTS).split(","))
+    if "pg" in only:
+        only = (only - {"pg"}) | set(PG_PARTS)
     if only - set(ALL_PARTS.split(",")):
         sys.exit("bench: --only: unknown part(s) %s" % ",".join(sorted(only - set(ALL_PARTS.split(",")))))
     b = find_binaries(os.path.abspath(a.build))
     work = a.work or tempfile.mkdtemp(prefix="herald-bench-")
     os.makedirs(work, exist_ok=True)
     env = Env(b["herald"], b["mock"], b["raw_insert"], b["raw_http"], work,
-              concurrency=a.concurrency, mock_threads=a.mock_threads, measure=b["measure"])
+              concurrency=a.concurrency, mock_threads=a.mock_threads, measure=b["measure"],
+              raw_pg=b["raw_pg"])
     res = {"mode": "quick" if a.quick else "full", "machine": machine(), "versions": versions(b),
            "pragmas": herald_pragmas()}
     t0 = time.monotonic()
@@ -1283,6 +1774,39 @@ def main():
                                                        size["campaigns"], size["query_runs"])))
     if "memory" in only:
         parts.append(("memory", memory))
+
+    def postgres():
+        """The PostgreSQL figures, on a server of their own for as long as they take; each
+        part reported on its own, as the others are."""
+        pg = PgServer()
+        res["versions"]["postgres"] = pg.version
+        log("PostgreSQL %s in %s" % (pg.version, pg.dir))
+        try:
+            if "pgimport" in only:
+                got = section("pgimport", lambda: bench_pg_import(
+                    env, pg, size["import_small"], size["runs"], "small"))
+                if got is not None:
+                    res["pgimport"] = got
+            if only & {"pgclaims", "pgdispatch"}:
+                # Claims+results is the dispatch's single node against the single connection.
+                got = section("pgdispatch" if "pgdispatch" in only else "pgclaims",
+                              lambda: bench_pg_dispatch(
+                                  env, pg, size["pg_n"], size["runs"], size["cap"],
+                                  PG_NODES if "pgdispatch" in only else (1,)))
+                if got is not None and "pgclaims" in only:
+                    res["pgclaims"] = pg_claims(got)
+                if got is not None and "pgdispatch" in only:
+                    res["pgdispatch"] = got
+        finally:
+            pg.stop()
+
+    if only & set(PG_PARTS):
+        why = pg_missing()
+        if why:
+            res["pg_skipped"] = why
+            log("PostgreSQL figures skipped: " + why)
+        else:
+            parts.append(("postgres", postgres))
     try:
         for name, fn in parts:
             got = section(name, fn)
@@ -1294,9 +1818,10 @@ def main():
     res["elapsed_s"] = time.monotonic() - t0
     res = rounded(res)
     rows = figures(res)
-    print("Herald benchmark (%s) on %s, %d cores, %s; %s, %s" % (
+    print("Herald benchmark (%s) on %s, %d cores, %s; %s, %s%s" % (
         res["mode"], res["machine"]["cpu"], res["machine"]["cores"], res["machine"]["memory"],
-        res["versions"]["sqlite"], res["versions"]["curl"].split()[0] if res["versions"]["curl"] else ""))
+        res["versions"]["sqlite"], res["versions"]["curl"].split()[0] if res["versions"]["curl"] else "",
+        ", PostgreSQL %s" % res["versions"]["postgres"] if "postgres" in res["versions"] else ""))
     print_table(rows)
     print("elapsed %.0f s" % res["elapsed_s"])
     for e in errors:
