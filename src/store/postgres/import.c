@@ -479,9 +479,10 @@ postgres_import_apply(struct store *base, int64_t campaign_id, struct store_impo
 	                         "FROM pg_temp.import_rmap m JOIN pg_temp.import_r s ON s.seq = m.seq "
 	                         "WHERE m.kind IN (1, 3) AND recipients.id = m.id",
 	                      NULL, what, err)) < 0 ||
-	    pgs_exec(s, "UPDATE deliveries SET state = 'pending', last_error = NULL WHERE campaign_id = "
-	                "$1 AND recipient_id IN (SELECT id FROM pg_temp.import_rmap WHERE kind = 3) "
-	                "AND state = 'cancelled' AND last_error = '" PGS_REMOVED_REASON "'",
+	    pgs_exec(s, "UPDATE deliveries SET state = 'pending', last_error = NULL "
+	                "WHERE campaign_id = $1 AND recipient_id IN (SELECT id FROM "
+	                "pg_temp.import_rmap WHERE kind = 3) AND state = 'cancelled' "
+	                "AND last_error = '" PGS_REMOVED_REASON "'",
 	             &id, what, err) < 0)
 		return -1;
 	/* New recipients, then their ids into the map for their deliveries. */
