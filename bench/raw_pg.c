@@ -65,7 +65,7 @@ struct worker {
 	pthread_t thread;
 	const struct job *job;
 	pthread_barrier_t *start;
-	int id;                       /* claimed_by: 1.., never a runner's (nothing checks) */
+	int id;                       /* claimed_by: 1.. (no runner row: nothing here checks) */
 	int64_t claimed, sent, transactions;
 	int failed;
 };
@@ -368,8 +368,9 @@ out_field(struct copy *c, const char *v)
 		out_add(c, v, run);
 		if (!v[run])
 			break;
-		out_add(c, v[run] == '\\' ? "\\\\" : v[run] == '\t' ? "\\t" : v[run] == '\n' ? "\\n"
-		                                                                            : "\\r", 2);
+		/* A backslash, then t, n, r or the backslash itself. */
+		out_add(c, "\\", 1);
+		out_add(c, v[run] == '\t' ? "t" : v[run] == '\n' ? "n" : v[run] == '\r' ? "r" : "\\", 1);
 		v += run + 1;
 	}
 }
@@ -468,10 +469,12 @@ copy_pass(struct copy *c, int deliveries)
 			out_record(c, f, n);
 			out_add(c, "\n", 1);
 		}
+		/* campaign, recipient, step, due, next attempt (= due), expiry, MsgRandom */
 		for (i = 0; deliveries && i < c->n_steps; i++)
-			out_printf(c, "%s\t%" PRId64 "\t%d\t%" PRId64 "\t%" PRId64 "\t%" PRId64 "\t%" PRIu32
-			           "\n", c->campaign_id, c->first_id + row, i + 1, c->due_ms[i],
-			           c->due_ms[i], c->due_ms[i] + c->expire_after_ms, next_random(c));
+			out_printf(c, "%s\t%" PRId64 "\t%d\t%" PRId64 "\t%" PRId64 "\t%" PRId64
+			           "\t%" PRIu32 "\n", c->campaign_id, c->first_id + row, i + 1,
+			           c->due_ms[i], c->due_ms[i], c->due_ms[i] + c->expire_after_ms,
+			           next_random(c));
 		if (out_send(c, 0) != 0)
 			goto end;
 	}
@@ -504,14 +507,14 @@ end:
 
 /* Runs a statement with text parameters; its first value copied into out (if given). 0 / -1. */
 static int
-query_value(struct copy *c, const char *sql, int n, const char *const *params, char *out,
-            size_t size)
+query_value(struct copy *c, const char *what, const char *sql, int n, const char *const *params,
+            char *out, size_t size)
 {
 	PGresult *r = PQexecParams(c->conn, sql, n, NULL, params, NULL, NULL, 0);
 
 	if (!r || PQresultStatus(r) != (out ? PGRES_TUPLES_OK : PGRES_COMMAND_OK) ||
 	    (out && PQntuples(r) < 1))
-		return fail_result(c->conn, r, sql);
+		return fail_result(c->conn, r, what);
 	if (out)
 		snprintf(out, size, "%s", PQgetvalue(r, 0, 0));
 	PQclear(r);
@@ -568,27 +571,27 @@ copy_main(int argc, char **argv)
 		goto out;
 	snprintf(num[0], sizeof num[0], "%" PRId64, c.expire_after_ms);
 	p[0] = num[0];
-	if (query_value(&c, q_campaign, 1, p, c.campaign_id, sizeof c.campaign_id) != 0)
+	if (query_value(&c, "campaign", q_campaign, 1, p, c.campaign_id, sizeof c.campaign_id) != 0)
 		goto out;
 	p[0] = c.campaign_id;
 	p[1] = num[1];
 	for (i = 0; i < c.n_steps; i++) {
 		snprintf(num[1], sizeof num[1], "%d", i + 1);
-		if (query_value(&c, q_step, 2, p, NULL, 0) != 0)
+		if (query_value(&c, "step", q_step, 2, p, NULL, 0) != 0)
 			goto out;
 	}
-	if (query_value(&c, q_last_recipient, 0, NULL, last, sizeof last) != 0)
+	if (query_value(&c, "recipient ids", q_last_recipient, 0, NULL, last, sizeof last) != 0)
 		goto out;
 	c.first_id = strtoll(last, NULL, 10);
 	if (copy_pass(&c, 0) != 0 || copy_pass(&c, 1) != 0)
 		goto out;
 	snprintf(num[0], sizeof num[0], "%" PRId64, c.first_id + c.recipients);
 	p[0] = num[0];
-	if (query_value(&c, q_recipient_seq, 1, p, last, sizeof last) != 0)
+	if (query_value(&c, "recipient ids", q_recipient_seq, 1, p, last, sizeof last) != 0)
 		goto out;
 	snprintf(num[1], sizeof num[1], "%" PRId64, c.deliveries);
 	p[0] = c.campaign_id;
-	if (query_value(&c, q_counts, 2, p, NULL, 0) != 0 || exec_ok(c.conn, "COMMIT") != 0)
+	if (query_value(&c, "counts", q_counts, 2, p, NULL, 0) != 0 || exec_ok(c.conn, "COMMIT") != 0)
 		goto out;
 	printf("recipients %" PRId64 " deliveries %" PRId64 "\n", c.recipients, c.deliveries);
 	rc = 0;
