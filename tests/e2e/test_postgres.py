@@ -160,6 +160,33 @@ class MultiNode(SchedTest):
         self.assertEqual(len(m.requests("feihe")), 8)
 
 
+@unittest.skipUnless(harness.POSTGRES, "a PostgreSQL URI")
+class UriSecrets(SchedTest):
+
+    def test_a_password_in_the_uri_is_never_printed(self):
+        import urllib.parse
+        secret = "pw-s3cret-9f2"
+        u = urllib.parse.urlsplit(self.db)
+        netloc = u.netloc.replace("@", ":%s@" % secret, 1) if "@" in u.netloc else u.netloc
+        self.db = urllib.parse.urlunsplit((u.scheme, netloc, u.path, u.query, u.fragment))
+        self.assertIn(secret, self.db)
+        m = self.feihe_mock()
+        self.config({"feihe": self.feihe_channel(m)}, NODES)
+        self.due_now("pw", ["oPw"])
+        said = [self.ok("migrate"), self.herald("run", "--once")[2],
+                self.herald("status", "nope")[2]]
+        # And where the password is a query parameter, wrong server too: the error names the URI.
+        rc, out, err = self.herald("--db", "postgresql://h.invalid/x?password=%s&connect_timeout=2"
+                                   % secret, "status")
+        self.assertEqual(rc, 1)
+        said += [out, err]
+        self.assertIn("password=***", err)
+        self.assertIn(":***@", said[0])
+        for text in said:
+            self.assertNotIn(secret, text)
+        self.assertEqual(self.counts("pw")["sent"], 1)
+
+
 @unittest.skipUnless(harness.POSTGRES, "copies into a PostgreSQL database")
 class Copy(SchedTest):
 

@@ -251,11 +251,14 @@ quiet_notices(void *arg, const char *message)
 static char *
 masked_uri(const char *uri)
 {
-	char *m = strdup(uri), *at, *colon, *p, *end;
-	size_t n;
+	/* A password shorter than "***" grows the text by up to 3 bytes, and each one takes at
+	   least ":@" or "password=": twice the length is room enough. */
+	size_t len = strlen(uri), n;
+	char *m = malloc(2 * len + 16), *at, *colon, *p, *end;
 
 	if (!m)
 		return NULL;
+	memcpy(m, uri, len + 1);
 	/* scheme://user:password@host */
 	if ((p = strstr(m, "://")) && (at = strchr(p + 3, '@')) &&
 	    (colon = memchr(p + 3, ':', (size_t)(at - (p + 3))))) {
