@@ -181,6 +181,9 @@ class UriSecrets(SchedTest):
         self.assertEqual(rc, 1)
         said += [out, err]
         self.assertIn("password=***", err)
+        # A password shorter than its mask.
+        err = self.herald("--db", "postgresql://u:a@h.invalid/x?connect_timeout=2", "status")[2]
+        self.assertIn("postgresql://u:***@h.invalid/x", err)
         self.assertIn(":***@", said[0])
         for text in said:
             self.assertNotIn(secret, text)
