@@ -333,35 +333,46 @@ has_schema(struct pg_store *s, char **err)
 }
 
 /* Applies what is missing, each migration in its own transaction, under a session advisory
-   lock so that several nodes starting at once migrate once. */
+   lock so that several nodes starting at once migrate once. A database already current costs
+   one query and takes no lock; one newer than this herald is refused. */
 static int
 migrate(struct pg_store *s, char **err)
 {
-	struct pgs_params p;
-	int i, rc = -1, v;
+	int n = postgres_migrations_count;
+	int latest = n ? postgres_migrations[n - 1].version : 0;
+	int i, rc = -1, v, has = has_schema(s, err);
 
-	if (pgs_exec(s, "SELECT pg_advisory_lock(" PGS_LOCK_CLASS ", " PGS_LOCK_MIGRATE ")", NULL, "migrate", err) < 0)
+	if (has < 0)
+		return -1;
+	if (has && (v = postgres_version(&s->base)) >= latest) {
+		if (v == latest)
+			return 0;
+		return util_err(err, "%s: schema version %d is newer than this herald knows (%d)",
+		                s->shown, v, latest);
+	}
+	if (pgs_exec(s, "SELECT pg_advisory_lock(" PGS_LOCK_CLASS ", " PGS_LOCK_MIGRATE ")", NULL,
+	             "migrate", err) < 0)
 		return -1;
 	if (pgs_run_script(s, migrations_table, "migrate", err) != 0)
 		goto out;
+	/* Read again under the lock: another node may have migrated while we waited. */
 	if ((v = postgres_version(&s->base)) < 0) {
 		pgs_fail(s, err, "migrate", "cannot read the schema version");
 		goto out;
 	}
 	for (i = 0; i < postgres_migrations_count; i++) {
 		const struct migration *m = &postgres_migrations[i];
+		struct pgs_params p = {0};
 
 		if (m->version <= v)
 			continue;
 		if (pgs_run_script(s, "BEGIN", "migrate", err) != 0)
 			goto out;
-		memset(&p, 0, sizeof p);
 		pgs_int(&p, m->version);
 		pgs_text(&p, m->name);
-		pgs_int(&p, 0);
 		if (pgs_run_script(s, m->sql, m->name, err) != 0 ||
 		    pgs_exec(s, "INSERT INTO herald_migrations (version, name, applied_at_ms) VALUES "
-		                "($1, $2, (extract(epoch FROM clock_timestamp()) * 1000)::bigint + $3)",
+		                "($1, $2, (extract(epoch FROM clock_timestamp()) * 1000)::bigint)",
 		             &p, m->name, err) < 0 ||
 		    pgs_run_script(s, "COMMIT", "migrate", err) != 0) {
 			pgs_run_script(s, "ROLLBACK", "migrate", NULL);
@@ -370,7 +381,8 @@ migrate(struct pg_store *s, char **err)
 	}
 	rc = 0;
 out:
-	pgs_exec(s, "SELECT pg_advisory_unlock(" PGS_LOCK_CLASS ", " PGS_LOCK_MIGRATE ")", NULL, "migrate", NULL);
+	pgs_exec(s, "SELECT pg_advisory_unlock(" PGS_LOCK_CLASS ", " PGS_LOCK_MIGRATE ")", NULL,
+	         "migrate", NULL);
 	return rc;
 }
 
@@ -764,7 +776,8 @@ postgres_import_lock(struct store *base, char **err)
 {
 	struct pg_store *s = (struct pg_store *)base;
 
-	if (pgs_exec(s, "SELECT pg_advisory_lock(" PGS_LOCK_CLASS ", " PGS_LOCK_IMPORT ")", NULL, "import lock", err) < 0)
+	if (pgs_exec(s, "SELECT pg_advisory_lock(" PGS_LOCK_CLASS ", " PGS_LOCK_IMPORT ")", NULL,
+	             "import lock", err) < 0)
 		return -1;
 	s->import_locked = 1;
 	return 0;
@@ -776,7 +789,8 @@ postgres_import_unlock(struct store *base)
 	struct pg_store *s = (struct pg_store *)base;
 
 	if (s->import_locked)
-		pgs_exec(s, "SELECT pg_advisory_unlock(" PGS_LOCK_CLASS ", " PGS_LOCK_IMPORT ")", NULL, "import lock", NULL);
+		pgs_exec(s, "SELECT pg_advisory_unlock(" PGS_LOCK_CLASS ", " PGS_LOCK_IMPORT ")", NULL,
+		         "import lock", NULL);
 	s->import_locked = 0;
 }
 
@@ -825,7 +839,8 @@ postgres_liveness_release(struct store *base, int64_t runner_id)
 	struct pgs_params p = {0};
 
 	pgs_int(&p, runner_id);
-	pgs_exec(s, "SELECT pg_advisory_unlock(" PGS_LIVENESS_CLASS ", $1::integer)", &p, "liveness lock", NULL);
+	pgs_exec(s, "SELECT pg_advisory_unlock(" PGS_LIVENESS_CLASS ", $1::integer)", &p,
+	         "liveness lock", NULL);
 }
 
 const struct store_backend postgres_backend = {

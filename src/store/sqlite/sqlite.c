@@ -133,11 +133,12 @@ static int
 sqlite_migrate(struct sqlite_store *s, char **err)
 {
 	int version = sqlite_version(&s->base), i, rc = 0;
+	int latest = sqlite_migrations[sqlite_migrations_count - 1].version;
 
-	if (sqlite_migrations_count > 0 && version > sqlite_migrations[sqlite_migrations_count - 1].version)
+	if (version > latest)
 		return util_err(err, "%s: schema version %d is newer than this herald knows (%d)", s->path,
-		                version, sqlite_migrations[sqlite_migrations_count - 1].version);
-	if (version >= sqlite_migrations[sqlite_migrations_count - 1].version)
+		                version, latest);
+	if (version == latest)
 		return 0;
 	/*
 	 * Foreign keys off while migrations run (the pragma is a no-op inside a transaction): a
