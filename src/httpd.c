@@ -36,7 +36,7 @@ struct httpd {
 	struct MHD_Daemon *mhd;
 	struct store *reader;         /* read-only connection, used on the server's thread only */
 	char *db_path;
-	int db_file;                   /* db_path names a file (not a server URI) */
+	int db_file;                  /* db_path names a file (not a server URI) */
 	dev_t db_dev;                 /* the file the scheduler opened, to notice it moved away */
 	ino_t db_ino;
 };

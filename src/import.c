@@ -1,6 +1,6 @@
 /*
  * import: one pass over a campaign's recipients that validates and stages them, then the
- * writes in bounded transactions (store/sqlite/import.c). Memory stays flat whatever the recipient
+ * writes in bounded transactions (the store's import). Memory stays flat whatever the recipient
  * count: records are read, checked, staged and freed one at a time, and duplicates are found
  * by the staging table, not in memory.
  */
