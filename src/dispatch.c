@@ -444,7 +444,7 @@ start(struct dispatch *d, struct http *h, struct flight *f, int64_t now_ms, stru
 	rc = cs->ch->ops->build(cs->pstate, cs->ch, f->items, f->n, clock_now_ms(), &req, &err);
 	if (rc == 0) {
 		/* A provider that cannot de-duplicate gets a connection of its own (http.c). */
-		req.fresh = !cs->ch->ops->dedups;
+		req.no_resend = !cs->ch->ops->dedups;
 		rc = http_start(h, &req, cs->ch->timeout_ms, cs->ch->connect_timeout_ms, f, &err);
 	}
 	if (rc != 0) {

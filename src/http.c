@@ -28,6 +28,7 @@ struct transfer {
 	CURL *easy;
 	struct curl_slist *headers;
 	char *body;                   /* request body (owned; curl reads it in place) */
+	size_t body_len, body_off;    /* read by on_read when the request must not be resent */
 	struct buf answer;
 	int too_big;
 	int64_t started_mono;
@@ -95,6 +96,30 @@ on_body(char *data, size_t size, size_t nmemb, void *arg)
 	return buf_append(&t->answer, data, n) == 0 ? n : 0;
 }
 
+/* A body handed to libcurl piece by piece (the requests that must never be resent). */
+static size_t
+on_read(char *to, size_t size, size_t nmemb, void *arg)
+{
+	struct transfer *t = arg;
+	size_t n = size * nmemb;
+
+	if (n > t->body_len - t->body_off)
+		n = t->body_len - t->body_off;
+	memcpy(to, t->body + t->body_off, n);
+	t->body_off += n;
+	return n;
+}
+
+/* Refuses every rewind: libcurl's own resend of a body it already read fails instead. */
+static int
+on_seek(void *arg, curl_off_t offset, int origin)
+{
+	(void)arg;
+	(void)offset;
+	(void)origin;
+	return CURL_SEEKFUNC_FAIL;
+}
+
 /*
  * Whether a failed transfer may have reached the provider. Failures before the request could
  * leave (name resolution, connecting, the TLS handshake) are safe to retry; once any byte of
@@ -147,6 +172,8 @@ result_of(struct transfer *t, CURLcode result, struct http_result *out)
 	} else {
 		snprintf(out->error, sizeof out->error, "%s",
 		         t->too_big ? "answer larger than 1 MiB"
+		         : result == CURLE_SEND_FAIL_REWIND
+		             ? "the kept-alive connection closed with no answer after the request left"
 		         : t->errbuf[0] ? t->errbuf : curl_easy_strerror(result));
 		out->sent = t->too_big || maybe_sent(t->easy, result);
 	}
@@ -380,11 +407,14 @@ http_start(struct http *h, const struct provider_request *req, int64_t timeout_m
 	curl_easy_setopt(t->easy, CURLOPT_USERAGENT, "herald/" HERALD_VERSION);
 	/*
 	 * libcurl resends a request by itself, up to five times, when a reused connection dies
-	 * before any answer, and nothing in its API stops that. A request that must not reach the
-	 * provider twice therefore gets a connection of its own, closed after it: never reused,
-	 * never resent behind our back.
+	 * before any answer. It must first rewind the body it already read, and a body given by a
+	 * read callback whose seek always fails cannot be rewound: the transfer fails instead,
+	 * and the request, whose body left once, is never sent again (a request that left without
+	 * its body cannot have been acted on). So a request that must not reach the provider
+	 * twice still shares kept-alive connections; one without a body gets a connection of its
+	 * own, closed after it.
 	 */
-	if (req->fresh) {
+	if (req->no_resend && !req->body) {
 		curl_easy_setopt(t->easy, CURLOPT_FRESH_CONNECT, 1L);
 		curl_easy_setopt(t->easy, CURLOPT_FORBID_REUSE, 1L);
 	}
@@ -395,9 +425,16 @@ http_start(struct http *h, const struct provider_request *req, int64_t timeout_m
 		if (!(t->body = malloc(req->body_len + 1)))
 			goto fail;
 		memcpy(t->body, req->body, req->body_len);
+		t->body_len = req->body_len;
 		curl_easy_setopt(t->easy, CURLOPT_POST, 1L);
-		curl_easy_setopt(t->easy, CURLOPT_POSTFIELDS, t->body);
 		curl_easy_setopt(t->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
+		if (req->no_resend) {
+			curl_easy_setopt(t->easy, CURLOPT_READFUNCTION, on_read);
+			curl_easy_setopt(t->easy, CURLOPT_READDATA, t);
+			curl_easy_setopt(t->easy, CURLOPT_SEEKFUNCTION, on_seek);
+		} else {
+			curl_easy_setopt(t->easy, CURLOPT_POSTFIELDS, t->body);
+		}
 	}
 	/* Handed over: the network thread adds it to multi on its next turn, which we start. */
 	pthread_mutex_lock(&h->mu);

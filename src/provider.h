@@ -70,8 +70,9 @@ struct provider_request {
 	size_t body_len;
 	char *headers[12];            /* "Name: value" lines */
 	int n_headers;
-	int fresh;                    /* 1: on a connection of its own, never reused (set by the
-	                                 caller for providers that cannot de-duplicate) */
+	int no_resend;                /* 1: libcurl must never send it twice, even when a kept-
+	                                 alive connection dies (set by the caller for providers
+	                                 that cannot de-duplicate) */
 };
 
 /* The per-account state a provider rule reads (SaiNiu's 7-day rule). */
