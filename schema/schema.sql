@@ -17,8 +17,9 @@ CREATE TABLE attempts (
 	http_status      INTEGER,                 -- NULL when no HTTP answer came
 	provider_code    TEXT,
 	provider_message TEXT,
-	outcome          TEXT NOT NULL CHECK (outcome IN
-	                 ('sent', 'retrying', 'deferred', 'failed', 'unknown', 'requeued'))
+	outcome          TEXT NOT NULL CHECK (
+	                 outcome = 'sent' OR outcome = 'retrying' OR outcome = 'deferred' OR
+	                 outcome = 'failed' OR outcome = 'unknown' OR outcome = 'requeued')
 );
 CREATE TABLE "campaigns" (
 	id              INTEGER PRIMARY KEY,
@@ -59,9 +60,11 @@ CREATE TABLE "deliveries" (
 	due_at_ms           INTEGER NOT NULL,
 	next_at_ms          INTEGER NOT NULL,
 	expires_at_ms       INTEGER NOT NULL,
-	state               TEXT NOT NULL DEFAULT 'pending' CHECK (state IN
-	                    ('pending', 'sending', 'sent', 'retrying', 'deferred', 'failed',
-	                     'expired', 'cancelled', 'unknown', 'suppressed')),
+	state               TEXT NOT NULL DEFAULT 'pending' CHECK (
+	                    state = 'pending' OR state = 'sending' OR state = 'sent' OR
+	                    state = 'retrying' OR state = 'deferred' OR state = 'failed' OR
+	                    state = 'expired' OR state = 'cancelled' OR state = 'unknown' OR
+	                    state = 'suppressed'),
 	attempts            INTEGER NOT NULL DEFAULT 0,
 	last_error          TEXT,
 	provider_message_id TEXT,
@@ -113,7 +116,7 @@ CREATE INDEX deliveries_batch ON deliveries (batch_id) WHERE batch_id IS NOT NUL
 CREATE INDEX deliveries_campaign_state ON deliveries (campaign_id, state, due_at_ms);
 CREATE INDEX deliveries_due ON deliveries (campaign_id, due_at_ms, id);
 CREATE INDEX deliveries_ready ON deliveries (campaign_id, next_at_ms)
-	WHERE state IN ('pending', 'retrying', 'deferred');
+	WHERE state = 'pending' OR state = 'retrying' OR state = 'deferred';
 CREATE INDEX deliveries_sending ON deliveries (claimed_by) WHERE state = 'sending';
 CREATE TRIGGER deliveries_count_delete AFTER DELETE ON deliveries BEGIN
 	UPDATE delivery_counts SET n = n - 1 WHERE campaign_id = OLD.campaign_id AND state = OLD.state;

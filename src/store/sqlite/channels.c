@@ -18,8 +18,8 @@ sqlite_channel_get(struct store *base, const char *name, struct store_channel *o
 		"FROM channels WHERE name = ?1";
 	static const char *const waiting_sql =
 		"SELECT coalesce(sum(n.n), 0) FROM campaigns c JOIN delivery_counts n ON "
-		"n.campaign_id = c.id WHERE c.channel = ?1 AND c.state = 'active' AND n.state IN "
-		STORE_WAITING;
+		"n.campaign_id = c.id WHERE c.channel = ?1 AND c.state = 'active' AND "
+		STORE_WAITING("n.state");
 	sqlite3_stmt *q = NULL;
 	int rc = -1, step;
 

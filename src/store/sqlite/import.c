@@ -180,7 +180,7 @@ sqlite_import_plan(struct store *base, int64_t campaign_id, struct store_import_
 		"FROM temp.import_d d JOIN temp.import_rmap m ON m.seq = d.seq AND m.kind > 0 "
 		"LEFT JOIN main.deliveries x ON x.recipient_id = m.id AND x.step = d.step "
 		"WHERE x.id IS NULL "
-		"OR ((x.state IN " STORE_WAITING " OR (m.kind = 3 AND x.state = 'cancelled' AND "
+		"OR ((" STORE_WAITING("x.state") " OR (m.kind = 3 AND x.state = 'cancelled' AND "
 		"x.last_error = '" REMOVED_REASON "')) AND (x.due_at_ms, x.next_at_ms, x.expires_at_ms) "
 		"IS NOT (d.due, d.next, d.expires)) "
 		"OR (x.state = 'cancelled' AND x.last_error = '" STEP_REMOVED_REASON "')",
@@ -267,7 +267,7 @@ sqlite_import_apply(struct store *base, int64_t campaign_id, struct store_import
 	           "next_at_ms = excluded.next_at_ms, expires_at_ms = excluded.expires_at_ms, "
 	           "last_error = CASE state WHEN 'cancelled' THEN NULL ELSE last_error END, "
 	           "state = 'pending', send_at_ms = NULL "
-	           "WHERE (state IN " STORE_WAITING " AND (due_at_ms, next_at_ms, expires_at_ms) IS NOT "
+	           "WHERE (" STORE_WAITING("state") " AND (due_at_ms, next_at_ms, expires_at_ms) IS NOT "
 	           "(excluded.due_at_ms, excluded.next_at_ms, excluded.expires_at_ms)) "
 	           "OR (state = 'cancelled' AND last_error = '" STEP_REMOVED_REASON "')",
 	        &campaign_id, &n, what, err) != 0)
@@ -275,7 +275,7 @@ sqlite_import_apply(struct store *base, int64_t campaign_id, struct store_import
 	done->deliveries_written += n;
 	/* Recipients no longer listed: their waiting deliveries are cancelled. */
 	if (run(s, "UPDATE deliveries SET state = 'cancelled', last_error = '" REMOVED_REASON "' "
-	           "WHERE recipient_id IN (SELECT id FROM temp.import_gone) AND state IN " STORE_WAITING,
+	           "WHERE recipient_id IN (SELECT id FROM temp.import_gone) AND " STORE_WAITING("state"),
 	        NULL, NULL, what, err) != 0 ||
 	    run(s, "UPDATE recipients SET active = 0 WHERE id IN (SELECT id FROM temp.import_gone) "
 	           "AND active = 1", NULL, &done->recipients_removed, what, err) != 0)

@@ -18,7 +18,7 @@ status_detail(struct sqlite_store *s, struct store_status *st, char **err)
 	static const char *const next_sql =
 		"SELECT CASE state WHEN 'deferred' THEN coalesce(send_at_ms, next_at_ms) "
 		"WHEN 'retrying' THEN next_at_ms ELSE max(due_at_ms, next_at_ms) END "
-		"FROM deliveries WHERE campaign_id = ?1 AND state IN " STORE_WAITING
+		"FROM deliveries WHERE campaign_id = ?1 AND " STORE_WAITING("state")
 		" ORDER BY next_at_ms LIMIT 1";
 	sqlite3_stmt *q = NULL;
 	int rc = -1, i, step;

@@ -72,7 +72,7 @@ sqlite_due_backlog(struct store *base, int64_t now_ms, char **err)
 	   (campaign_id, next_at_ms WHERE state is waiting): no scan of sent rows. */
 	static const char sql[] =
 		"SELECT coalesce(sum((SELECT count(*) FROM deliveries d WHERE d.campaign_id = c.id "
-		"AND d.state IN " STORE_WAITING " AND d.next_at_ms <= ?1)), 0) "
+		"AND " STORE_WAITING("d.state") " AND d.next_at_ms <= ?1)), 0) "
 		"FROM campaigns c WHERE c.state = 'active'";
 	sqlite3_stmt *q = NULL;
 	int64_t n = -1;

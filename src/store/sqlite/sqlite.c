@@ -465,7 +465,7 @@ sqlite_campaign_set_state(struct store *base, int64_t campaign_id, const char *s
 	if (strcmp(state, "cancelled") == 0) {
 		if (sqlite3_prepare_v2(s->db,
 		                       "UPDATE deliveries SET state = 'cancelled', last_error = "
-		                       "'campaign cancelled' WHERE campaign_id = ?1 AND state IN " STORE_WAITING,
+		                       "'campaign cancelled' WHERE campaign_id = ?1 AND " STORE_WAITING("state"),
 		                       -1, &st, NULL) != SQLITE_OK)
 			goto fail;
 		sqlite3_bind_int64(st, 1, campaign_id);
@@ -566,7 +566,7 @@ sqlite_steps_trim(struct store *base, int64_t campaign_id, int n_steps, int *cha
 	sqlite3_stmt *st = NULL;
 	static const char *const sql[] = {
 		"UPDATE deliveries SET state = 'cancelled', last_error = '" STEP_REMOVED_REASON "' "
-		"WHERE campaign_id = ?1 AND step > ?2 AND state IN " STORE_WAITING,
+		"WHERE campaign_id = ?1 AND step > ?2 AND " STORE_WAITING("state"),
 		"DELETE FROM steps WHERE campaign_id = ?1 AND position > ?2",
 	};
 	size_t i;

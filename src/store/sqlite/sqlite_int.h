@@ -133,8 +133,11 @@ int sqlite_audience_settle(struct sqlite_store *s, const struct store_result *r)
 	"JOIN recipients r ON r.id = d.recipient_id " \
 	"JOIN steps s ON s.campaign_id = d.campaign_id AND s.position = d.step "
 
-/* The states a delivery waits in until the scheduler acts on it. */
-#define STORE_WAITING "('pending', 'retrying', 'deferred')"
+/* The states a delivery waits in until the scheduler acts on it, as a predicate on column col.
+   Written as deliveries_ready's WHERE is (ORs, which SQLite checks without building a b-tree
+   as it does for an IN list), so that the planner sees the query implies the index's. */
+#define STORE_WAITING(col) \
+	"(" col " = 'pending' OR " col " = 'retrying' OR " col " = 'deferred')"
 
 /* Creates the import's staging tables in the connection's temp schema if missing
    (import.c). 0 / -1 with *err. */

@@ -41,19 +41,19 @@ const char *const sqlite_sql[SQL_COUNT] = {
 		"SELECT min(CASE coalesce(ch.state, 'active') WHEN 'active' THEN w.at "
 		"WHEN 'suspended' THEN max(w.at, ch.next_probe_at_ms) END) FROM "
 		"(SELECT c.channel AS channel, (SELECT min(d.next_at_ms) FROM deliveries d "
-		"WHERE d.campaign_id = c.id AND d.state IN " STORE_WAITING ") AS at "
+		"WHERE d.campaign_id = c.id AND " STORE_WAITING("d.state") ") AS at "
 		"FROM campaigns c WHERE c.state = 'active') w LEFT JOIN channels ch ON ch.name = w.channel",
 	[SQL_EXPIRE_DUE] =
 		"UPDATE deliveries SET state = 'expired', "
 		"last_error = 'expired: its last moment to go had passed (expire_after after its due "
 		"time; for a provider-scheduled step, the step itself)' WHERE id = ?1",
 	[SQL_CLAIM_SELECT] =
-		CLAIM_COLS "WHERE d.campaign_id = ?1 AND d.state IN " STORE_WAITING " AND d.next_at_ms <= ?2 "
+		CLAIM_COLS "WHERE d.campaign_id = ?1 AND " STORE_WAITING("d.state") " AND d.next_at_ms <= ?2 "
 		"ORDER BY d.next_at_ms, d.id LIMIT ?3",
 	/* The members of batch ?1 a LIMIT cut off: they share its next_at, so they follow the last
 	member taken (?2) in id order. */
 	[SQL_CLAIM_BATCH_REST] =
-		CLAIM_COLS "WHERE d.batch_id = ?1 AND d.id > ?2 AND d.state IN " STORE_WAITING
+		CLAIM_COLS "WHERE d.batch_id = ?1 AND d.id > ?2 AND " STORE_WAITING("d.state")
 		" AND d.next_at_ms <= ?3 ORDER BY d.id",
 	[SQL_CHANNELS_HELD] =
 		"SELECT name, state, coalesce(next_probe_at_ms, 0) FROM channels WHERE state <> 'active'",
