@@ -191,12 +191,14 @@ static void
 deliver(struct http *h, struct done *d)
 {
 	pthread_mutex_lock(&h->mu);
-	if (h->done_tail)
+	if (h->done_tail) {
 		h->done_tail->next = d;
-	else
+	} else {
+		/* Only the first needs a signal: the caller waits while the list is empty. */
 		h->done = d;
+		pthread_cond_signal(&h->cv);
+	}
 	h->done_tail = d;
-	pthread_cond_signal(&h->cv);
 	pthread_mutex_unlock(&h->mu);
 }
 
@@ -379,7 +381,7 @@ http_start(struct http *h, const struct provider_request *req, int64_t timeout_m
            int64_t connect_timeout_ms, void *ctx, char **err)
 {
 	struct transfer *t = calloc(1, sizeof *t);
-	int i;
+	int i, wake;
 
 	if (!t || !(t->done = calloc(1, sizeof *t->done)) || !(t->easy = curl_easy_init()))
 		goto fail;
@@ -443,8 +445,12 @@ http_start(struct http *h, const struct provider_request *req, int64_t timeout_m
 	else
 		h->todo = t;
 	h->todo_tail = t;
+	/* A list that was not empty has a wake-up on its way already: the network thread takes
+	   the whole list at once, after the wake-up that its first transfer sent. */
+	wake = h->todo == t;
 	pthread_mutex_unlock(&h->mu);
-	curl_multi_wakeup(h->multi);
+	if (wake)
+		curl_multi_wakeup(h->multi);
 	h->in_flight++;
 	return 0;
 fail:
