@@ -603,31 +603,18 @@ postgres_claim(struct store *base, int64_t runner_id, int64_t now_ms,
 	struct held *held = NULL;
 	int64_t (*settled)[3] = NULL;
 	size_t n_camps = 0, alloc = 0, n_held = 0, i, k;
-	struct pgs_params who = {0};
-	int rc = -1, probe, ok;
-	int64_t alive;
+	int rc = -1, probe;
 
 	*jobs = NULL;
 	*n_jobs = 0;
-	if (postgres_begin(base, err) != 0)
-		return -1;
-	/* Claims follow one another across nodes, as under SQLite's single writer. */
-	if (pgs_exec(s, "SELECT pg_advisory_xact_lock(" PGS_LOCK_CLASS ", " PGS_LOCK_CLAIM ")",
-	             NULL, "claim", err) < 0)
-		goto fail;
 	/*
-	 * Fenced here, under the lock reaps take too: a runner whose connection dropped is settled
-	 * by another node at once, while its own lease still looks valid to it. What it claimed
+	 * Claims follow one another across nodes, as under SQLite's single writer. Fenced under
+	 * that lock, which reaps take too: a runner whose connection dropped is settled by
+	 * another node at once, while its own lease still looks valid to it. What it claimed
 	 * under its old id now would belong to no runner row, and nobody would ever settle it.
 	 */
-	pgs_int(&who, runner_id);
-	if ((alive = pgs_scalar(s, "SELECT count(*) FROM runners WHERE id = $1", &who, 0, "claim",
-	                        err, &ok)) != 1) {
-		if (ok)
-			util_err(err, "claim: runner %lld was settled by another runner (its connection "
-			         "was lost); it registers again", (long long)runner_id);
-		goto fail;
-	}
+	if (pgs_begin_locked(s, runner_id, 0, "claim", err) != 0)
+		return -1;
 	if (held_load(s, &held, &n_held, err) != 0)
 		goto fail;
 	if (pgs_audience_begin(s) != 0) {

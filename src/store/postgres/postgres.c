@@ -221,6 +221,43 @@ pgs_run_script(struct pg_store *s, const char *sql, const char *what, char **err
 	return 0;
 }
 
+int
+pgs_begin_locked(struct pg_store *s, int64_t runner_id, int results, const char *what,
+                 char **err)
+{
+	char sql[256];
+	PGresult *r;
+	int n;
+
+	if (ready(s, err) != 0)
+		return -1;
+	/*
+	 * One text, so one round trip; its statements still run one by one, each seeing what
+	 * was committed before it started, so the runner row is read after the lock is held.
+	 * Results may be lost to a crash of the server (their rows are then 'sending' again and
+	 * settled as after a crash of ours, never sent twice), so they skip the WAL flush.
+	 */
+	n = snprintf(sql, sizeof sql, "BEGIN;%s SELECT pg_advisory_xact_lock(" PGS_LOCK_CLASS ", "
+	             PGS_LOCK_CLAIM ")", results ? " SET LOCAL synchronous_commit = off;" : "");
+	if (runner_id > 0)
+		snprintf(sql + n, sizeof sql - (size_t)n,
+		         "; SELECT count(*) FROM runners WHERE id = %lld", (long long)runner_id);
+	r = result_of(s, PQexec(s->conn, sql), what, err);
+	s->in_tx = PQtransactionStatus(s->conn) != PQTRANS_IDLE;
+	if (!r) {
+		postgres_rollback(&s->base);
+		return -1;
+	}
+	if (runner_id > 0 && (PQntuples(r) != 1 || strcmp(PQgetvalue(r, 0, 0), "1") != 0)) {
+		PQclear(r);
+		postgres_rollback(&s->base);
+		return util_err(err, "%s: runner %lld was settled by another runner (its connection "
+		                "was lost); it registers again", what, (long long)runner_id);
+	}
+	PQclear(r);
+	return 0;
+}
+
 void
 pgs_drain_notifies(struct pg_store *s)
 {

@@ -125,6 +125,11 @@ void pgs_campaign_from_row(const PGresult *r, int row, int col, struct store_cam
 
 /* Runs the statements of a multi-statement text with no parameters (migrations). 0 / -1. */
 int pgs_run_script(struct pg_store *s, const char *sql, const char *what, char **err);
+/* Opens the transaction of a claim or a result batch and takes the lock they share, in one
+   round trip. runner_id > 0: also fails unless that runner is still registered, seen after
+   the lock (the fence a claim needs). results: the commit need not wait for the disk. */
+int pgs_begin_locked(struct pg_store *s, int64_t runner_id, int results, const char *what,
+                     char **err);
 
 /* Reads pending notifications without waiting (LISTEN/NOTIFY), counting them. */
 void pgs_drain_notifies(struct pg_store *s);

@@ -466,9 +466,6 @@ record_batch(struct pg_store *s, struct batch *b, const struct store_channel_eve
 {
 	size_t i;
 
-	if (pgs_exec(s, "SELECT pg_advisory_xact_lock(" PGS_LOCK_CLASS ", " PGS_LOCK_CLAIM ")",
-	             NULL, WHAT, err) < 0)
-		return -1;
 	if (b->n && (update_deliveries(s, b, err) != 0 || settle_each(s, b, err) != 0 ||
 	             insert_attempts(s, b, err) != 0 || settle_limits(s, b, err) != 0))
 		return -1;
@@ -497,7 +494,7 @@ postgres_record(struct store *base, int64_t runner_id, const struct store_result
 		pgs_fail(s, err, WHAT, "out of memory");
 		goto out;
 	}
-	if (postgres_begin(base, err) != 0)
+	if (pgs_begin_locked(s, 0, 1, WHAT, err) != 0)
 		goto out;
 	if (record_batch(s, &b, ev, n_ev, err) == 0)
 		rc = postgres_commit(base, err);
