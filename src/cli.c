@@ -472,29 +472,17 @@ cli_open_existing(const struct cli_env *env, int *rc)
 	return s;
 }
 
-/*
- * Removes a database file this process created and left without a campaign, with its WAL,
- * shared-memory and journal files, so a failed import on a fresh path leaves nothing behind.
- * A file another process has started using meanwhile (a campaign or a runner row) is kept.
- */
-void
-cli_remove_fresh_db(const char *path)
+struct store *
+cli_open_writer(const struct cli_env *env, int dry_run, int *made)
 {
-	static const char *const suffixes[] = {"-wal", "-shm", "-journal"};
-	char *err = NULL, side[4096];
-	int missing;
-	size_t i;
-	struct store *s = store_open_existing(path, &missing, &err);
-	int blank = s && store_is_blank(s);
+	char *err = NULL;
+	struct store *s = store_open_writer(env->db_path, dry_run, made, &err);
 
-	store_close(s);
-	free(err);
-	if (!blank)
-		return;
-	unlink(path);
-	for (i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++)
-		if (snprintf(side, sizeof side, "%s%s", path, suffixes[i]) < (int)sizeof side)
-			unlink(side);
+	if (!s) {
+		cli_error("%s", err ? err : "cannot open the database");
+		free(err);
+	}
+	return s;
 }
 
 struct config *

@@ -104,9 +104,8 @@ struct store *cli_open_store(const struct cli_env *env);
 /* Opens an existing database for the commands that only read or change rows; never creates
    one. NULL after printing the error, with *rc = 66 when the file is missing, else 1. */
 struct store *cli_open_existing(const struct cli_env *env, int *rc);
-/* Removes a database file (and its -wal, -shm, -journal) that holds nothing yet: what a
-   failed first write on a fresh path created. A file another process began to use stays. */
-void cli_remove_fresh_db(const char *path);
+/* store_open_writer, printing the error; NULL on failure. */
+struct store *cli_open_writer(const struct cli_env *env, int dry_run, int *made);
 /* Prints "herald: <msg>" to stderr. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

@@ -2,7 +2,6 @@
  * cli_campaign: the commands that change a campaign: import (the definition), pause, resume,
  * cancel (its state) and retry (its deliveries).
  */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,23 +48,17 @@ int
 cmd_import(const struct cli_env *env)
 {
 	const char *file = env->argv[0];
-	struct cli_env scratch = *env;
 	struct import_opts io = {0};
 	struct import_summary sum;
 	struct config *cfg;
 	struct store *s;
-	int rc, fresh;
+	int rc, made;
 
 	io.dry_run = cli_flag(env, "--dry-run");
 	io.progress = isatty(STDERR_FILENO);
 	if (!(cfg = cli_load_config(env, &rc)))
 		return rc;
-	fresh = !store_is_server(env->db_path) && access(env->db_path, F_OK) != 0 && errno == ENOENT;
-	/* A dry run writes nothing, not even a new database file: it works on a scratch copy. */
-	if (io.dry_run && fresh)
-		scratch.db_path = ":memory:";
-	s = cli_open_store(&scratch);
-	if (!s) {
+	if (!(s = cli_open_writer(env, io.dry_run, &made))) {
 		config_free(cfg);
 		return 1;
 	}
@@ -76,15 +69,8 @@ cmd_import(const struct cli_env *env)
 		cli_error("%s: invalid, nothing was written", file);
 	store_close(s);
 	/* The file was made to hold this import; with nothing written it must not stay. */
-	if (rc != 0 && fresh && !io.dry_run) {
-		char lock[4096];
-
-		cli_remove_fresh_db(env->db_path);
-		/* An import that failed while writing made its lock file too. */
-		if (access(env->db_path, F_OK) != 0 &&
-		    snprintf(lock, sizeof lock, "%s-import.lock", env->db_path) < (int)sizeof lock)
-			unlink(lock);
-	}
+	if (rc != 0 && made)
+		store_unmake(env->db_path);
 	config_free(cfg);
 	return rc;
 }

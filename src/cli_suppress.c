@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
@@ -254,8 +253,7 @@ import_ids(const struct cli_env *env, const char *channel, const char *path)
 	struct ids_in in = {0};
 	char *err = NULL;
 	FILE *f;
-	int csv, rc = 0, fresh = !store_is_server(env->db_path) &&
-	                     access(env->db_path, F_OK) != 0 && errno == ENOENT;
+	int csv, rc = 0, made;
 
 	if (!(f = fopen(path, "r"))) {
 		cli_error("%s: %s", path, strerror(errno));
@@ -266,7 +264,7 @@ import_ids(const struct cli_env *env, const char *channel, const char *path)
 	in.path = path;
 	in.channel = channel;
 	in.now_ms = clock_now_ms();
-	if (!(in.s = cli_open_store(env))) {
+	if (!(in.s = cli_open_writer(env, 0, &made))) {
 		fclose(f);
 		return 1;
 	}
@@ -299,8 +297,8 @@ out:
 	fclose(f);
 	store_close(in.s);
 	/* As for `herald import`: a file made for an import that wrote nothing must not stay. */
-	if (rc != 0 && fresh)
-		cli_remove_fresh_db(env->db_path);
+	if (rc != 0 && made)
+		store_unmake(env->db_path);
 	return rc;
 }
 

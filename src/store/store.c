@@ -3,9 +3,11 @@
  * does not depend on one (the state names, freeing jobs), and forwards every other call to
  * the backend the handle was opened with.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "backend.h"
 #include "postgres/postgres.h"
@@ -73,6 +75,47 @@ struct store *
 store_open_reader(const char *db, char **err)
 {
 	return store_is_server(db) ? postgres_open_reader(db, err) : sqlite_open_reader(db, err);
+}
+
+struct store *
+store_open_writer(const char *db, int dry_run, int *made, char **err)
+{
+	struct store *s;
+	int missing = 0;
+
+	*made = 0;
+	if (dry_run) {
+		if ((s = store_open_existing(db, &missing, err)) || !missing)
+			return s;
+		free(*err);
+		*err = NULL;
+		return sqlite_open(":memory:", err);
+	}
+	*made = !store_is_server(db) && access(db, F_OK) != 0 && errno == ENOENT;
+	return store_open(db, err);
+}
+
+void
+store_unmake(const char *db)
+{
+	static const char *const suffixes[] = {"-wal", "-shm", "-journal", "-import.lock"};
+	char *err = NULL, side[4096];
+	int missing, blank;
+	struct store *s;
+	size_t i;
+
+	if (store_is_server(db))
+		return;
+	s = store_open_existing(db, &missing, &err);
+	blank = s && store_is_blank(s);
+	store_close(s);
+	free(err);
+	if (!blank)
+		return;  /* another process's import or runner got there first: it stays */
+	unlink(db);
+	for (i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++)
+		if (snprintf(side, sizeof side, "%s%s", db, suffixes[i]) < (int)sizeof side)
+			unlink(side);
 }
 
 void

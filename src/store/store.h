@@ -48,6 +48,17 @@ struct store *store_open(const char *db, char **err);
 /* Opens and migrates an existing DB; never creates one. NULL with *err on failure, and
    *missing set to 1 when there is none (no file; a server database without Herald's tables). */
 struct store *store_open_existing(const char *db, int *missing, char **err);
+/*
+ * Opens DB for a command that writes and may be the first to (import, suppress import).
+ * *made is set to 1 when there was no database file and this open made one: should the
+ * command write nothing, store_unmake() takes it away again. A dry run writes nothing at all:
+ * where no database is there yet (no file, an empty file, a server database without Herald's
+ * tables), it gets an empty scratch store in memory instead. NULL with *err on failure.
+ */
+struct store *store_open_writer(const char *db, int dry_run, int *made, char **err);
+/* Removes the database file store_open_writer made, with its side files and lock files,
+   unless another process began to use it meanwhile. Call after store_close. */
+void store_unmake(const char *db);
 void store_close(struct store *s);  /* NULL ok */
 /* The schema version after migration (the number of the last migration applied). */
 int store_version(struct store *s);

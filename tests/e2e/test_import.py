@@ -189,14 +189,26 @@ class ImportTest(harness.HeraldTest):
         self.assertEqual(summary(out)["deliveries"], 4)
         self.assertEqual(len(self.deliveries("from-stdin")), 4)
 
-    @harness.sqlite_only("no file is made")
     def test_dry_run_without_database_creates_nothing(self):
+        """No file, or a server database without Herald's tables: a dry run works on a scratch
+        store and leaves neither a file nor a schema behind."""
         path = self.write("c.json", campaign())
         out = self.ok("import", path, "--dry-run")
         s = summary(out)
         self.assertEqual((s["recipients"], s["deliveries"]), (2, 4))
         self.assertEqual(s["first"], "2026-11-23T10:00:00+08:00")
-        self.assertEqual([f for f in os.listdir(self.dir) if f.startswith("herald.db")], [])
+        self.assertFalse(self.db_exists())
+        if not harness.POSTGRES:
+            self.assertEqual([f for f in os.listdir(self.dir) if f.startswith("herald.db")], [])
+
+    @harness.sqlite_only("an empty file")
+    def test_dry_run_leaves_an_empty_file_empty(self):
+        open(self.db, "wb").close()
+        path = self.write("c.json", campaign())
+        self.assertEqual(summary(self.ok("import", path, "--dry-run"))["deliveries"], 4)
+        self.assertEqual(os.path.getsize(self.db), 0)
+        self.assertEqual(sorted(f for f in os.listdir(self.dir) if f.startswith("herald.db")),
+                         ["herald.db"])
 
     def test_dry_run_writes_nothing(self):
         self.import_def(campaign())
