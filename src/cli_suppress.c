@@ -86,12 +86,15 @@ add_remove(const struct cli_env *env, int add, const char *channel, const char *
 		store_close(s);
 		return 1;
 	}
-	for (i = 0; i < n; i++) {
-		r = add ? store_suppress_put(s, channel, ids[i], now, &err)
-		        : store_suppress_delete(s, channel, ids[i], &err);
-		if (r < 0)
-			break;
-		done += r;
+	if (add) {
+		done = store_suppress_add(s, channel, ids, (size_t)n, now, &err);
+		i = done < 0 ? 0 : n;
+	} else {
+		for (i = 0; i < n; i++) {
+			if ((r = store_suppress_delete(s, channel, ids[i], &err)) < 0)
+				break;
+			done += r;
+		}
 	}
 	if (i < n || store_commit(s, &err) != 0) {
 		store_rollback(s);
@@ -111,6 +114,9 @@ add_remove(const struct cli_env *env, int add, const char *channel, const char *
 	return 0;
 }
 
+/* How many ids go to the store at once. */
+#define IDS_BATCH 1000
+
 /* The import's running state. */
 struct ids_in {
 	struct store *s;
@@ -120,7 +126,29 @@ struct ids_in {
 	int64_t added, seen;
 	int problems;
 	int fatal;
+	char *batch[IDS_BATCH];       /* ids read and not yet written (owned) */
+	size_t n_batch;
 };
+
+/* Writes the batch of ids read so far. */
+static void
+flush_ids(struct ids_in *in)
+{
+	char *err = NULL;
+	int64_t r = 0;
+	size_t i;
+
+	if (!in->fatal && !in->problems &&
+	    (r = store_suppress_add(in->s, in->channel, (const char *const *)in->batch,
+	                            in->n_batch, in->now_ms, &err)) < 0) {
+		fail("database error", err);
+		in->fatal = 1;
+	}
+	in->added += r > 0 ? r : 0;
+	for (i = 0; i < in->n_batch; i++)
+		free(in->batch[i]);
+	in->n_batch = 0;
+}
 
 static void
 bad_row(struct ids_in *in, long line, const char *why)
@@ -133,8 +161,6 @@ static void
 take_id(struct ids_in *in, long line, const char *id, size_t len)
 {
 	const char *bad = id_problem(id, len);
-	char *err = NULL;
-	int r;
 
 	if (bad) {
 		bad_row(in, line, bad);
@@ -144,12 +170,13 @@ take_id(struct ids_in *in, long line, const char *id, size_t len)
 	/* After a bad row nothing will be written: only look for more problems. */
 	if (in->problems || in->fatal)
 		return;
-	if ((r = store_suppress_put(in->s, in->channel, id, in->now_ms, &err)) < 0) {
-		fail("database error", err);
+	if (!(in->batch[in->n_batch] = strdup(id))) {
+		cli_error("out of memory");
 		in->fatal = 1;
 		return;
 	}
-	in->added += r;
+	if (++in->n_batch == IDS_BATCH)
+		flush_ids(in);
 }
 
 /*
@@ -277,6 +304,7 @@ import_ids(const struct cli_env *env, const char *channel, const char *path)
 		read_csv(&in);
 	else
 		read_lines(&in, f);
+	flush_ids(&in);
 	if (in.fatal) {
 		store_rollback(in.s);
 		rc = 1;

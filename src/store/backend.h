@@ -75,8 +75,8 @@ struct store_backend {
 	int (*next_due)(struct store *s, int64_t *next_at_ms, char **err);
 	int (*record)(struct store *s, int64_t runner_id, const struct store_result *r, size_t n,
 	              const struct store_channel_event *ev, size_t n_ev, char **err);
-	int (*suppress_put)(struct store *s, const char *channel, const char *rid, int64_t now_ms,
-	                    char **err);
+	int64_t (*suppress_add)(struct store *s, const char *channel, const char *const *ids,
+	                        size_t n, int64_t now_ms, char **err);
 	int (*suppress_delete)(struct store *s, const char *channel, const char *rid, char **err);
 	int (*suppress_list)(struct store *s, const char *channel,
 	                     int (*fn)(void *arg, const struct store_suppression *r), void *arg,

@@ -355,11 +355,11 @@ store_record(struct store *s, int64_t runner_id, const struct store_result *r, s
 	return s->be->record(s, runner_id, r, n, ev, n_ev, err);
 }
 
-int
-store_suppress_put(struct store *s, const char *channel, const char *rid, int64_t now_ms,
-                   char **err)
+int64_t
+store_suppress_add(struct store *s, const char *channel, const char *const *ids, size_t n,
+                   int64_t now_ms, char **err)
 {
-	return s->be->suppress_put(s, channel, rid, now_ms, err);
+	return n ? s->be->suppress_add(s, channel, ids, n, now_ms, err) : 0;
 }
 
 int

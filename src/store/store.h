@@ -386,9 +386,10 @@ int store_record(struct store *s, int64_t runner_id, const struct store_result *
 /* The channel name that suppresses an id on every channel. */
 #define STORE_ALL_CHANNELS "*"
 
-/* Inside the caller's transaction: lists rid for channel. 1 added, 0 already listed, -1. */
-int store_suppress_put(struct store *s, const char *channel, const char *rid, int64_t now_ms,
-                       char **err);
+/* Inside the caller's transaction: lists ids[0..n) for channel, added at now_ms; an id
+   already listed (or listed twice) stays as it was. How many were added, or -1 with *err. */
+int64_t store_suppress_add(struct store *s, const char *channel, const char *const *ids,
+                           size_t n, int64_t now_ms, char **err);
 /* Inside the caller's transaction: unlists rid for channel. 1 removed, 0 was not listed, -1. */
 int store_suppress_delete(struct store *s, const char *channel, const char *rid, char **err);
 struct store_suppression {

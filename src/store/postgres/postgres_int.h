@@ -204,8 +204,8 @@ int postgres_claim(struct store *base, int64_t runner_id, int64_t now_ms,
 int postgres_next_due(struct store *base, int64_t *next_at_ms, char **err);
 int postgres_record(struct store *base, int64_t runner_id, const struct store_result *r,
                     size_t n, const struct store_channel_event *ev, size_t n_ev, char **err);
-int postgres_suppress_put(struct store *base, const char *channel, const char *rid,
-                          int64_t now_ms, char **err);
+int64_t postgres_suppress_add(struct store *base, const char *channel, const char *const *ids,
+                              size_t n, int64_t now_ms, char **err);
 int postgres_suppress_delete(struct store *base, const char *channel, const char *rid,
                              char **err);
 int postgres_suppress_list(struct store *base, const char *channel,

@@ -13,21 +13,27 @@
 #include "sqlite_int.h"
 
 
-int
-sqlite_suppress_put(struct store *base, const char *channel, const char *rid, int64_t now_ms,
-                   char **err)
+int64_t
+sqlite_suppress_add(struct store *base, const char *channel, const char *const *ids, size_t n,
+                    int64_t now_ms, char **err)
 {
 	struct sqlite_store *s = (struct sqlite_store *)base;
-	sqlite3_stmt *st = sqlite_stmt(s, SQL_SUPPRESS_PUT);
+	sqlite3_stmt *st;
+	int64_t added = 0;
+	size_t i;
 
-	if (!st)
-		return sqlite_fail(s, err, "suppress");
-	sqlite3_bind_text(st, 1, channel, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, rid, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 3, now_ms);
-	if (sqlite3_step(st) != SQLITE_DONE)
-		return sqlite_fail(s, err, "suppress");
-	return sqlite3_changes(s->db) > 0;
+	/* A statement per id costs SQLite no round trip. */
+	for (i = 0; i < n; i++) {
+		if (!(st = sqlite_stmt(s, SQL_SUPPRESS_PUT)))
+			return sqlite_fail(s, err, "suppress");
+		sqlite3_bind_text(st, 1, channel, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, ids[i], -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 3, now_ms);
+		if (sqlite3_step(st) != SQLITE_DONE)
+			return sqlite_fail(s, err, "suppress");
+		added += sqlite3_changes(s->db) > 0;
+	}
+	return added;
 }
 
 int

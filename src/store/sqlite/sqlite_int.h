@@ -209,8 +209,8 @@ int sqlite_claim(struct store *base, int64_t runner_id, int64_t now_ms,
 int sqlite_next_due(struct store *base, int64_t *next_at_ms, char **err);
 int sqlite_record(struct store *base, int64_t runner_id, const struct store_result *r, size_t n,
                   const struct store_channel_event *ev, size_t n_ev, char **err);
-int sqlite_suppress_put(struct store *base, const char *channel, const char *rid, int64_t now_ms,
-                        char **err);
+int64_t sqlite_suppress_add(struct store *base, const char *channel, const char *const *ids,
+                            size_t n, int64_t now_ms, char **err);
 int sqlite_suppress_delete(struct store *base, const char *channel, const char *rid, char **err);
 int sqlite_suppress_list(struct store *base, const char *channel,
                          int (*fn)(void *arg, const struct store_suppression *r), void *arg,
