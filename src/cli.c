@@ -444,19 +444,6 @@ cli_error(const char *fmt, ...)
 }
 
 struct store *
-cli_open_store(const struct cli_env *env)
-{
-	char *err = NULL;
-	struct store *s = store_open(env->db_path, &err);
-
-	if (!s) {
-		cli_error("%s", err ? err : "cannot open the database");
-		free(err);
-	}
-	return s;
-}
-
-struct store *
 cli_open_existing(const struct cli_env *env, int *rc)
 {
 	char *err = NULL;

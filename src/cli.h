@@ -99,12 +99,11 @@ struct store;
 struct config;
 /* Loads the channels file, printing the error and setting *rc (78); NULL on failure. */
 struct config *cli_load_config(const struct cli_env *env, int *rc);
-/* Opens the database, creating it if needed, printing the error; NULL on failure. */
-struct store *cli_open_store(const struct cli_env *env);
 /* Opens an existing database for the commands that only read or change rows; never creates
    one. NULL after printing the error, with *rc = 66 when the file is missing, else 1. */
 struct store *cli_open_existing(const struct cli_env *env, int *rc);
-/* store_open_writer, printing the error; NULL on failure. */
+/* Opens the database, creating it if needed (store_open_writer; made may be NULL), printing
+   the error; NULL on failure. */
 struct store *cli_open_writer(const struct cli_env *env, int dry_run, int *made);
 /* Prints "herald: <msg>" to stderr. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -41,7 +41,7 @@ cmd_migrate(const struct cli_env *env)
 {
 	struct store *s;
 
-	if (!(s = cli_open_store(env)))
+	if (!(s = cli_open_writer(env, 0, NULL)))
 		return 1;
 	printf("%s: schema version %d\n", store_path(s), store_version(s));
 	store_close(s);

@@ -79,7 +79,7 @@ add_remove(const struct cli_env *env, int add, const char *channel, const char *
 			cli_error("argument %d: %s", i + 3, bad);
 			return EXIT_DATAERR;
 		}
-	if (!(s = add ? cli_open_store(env) : cli_open_existing(env, &rc)))
+	if (!(s = add ? cli_open_writer(env, 0, NULL) : cli_open_existing(env, &rc)))
 		return add ? 1 : rc;
 	if (store_begin(s, &err) != 0) {
 		fail("cannot begin", err);

@@ -81,8 +81,10 @@ struct store *
 store_open_writer(const char *db, int dry_run, int *made, char **err)
 {
 	struct store *s;
-	int missing = 0;
+	int missing = 0, made_here;
 
+	if (!made)
+		made = &made_here;
 	*made = 0;
 	if (dry_run) {
 		if ((s = store_open_existing(db, &missing, err)) || !missing)

@@ -53,7 +53,8 @@ struct store *store_open_existing(const char *db, int *missing, char **err);
  * *made is set to 1 when there was no database file and this open made one: should the
  * command write nothing, store_unmake() takes it away again. A dry run writes nothing at all:
  * where no database is there yet (no file, an empty file, a server database without Herald's
- * tables), it gets an empty scratch store in memory instead. NULL with *err on failure.
+ * tables), it gets an empty scratch store in memory instead. made may be NULL. NULL with
+ * *err on failure.
  */
 struct store *store_open_writer(const char *db, int dry_run, int *made, char **err);
 /* Removes the database file store_open_writer made, with its side files and lock files,

@@ -273,14 +273,28 @@ settle_each(struct pg_store *s, struct batch *b, char **err)
 	return 0;
 }
 
+/* Runs sql (a static text) on the n array columns a batch built, rows long, then frees them;
+   with no row, nothing runs. 0 / -1 with *err. */
+static int
+exec_columns(struct pg_store *s, const char *sql, struct pgs_array *col, int n, size_t rows,
+             char **err)
+{
+	struct pgs_params p = {0};
+	int rc = 0;
+
+	if (rows && (pgs_array_params(s, &p, col, n, WHAT, err) != 0 ||
+	             pgs_exec(s, sql, &p, WHAT, err) < 0))
+		rc = -1;
+	pgs_array_free(col, n);
+	return rc;
+}
+
 /* The attempt rows, in result order (their ids are the log's order). */
 static int
 insert_attempts(struct pg_store *s, const struct batch *b, char **err)
 {
 	struct pgs_array col[8];
-	struct pgs_params p = {0};
 	size_t i, rows = 0;
-	int rc = -1;
 
 	memset(col, 0, sizeof col);
 	for (i = 0; i < b->n; i++) {
@@ -302,25 +316,16 @@ insert_attempts(struct pg_store *s, const struct batch *b, char **err)
 		                                                       : store_states[r->state]);
 		rows++;
 	}
-	if (!rows) {
-		rc = 0;
-		goto out;
-	}
-	if (pgs_array_params(s, &p, col, 8, WHAT, err) != 0 ||
-	    pgs_exec(s, "INSERT INTO attempts (campaign_id, delivery_id, started_at_ms, "
-	                "duration_ms, http_status, provider_code, provider_message, outcome) "
-	                "SELECT campaign_id, delivery_id, started_at_ms, duration_ms, http_status, "
-	                "provider_code, provider_message, outcome FROM unnest($1::bigint[], "
-	                "$2::bigint[], $3::bigint[], $4::bigint[], $5::integer[], $6::text[], "
-	                "$7::text[], $8::text[]) WITH ORDINALITY AS a(campaign_id, delivery_id, "
-	                "started_at_ms, duration_ms, http_status, provider_code, provider_message, "
-	                "outcome, ord) ORDER BY ord",
-	             &p, WHAT, err) < 0)
-		goto out;
-	rc = 0;
-out:
-	pgs_array_free(col, 8);
-	return rc;
+	return exec_columns(s, "INSERT INTO attempts (campaign_id, delivery_id, started_at_ms, "
+	                    "duration_ms, http_status, provider_code, provider_message, outcome) "
+	                    "SELECT campaign_id, delivery_id, started_at_ms, duration_ms, "
+	                    "http_status, provider_code, provider_message, outcome FROM "
+	                    "unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], "
+	                    "$5::integer[], $6::text[], $7::text[], $8::text[]) WITH ORDINALITY "
+	                    "AS a(campaign_id, delivery_id, started_at_ms, duration_ms, "
+	                    "http_status, provider_code, provider_message, outcome, ord) ORDER BY "
+	                    "ord",
+	                    col, 8, rows, err);
 }
 
 /*
@@ -332,9 +337,7 @@ static int
 settle_limits(struct pg_store *s, const struct batch *b, char **err)
 {
 	struct pgs_array col[5];
-	struct pgs_params p = {0};
 	size_t i, rows = 0;
-	int rc = -1;
 
 	memset(col, 0, sizeof col);
 	for (i = 0; i < b->n; i++) {
@@ -349,27 +352,16 @@ settle_limits(struct pg_store *s, const struct batch *b, char **err)
 		pgs_array_int(&col[4], r->send_at_ms);
 		rows++;
 	}
-	if (!rows) {
-		rc = 0;
-		goto out;
-	}
-	if (pgs_array_params(s, &p, col, 5, WHAT, err) != 0 ||
-	    pgs_exec(s, "WITH v AS (SELECT DISTINCT ON (provider, account) * FROM "
-	                "unnest($1::text[], $2::text[], $3::integer[], $4::bigint[], $5::bigint[]) "
-	                "WITH ORDINALITY AS v(provider, account, counts, call_ms, send_at_ms, ord) "
-	                "ORDER BY provider, account, counts DESC, ord DESC) "
-	                "UPDATE account_limits l SET "
-	                "last_call_ms = CASE v.counts WHEN 1 THEN v.call_ms "
-	                "ELSE l.last_call_ms END, "
-	                "last_send_at_ms = CASE v.counts WHEN 1 THEN v.send_at_ms "
-	                "ELSE l.last_send_at_ms END, reserved_by = NULL "
-	                "FROM v WHERE l.provider = v.provider AND l.account = v.account",
-	             &p, WHAT, err) < 0)
-		goto out;
-	rc = 0;
-out:
-	pgs_array_free(col, 5);
-	return rc;
+	return exec_columns(s, "WITH v AS (SELECT DISTINCT ON (provider, account) * FROM "
+	                    "unnest($1::text[], $2::text[], $3::integer[], $4::bigint[], "
+	                    "$5::bigint[]) WITH ORDINALITY AS v(provider, account, counts, "
+	                    "call_ms, send_at_ms, ord) ORDER BY provider, account, counts DESC, "
+	                    "ord DESC) UPDATE account_limits l SET last_call_ms = CASE v.counts "
+	                    "WHEN 1 THEN v.call_ms ELSE l.last_call_ms END, last_send_at_ms = "
+	                    "CASE v.counts WHEN 1 THEN v.send_at_ms ELSE l.last_send_at_ms END, "
+	                    "reserved_by = NULL FROM v WHERE l.provider = v.provider AND "
+	                    "l.account = v.account",
+	                    col, 5, rows, err);
 }
 
 /* The campaigns' last_error: per campaign, the last error of the batch. */
@@ -377,10 +369,8 @@ static int
 campaign_errors(struct pg_store *s, const struct batch *b, char **err)
 {
 	struct pgs_array col[2];
-	struct pgs_params p = {0};
 	char error[600];
 	size_t i, rows = 0;
-	int rc = -1;
 
 	memset(col, 0, sizeof col);
 	for (i = 0; i < b->n; i++) {
@@ -395,20 +385,11 @@ campaign_errors(struct pg_store *s, const struct batch *b, char **err)
 		pgs_array_text(&col[1], error);
 		rows++;
 	}
-	if (!rows) {
-		rc = 0;
-		goto out;
-	}
-	if (pgs_array_params(s, &p, col, 2, WHAT, err) != 0 ||
-	    pgs_exec(s, "WITH e AS (SELECT DISTINCT ON (id) id, error FROM unnest($1::bigint[], "
-	                "$2::text[]) WITH ORDINALITY AS e(id, error, ord) ORDER BY id, ord DESC) "
-	                "UPDATE campaigns c SET last_error = e.error FROM e WHERE c.id = e.id",
-	             &p, WHAT, err) < 0)
-		goto out;
-	rc = 0;
-out:
-	pgs_array_free(col, 2);
-	return rc;
+	return exec_columns(s, "WITH e AS (SELECT DISTINCT ON (id) id, error FROM "
+	                    "unnest($1::bigint[], $2::text[]) WITH ORDINALITY AS e(id, error, "
+	                    "ord) ORDER BY id, ord DESC) UPDATE campaigns c SET last_error = "
+	                    "e.error FROM e WHERE c.id = e.id",
+	                    col, 2, rows, err);
 }
 
 /*
