@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -23,8 +24,8 @@ from test_scheduler import SchedTest, local, now_ms, text  # noqa: E402
 NODES = {"max_attempts": 50, "backoff_base_ms": 20, "backoff_max_ms": 200, "lease": "2s"}
 
 
-@unittest.skipUnless(harness.POSTGRES, "several nodes share a PostgreSQL database only")
-class MultiNode(SchedTest):
+class Nodes(SchedTest):
+    """What the tests of several nodes share."""
 
     def nodes(self, n):
         return [self.spawn("run") for _ in range(n)]
@@ -55,6 +56,10 @@ class MultiNode(SchedTest):
             if r["verdict"] == "accepted":
                 got[r["key"]] = got.get(r["key"], 0) + 1
         return got
+
+
+@unittest.skipUnless(harness.POSTGRES, "several nodes share a PostgreSQL database only")
+class MultiNode(Nodes):
 
     def test_three_nodes_send_every_delivery_exactly_once(self):
         n = 20000 if harness.SANITIZED else 100000
@@ -160,6 +165,62 @@ class MultiNode(SchedTest):
         self.assertEqual(len(m.requests("feihe")), 8)
 
 
+@unittest.skipUnless(harness.POSTGRES, "a PostgreSQL server of the test's own")
+class ServerCrash(Nodes):
+    """The server itself goes down mid-run, as a crash would (no checkpoint; what was not
+    flushed is lost, results committed without waiting for the flush included), and comes
+    back. On a cluster of the test's own, so the other tests' server stays up."""
+
+    def pg(self, cmd):
+        p = subprocess.run([os.path.join(harness.SRC, "scripts", "pg"), cmd, self.pg_dir],
+                           capture_output=True, text=True, timeout=120 * SLOW)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        return p.stdout.strip()
+
+    def setUp(self):
+        super().setUp()
+        import shutil
+        import tempfile
+        # A short path: the server's socket lives there, and a socket's path is short.
+        self.pg_dir = tempfile.mkdtemp(prefix="hpgc")
+        self.addCleanup(shutil.rmtree, self.pg_dir, True)
+        self.addCleanup(subprocess.run, [os.path.join(harness.SRC, "scripts", "pg"), "stop",
+                                         self.pg_dir], capture_output=True)
+        self.db = self.pg("start")
+
+    def test_a_server_crash_loses_and_duplicates_nothing(self):
+        n = 2000 if harness.SANITIZED else 10000
+        m = self.feihe_mock()
+        m.rules({"provider": "feihe", "delay_ms": 10, "times": 0})
+        self.config({"feihe": self.feihe_channel(m, max_in_flight=16)}, NODES)
+        ids = ["oX%06d" % i for i in range(n)]
+        self.big_campaign("crash", ids)
+        procs = self.nodes(2)
+        wait_until(lambda: m.stats()["total"] >= n // 4, timeout=120, what="a quarter sent")
+        self.pg("crash")
+        # The outage itself, not a wait for something: longer than the nodes' lease (2 s), so
+        # each comes back as a new runner and settles what the old ones left in flight.
+        time.sleep(3)
+        self.pg("start")
+
+        def settled():
+            c = self.counts("crash")
+            return c if c["sent"] + c["unknown"] == n else None
+        counts = wait_until(settled, timeout=300, interval=0.5, what="every delivery settled")
+        self.assertEqual([p.poll() for p in procs], [None, None], "a node gave up")
+        self.assertEqual(self.stop_all(procs), [0, 0])
+        per = self.accepted_per_rid(m)
+        for (rid, _), state in self.states("crash").items():
+            if state == "sent":
+                self.assertEqual(per.get(rid, 0), 1, rid)
+            else:  # in flight, or its result lost with the crash: never resent
+                self.assertEqual(state, "unknown", rid)
+                self.assertLessEqual(per.get(rid, 0), 1, rid)
+        self.assertGreater(counts["sent"], n * 9 // 10)
+        for p in procs:
+            self.assertIn("the database answers again", self.stderr_of(p))
+
+
 @unittest.skipUnless(harness.POSTGRES, "a PostgreSQL URI")
 class UriSecrets(SchedTest):
 
@@ -247,7 +308,10 @@ class Copy(SchedTest):
             run = subprocess.Popen([harness.HERALD, "--db", src, "--config", self.config_path,
                                     "run"], stdout=subprocess.DEVNULL, stderr=log)
         try:
-            wait_until(lambda: "(pid " in open(log.name).read(), what="the scheduler to start")
+            def started():
+                with open(log.name) as f:
+                    return "(pid " in f.read()
+            wait_until(started, what="the scheduler to start")
             rc, _, err = self.herald("copy", "--from", src, "--to", self.db)
             self.assertEqual(rc, 1, err)
             self.assertIn("a scheduler", err)
