@@ -126,4 +126,47 @@ void store_why_quiet(struct tz **cache, const struct store_job *j, const struct 
 void store_why_capped(struct tz **cache, const struct store_job *j,
                       const struct store_audience *a, int64_t until_ms, char *out, size_t size);
 
+/* ---- the claim (claim.c): its steps in one order, the engine's parts from the backend ---- */
+
+/* A channel that is not active, as a claim reads it. */
+struct store_held {
+	char name[256];
+	int paused;                   /* else suspended */
+	int64_t next_probe_at_ms;
+};
+
+/*
+ * The engine's parts of a claim, each 0 or -1 with *err. begin opens the claim's transaction
+ * with whatever keeps claims exact on the engine (and the audience rules' per-claim state);
+ * held lists the channels not active, campaigns the active campaigns by id (both malloc'd);
+ * due appends campaign c's rows due at now_ms, in due order, at most cap, and batch_rest the
+ * members of batch `batch` after id `last` that are due (both growing *jobs, *alloc its room);
+ * mark decides jobs [first, *n) under every rule, marks those that go 'sending', drops the
+ * others (shrinking *n) and counts in settled[] the expired, deferred and suppressed; probed
+ * notes that a suspended channel's probe was taken; commit and rollback end it.
+ */
+struct store_claim_ops {
+	int (*begin)(struct store *s, int64_t runner_id, char **err);
+	int (*held)(struct store *s, struct store_held **out, size_t *n, char **err);
+	int (*campaigns)(struct store *s, struct store_campaign **out, size_t *n, char **err);
+	int (*due)(struct store *s, const struct store_campaign *c, int64_t now_ms, int64_t cap,
+	           struct store_job **jobs, size_t *n, size_t *alloc, char **err);
+	int (*batch_rest)(struct store *s, const struct store_campaign *c, int64_t batch,
+	                  int64_t last, int64_t now_ms, struct store_job **jobs, size_t *n,
+	                  size_t *alloc, char **err);
+	int (*mark)(struct store *s, int64_t runner_id, const struct store_claim_cb *cb,
+	            struct store_job *jobs, size_t first, size_t *n, int64_t now_ms,
+	            int64_t settled[3], char **err);
+	int (*probed)(struct store *s, const char *channel, int64_t now_ms, char **err);
+	int (*commit)(struct store *s, char **err);
+	void (*rollback)(struct store *s);
+};
+
+/* store_claim through a backend's parts; *turn is the handle's campaign-in-turn counter. */
+int store_claim_run(struct store *s, const struct store_claim_ops *ops, unsigned *turn,
+                    int64_t runner_id, int64_t now_ms, const struct store_claim_cb *cb,
+                    struct store_job **jobs, size_t *n_jobs, char **err);
+/* Frees what jobs [from, to) hold, not the array. */
+void store_jobs_clear(struct store_job *jobs, size_t from, size_t to);
+
 #endif

@@ -36,19 +36,6 @@ enum mark {
 	MARK_SET_CAPPED,  /* likewise, and counted in cap_sends */
 };
 
-/* Frees what jobs [from, to) hold, not the array. */
-static void
-jobs_clear(struct store_job *jobs, size_t from, size_t to)
-{
-	size_t i;
-
-	for (i = from; jobs && i < to; i++) {
-		free(jobs[i].rid);
-		free(jobs[i].recipient_json);
-		free(jobs[i].message_json);
-	}
-}
-
 /* Appends a delivery id to a PostgreSQL array literal being built ("{1,2,3}" once closed). */
 static int
 id_list_add(struct buf *b, int64_t id)
@@ -124,9 +111,11 @@ claim_rows(struct pg_store *s, const PGresult *r, const struct store_campaign *c
 /* The members of batch `batch` a LIMIT cut off: they share its next_at, so they follow the
    last member taken (last) in id order. */
 static int
-claim_batch_rest(struct pg_store *s, const struct store_campaign *c, int64_t batch, int64_t last,
-                 int64_t now_ms, struct store_job **jobs, size_t *n, size_t *alloc, char **err)
+claim_batch_rest(struct store *base, const struct store_campaign *c, int64_t batch,
+                 int64_t last, int64_t now_ms, struct store_job **jobs, size_t *n,
+                 size_t *alloc, char **err)
 {
+	struct pg_store *s = (struct pg_store *)base;
 	struct pgs_params p = {0};
 	PGresult *r;
 	int rc;
@@ -145,18 +134,16 @@ claim_batch_rest(struct pg_store *s, const struct store_campaign *c, int64_t bat
 }
 
 /*
- * Appends the due rows of one campaign to *jobs (growing it), up to cap, then the members of
- * any batch the cap cut in two: a batch is retried as the one request it was (SPEC 5.9), so
- * it is claimed whole even if that takes a little more than cap. Every row appended is locked
- * until the claim ends. The order is SQLite's (an index there ends in the rowid): it stays a
- * short index walk only while the ready index ends in id, else every claim sorts the backlog.
+ * The claim's due rows of campaign c, in due order, at most cap, each locked until the claim
+ * ends. The order is SQLite's (an index there ends in the rowid): it stays a short index walk
+ * only while the ready index ends in id, else every claim sorts the backlog.
  */
 static int
-claim_select(struct pg_store *s, const struct store_campaign *c, int64_t now_ms, int64_t cap,
-             struct store_job **jobs, size_t *n, size_t *alloc, char **err)
+claim_due(struct store *base, const struct store_campaign *c, int64_t now_ms, int64_t cap,
+          struct store_job **jobs, size_t *n, size_t *alloc, char **err)
 {
+	struct pg_store *s = (struct pg_store *)base;
 	struct pgs_params p = {0};
-	size_t first = *n, taken, i, k;
 	PGresult *r;
 	int rc;
 
@@ -170,27 +157,7 @@ claim_select(struct pg_store *s, const struct store_campaign *c, int64_t now_ms,
 		return -1;
 	rc = claim_rows(s, r, c, jobs, n, alloc, err);
 	PQclear(r);
-	if (rc != 0)
-		return -1;
-	taken = *n;
-	if ((int64_t)(taken - first) < cap)
-		return 0;  /* everything due was taken: no batch was cut */
-	for (i = first; i < taken; i++) {
-		int64_t batch = (*jobs)[i].batch_id, last = (*jobs)[i].delivery_id;
-
-		if (!batch)
-			continue;
-		for (k = first; k < i && (*jobs)[k].batch_id != batch; k++)
-			;
-		if (k < i)
-			continue;  /* this batch was handled at its first member */
-		for (k = i + 1; k < taken; k++)
-			if ((*jobs)[k].batch_id == batch && (*jobs)[k].delivery_id > last)
-				last = (*jobs)[k].delivery_id;
-		if (claim_batch_rest(s, c, batch, last, now_ms, jobs, n, alloc, err) != 0)
-			return -1;
-	}
-	return 0;
+	return rc;
 }
 
 /*
@@ -364,10 +331,11 @@ out:
 /* Marks the claimable jobs of one campaign 'sending', dropping the others from the array;
    counts what it expired (settled[0]), deferred (settled[1]) and suppressed (settled[2]). */
 static int
-claim_mark(struct pg_store *s, int64_t runner_id, const struct store_claim_cb *cb,
+claim_mark(struct store *base, int64_t runner_id, const struct store_claim_cb *cb,
            struct store_job *jobs, size_t first, size_t *n, int64_t now_ms, int64_t settled[3],
            char **err)
 {
+	struct pg_store *s = (struct pg_store *)base;
 	struct buf expired = {0}, ids = {0};
 	size_t i, kept = first, count = *n - first, n_ids = 0;
 	enum mark *mark = NULL;
@@ -446,7 +414,7 @@ claim_mark(struct pg_store *s, int64_t runner_id, const struct store_claim_cb *c
 	}
 	for (i = first; i < *n; i++) {
 		if (mark[i - first] == MARK_DROP) {
-			jobs_clear(jobs, i, i + 1);
+			store_jobs_clear(jobs, i, i + 1);
 			continue;
 		}
 		if (kept != i)
@@ -470,17 +438,29 @@ out:
 	return rc;
 }
 
-/* A channel an operator paused or a fault suspended, as the claim sees it. */
-struct held {
-	char name[256];
-	int paused;                   /* else suspended */
-	int64_t next_probe_at_ms;
-};
-
-/* Reads the channels that are not active. 0 / -1 with *err. */
+/*
+ * The claim's transaction. Claims follow one another across nodes, as under SQLite's single
+ * writer. Fenced under that lock, which reaps take too: a runner whose connection dropped is
+ * settled by another node at once, while its own lease still looks valid to it. What it
+ * claimed under its old id now would belong to no runner row, and nobody would ever settle it.
+ */
 static int
-held_load(struct pg_store *s, struct held **out, size_t *n, char **err)
+claim_begin(struct store *base, int64_t runner_id, char **err)
 {
+	struct pg_store *s = (struct pg_store *)base;
+
+	if (pgs_begin_locked(s, runner_id, 0, "claim", err) != 0)
+		return -1;
+	if (pgs_audience_begin(s) != 0)
+		return pgs_fail(s, err, "claim", s->errmsg);
+	return 0;
+}
+
+/* Reads the channels that are not active. */
+static int
+claim_held(struct store *base, struct store_held **out, size_t *n, char **err)
+{
+	struct pg_store *s = (struct pg_store *)base;
 	PGresult *r;
 	int row;
 
@@ -495,7 +475,7 @@ held_load(struct pg_store *s, struct held **out, size_t *n, char **err)
 		return pgs_fail(s, err, "claim", "out of memory");
 	}
 	for (row = 0; row < PQntuples(r); row++) {
-		struct held *h = &(*out)[(*n)++];
+		struct store_held *h = &(*out)[(*n)++];
 
 		pgs_col_copy(r, row, 0, h->name, sizeof h->name);
 		h->paused = strcmp(PQgetvalue(r, row, 1), "paused") == 0;
@@ -505,21 +485,11 @@ held_load(struct pg_store *s, struct held **out, size_t *n, char **err)
 	return 0;
 }
 
-static struct held *
-held_find(struct held *h, size_t n, const char *channel)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		if (strcmp(h[i].name, channel) == 0)
-			return &h[i];
-	return NULL;
-}
-
-/* Reads the active campaigns, by id. 0 / -1 with *err. */
+/* Reads the active campaigns, by id. */
 static int
-campaigns_load(struct pg_store *s, struct store_campaign **out, size_t *n, char **err)
+claim_campaigns(struct store *base, struct store_campaign **out, size_t *n, char **err)
 {
+	struct pg_store *s = (struct pg_store *)base;
 	PGresult *r;
 	int row;
 
@@ -539,59 +509,35 @@ campaigns_load(struct pg_store *s, struct store_campaign **out, size_t *n, char 
 	return 0;
 }
 
-/* How many of campaign c's deliveries to claim now, and whether they are a probe. */
-static int64_t
-claim_capacity(const struct store_claim_cb *cb, const struct store_campaign *c, struct held *h,
-               int64_t now_ms, int *probe)
-{
-	*probe = 0;
-	if (!h)
-		return cb->capacity(cb->arg, c);
-	if (h->paused || h->next_probe_at_ms > now_ms || !cb->probe)
-		return 0;
-	*probe = 1;
-	return cb->probe(cb->arg, c);
-}
-
-/* A probe is one request: the first job's batch, or jobs that belong to no batch. The rows
-   left out stay waiting (and locked until the claim ends). */
-static void
-probe_one_request(struct store_job *jobs, size_t first, size_t *n)
-{
-	size_t i, kept = first + 1;
-
-	for (i = first + 1; i < *n; i++) {
-		if (jobs[i].batch_id != jobs[first].batch_id) {
-			jobs_clear(jobs, i, i + 1);
-			continue;
-		}
-		if (kept != i)
-			jobs[kept] = jobs[i];
-		kept++;
-	}
-	if (*n > first)
-		*n = kept;
-}
-
 /* A probe was claimed: the next one waits the interval, which doubles (at most the cap).
    least() would skip a NULL interval where SQLite's min() keeps it. */
 static int
-claim_probed(struct pg_store *s, struct held *h, int64_t now_ms, char **err)
+claim_probed(struct store *base, const char *channel, int64_t now_ms, char **err)
 {
+	struct pg_store *s = (struct pg_store *)base;
 	struct pgs_params p = {0};
 
-	pgs_text(&p, h->name);
+	pgs_text(&p, channel);
 	pgs_int(&p, now_ms);
 	pgs_int(&p, STORE_PROBE_MAX_MS);
-	if (pgs_exec(s, "UPDATE channels SET next_probe_at_ms = $2 + probe_interval_ms, "
-	                "probe_interval_ms = CASE WHEN probe_interval_ms IS NOT NULL THEN "
-	                "least(probe_interval_ms * 2, $3::bigint) END "
-	                "WHERE name = $1 AND state = 'suspended'",
-	             &p, "claim", err) < 0)
-		return -1;
-	h->next_probe_at_ms = INT64_MAX;  /* one probe per channel per claim */
-	return 0;
+	return pgs_exec(s, "UPDATE channels SET next_probe_at_ms = $2 + probe_interval_ms, "
+	                   "probe_interval_ms = CASE WHEN probe_interval_ms IS NOT NULL THEN "
+	                   "least(probe_interval_ms * 2, $3::bigint) END "
+	                   "WHERE name = $1 AND state = 'suspended'",
+	                &p, "claim", err) < 0 ? -1 : 0;
 }
+
+static const struct store_claim_ops claim_ops = {
+	.begin = claim_begin,
+	.held = claim_held,
+	.campaigns = claim_campaigns,
+	.due = claim_due,
+	.batch_rest = claim_batch_rest,
+	.mark = claim_mark,
+	.probed = claim_probed,
+	.commit = postgres_commit,
+	.rollback = postgres_rollback,
+};
 
 int
 postgres_claim(struct store *base, int64_t runner_id, int64_t now_ms,
@@ -599,82 +545,7 @@ postgres_claim(struct store *base, int64_t runner_id, int64_t now_ms,
                char **err)
 {
 	struct pg_store *s = (struct pg_store *)base;
-	struct store_campaign *camps = NULL;
-	struct held *held = NULL;
-	int64_t (*settled)[3] = NULL;
-	size_t n_camps = 0, alloc = 0, n_held = 0, i, k;
-	int rc = -1, probe;
 
-	*jobs = NULL;
-	*n_jobs = 0;
-	/*
-	 * Claims follow one another across nodes, as under SQLite's single writer. Fenced under
-	 * that lock, which reaps take too: a runner whose connection dropped is settled by
-	 * another node at once, while its own lease still looks valid to it. What it claimed
-	 * under its old id now would belong to no runner row, and nobody would ever settle it.
-	 */
-	if (pgs_begin_locked(s, runner_id, 0, "claim", err) != 0)
-		return -1;
-	if (held_load(s, &held, &n_held, err) != 0)
-		goto fail;
-	if (pgs_audience_begin(s) != 0) {
-		pgs_fail(s, err, "claim", s->errmsg);
-		goto fail;
-	}
-	if (campaigns_load(s, &camps, &n_camps, err) != 0)
-		goto fail;
-	if (!(settled = calloc(n_camps + 1, sizeof *settled))) {
-		pgs_fail(s, err, "claim", "out of memory");
-		goto fail;
-	}
-	/*
-	 * Campaigns sharing a channel share its slots. Each claim starts with the next campaign
-	 * in turn, so a big backlog, which would take every slot it is offered, cannot keep a
-	 * small campaign's due deliveries waiting for more than a claim or two.
-	 */
-	s->claim_turn++;
-	for (k = 0; k < n_camps; k++) {
-		struct held *h;
-		int64_t cap;
-		size_t first = *n_jobs;
-
-		i = (k + s->claim_turn) % n_camps;
-		h = held_find(held, n_held, camps[i].channel);
-		if ((cap = claim_capacity(cb, &camps[i], h, now_ms, &probe)) <= 0)
-			continue;
-		if (claim_select(s, &camps[i], now_ms, cap, jobs, n_jobs, &alloc, err) != 0)
-			goto fail;
-		if (probe)
-			probe_one_request(*jobs, first, n_jobs);
-		if (claim_mark(s, runner_id, cb, *jobs, first, n_jobs, now_ms, settled[i],
-		               err) != 0)
-			goto fail;
-		if (probe && *n_jobs > first && claim_probed(s, h, now_ms, err) != 0)
-			goto fail;
-		if (cb->claimed)
-			cb->claimed(cb->arg, &camps[i], *n_jobs - first);
-	}
-	if (postgres_commit(base, err) != 0)
-		goto fail;
-	/* Told only now: a claim that rolled back settled nothing. */
-	for (i = 0; i < n_camps && cb->settled; i++) {
-		if (settled[i][0])
-			cb->settled(cb->arg, camps[i].channel, "expired", settled[i][0]);
-		if (settled[i][1])
-			cb->settled(cb->arg, camps[i].channel, "deferred", settled[i][1]);
-		if (settled[i][2])
-			cb->settled(cb->arg, camps[i].channel, "suppressed", settled[i][2]);
-	}
-	rc = 0;
-	goto out;
-fail:
-	postgres_rollback(base);  /* nothing if the commit failed: it rolled back already */
-	store_jobs_free(*jobs, *n_jobs);
-	*jobs = NULL;
-	*n_jobs = 0;
-out:
-	free(settled);
-	free(camps);
-	free(held);
-	return rc;
+	return store_claim_run(base, &claim_ops, &s->claim_turn, runner_id, now_ms, cb, jobs,
+	                       n_jobs, err);
 }

@@ -16,20 +16,6 @@
 #include "util.h"
 
 
-/* Frees what jobs [from, to) hold, not the array. */
-static void
-jobs_clear(struct store_job *jobs, size_t from, size_t to)
-{
-	size_t i;
-
-	for (i = from; jobs && i < to; i++) {
-		free(jobs[i].rid);
-		free(jobs[i].recipient_json);
-		free(jobs[i].message_json);
-	}
-}
-
-
 int
 sqlite_next_due(struct store *base, int64_t *next_at_ms, char **err)
 {
@@ -94,49 +80,38 @@ claim_rows(sqlite3_stmt *st, const struct store_campaign *c, struct store_job **
 	return rc;
 }
 
-/*
- * Appends the due rows of one campaign to *jobs (growing it), up to cap, then the members of
- * any batch the cap cut in two: a batch is retried as the one request it was (SPEC 5.9), so
- * it is claimed whole even if that takes a little more than cap.
- */
+/* The claim's due rows of campaign c, in due order, at most cap. */
 static int
-claim_select(struct sqlite_store *s, const struct store_campaign *c, int64_t now_ms, int64_t cap,
-             struct store_job **jobs, size_t *n, size_t *alloc)
+claim_due(struct store *base, const struct store_campaign *c, int64_t now_ms, int64_t cap,
+          struct store_job **jobs, size_t *n, size_t *alloc, char **err)
 {
+	struct sqlite_store *s = (struct sqlite_store *)base;
 	sqlite3_stmt *st = sqlite_stmt(s, SQL_CLAIM_SELECT);
-	size_t first = *n, taken, i, k;
 
 	if (!st)
-		return -1;
+		return sqlite_fail(s, err, "claim");
 	sqlite3_bind_int64(st, 1, c->id);
 	sqlite3_bind_int64(st, 2, now_ms);
 	sqlite3_bind_int64(st, 3, cap);
-	if (claim_rows(st, c, jobs, n, alloc) != SQLITE_DONE)
-		return -1;
-	taken = *n;
-	if ((int64_t)(taken - first) < cap)
-		return 0;  /* everything due was taken: no batch was cut */
-	for (i = first; i < taken; i++) {
-		int64_t batch = (*jobs)[i].batch_id, last = (*jobs)[i].delivery_id;
+	return claim_rows(st, c, jobs, n, alloc) == SQLITE_DONE ? 0 : sqlite_fail(s, err, "claim");
+}
 
-		if (!batch)
-			continue;
-		for (k = first; k < i && (*jobs)[k].batch_id != batch; k++)
-			;
-		if (k < i)
-			continue;  /* this batch was handled at its first member */
-		for (k = i + 1; k < taken; k++)
-			if ((*jobs)[k].batch_id == batch && (*jobs)[k].delivery_id > last)
-				last = (*jobs)[k].delivery_id;
-		if (!(st = sqlite_stmt(s, SQL_CLAIM_BATCH_REST)))
-			return -1;
-		sqlite3_bind_int64(st, 1, batch);
-		sqlite3_bind_int64(st, 2, last);
-		sqlite3_bind_int64(st, 3, now_ms);
-		if (claim_rows(st, c, jobs, n, alloc) != SQLITE_DONE)
-			return -1;
-	}
-	return 0;
+/* The members of batch `batch` a cap cut off: they share its next_at, so they follow the last
+   member taken (last) in id order. */
+static int
+claim_batch_rest(struct store *base, const struct store_campaign *c, int64_t batch,
+                 int64_t last, int64_t now_ms, struct store_job **jobs, size_t *n,
+                 size_t *alloc, char **err)
+{
+	struct sqlite_store *s = (struct sqlite_store *)base;
+	sqlite3_stmt *st = sqlite_stmt(s, SQL_CLAIM_BATCH_REST);
+
+	if (!st)
+		return sqlite_fail(s, err, "claim");
+	sqlite3_bind_int64(st, 1, batch);
+	sqlite3_bind_int64(st, 2, last);
+	sqlite3_bind_int64(st, 3, now_ms);
+	return claim_rows(st, c, jobs, n, alloc) == SQLITE_DONE ? 0 : sqlite_fail(s, err, "claim");
 }
 
 /* Runs one cached write binding ?1 = a, ?2 = b, ?3 = c (if the statement has it), ?4 = text. */
@@ -207,9 +182,11 @@ claim_limited(struct sqlite_store *s, const struct store_claim_cb *cb, struct st
 /* Marks the claimable jobs of one campaign 'sending', dropping the others from the array;
    counts what it expired (settled[0]), deferred (settled[1]) and suppressed (settled[2]). */
 static int
-claim_mark(struct sqlite_store *s, int64_t runner_id, const struct store_claim_cb *cb,
-           struct store_job *jobs, size_t first, size_t *n, int64_t now_ms, int64_t settled[3])
+claim_mark(struct store *base, int64_t runner_id, const struct store_claim_cb *cb,
+           struct store_job *jobs, size_t first, size_t *n, int64_t now_ms, int64_t settled[3],
+           char **err)
 {
+	struct sqlite_store *s = (struct sqlite_store *)base;
 	struct buf ids = {0};
 	sqlite3_stmt *st;
 	size_t i, kept = first;
@@ -268,25 +245,31 @@ claim_mark(struct sqlite_store *s, int64_t runner_id, const struct store_claim_c
 		if (sqlite3_step(st) != SQLITE_DONE)
 			goto out;
 	}
-	jobs_clear(jobs, kept, *n);
+	store_jobs_clear(jobs, kept, *n);
 	*n = kept;
 	rc = 0;
 out:
 	buf_free(&ids);
-	return rc;
+	return rc == 0 ? 0 : sqlite_fail(s, err, "claim");
 }
 
-/* A channel an operator paused or a fault suspended, as the claim sees it. */
-struct held {
-	char name[256];
-	int paused;                   /* else suspended */
-	int64_t next_probe_at_ms;
-};
-
-/* Reads the channels that are not active. 0 / -1. */
+/* The claim's transaction: SQLite's write lock keeps claims one at a time. */
 static int
-held_load(struct sqlite_store *s, struct held **out, size_t *n)
+claim_begin(struct store *base, int64_t runner_id, char **err)
 {
+	struct sqlite_store *s = (struct sqlite_store *)base;
+
+	(void)runner_id;
+	if (sqlite_begin(base, err) != 0)
+		return -1;
+	return sqlite_audience_begin(s) == 0 ? 0 : sqlite_fail(s, err, "claim");
+}
+
+/* Reads the channels that are not active. */
+static int
+claim_held(struct store *base, struct store_held **out, size_t *n, char **err)
+{
+	struct sqlite_store *s = (struct sqlite_store *)base;
 	sqlite3_stmt *st = sqlite_stmt(s, SQL_CHANNELS_HELD);
 	size_t alloc = 0;
 	int rc;
@@ -294,16 +277,16 @@ held_load(struct sqlite_store *s, struct held **out, size_t *n)
 	*out = NULL;
 	*n = 0;
 	if (!st)
-		return -1;
+		return sqlite_fail(s, err, "claim");
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct held *h;
+		struct store_held *h;
 
 		if (*n == alloc) {
-			struct held *p = realloc(*out, (alloc = alloc ? alloc * 2 : 8) * sizeof *p);
+			struct store_held *p = realloc(*out, (alloc = alloc ? alloc * 2 : 8) * sizeof *p);
 
 			if (!p) {
-				rc = SQLITE_NOMEM;
-				break;
+				sqlite3_reset(st);
+				return util_err(err, "claim: out of memory");
 			}
 			*out = p;
 		}
@@ -313,155 +296,76 @@ held_load(struct sqlite_store *s, struct held **out, size_t *n)
 		h->next_probe_at_ms = sqlite3_column_int64(st, 2);
 	}
 	sqlite3_reset(st);
-	return rc == SQLITE_DONE ? 0 : -1;
+	return rc == SQLITE_DONE ? 0 : sqlite_fail(s, err, "claim");
 }
 
-static struct held *
-held_find(struct held *h, size_t n, const char *channel)
+/* Reads the active campaigns, by id. */
+static int
+claim_campaigns(struct store *base, struct store_campaign **out, size_t *n, char **err)
 {
-	size_t i;
+	struct sqlite_store *s = (struct sqlite_store *)base;
+	sqlite3_stmt *st = sqlite_stmt(s, SQL_ACTIVE_CAMPAIGNS);
+	size_t alloc = 0;
+	int rc;
 
-	for (i = 0; i < n; i++)
-		if (strcmp(h[i].name, channel) == 0)
-			return &h[i];
-	return NULL;
-}
+	*out = NULL;
+	*n = 0;
+	if (!st)
+		return sqlite_fail(s, err, "claim");
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (*n == alloc) {
+			struct store_campaign *p = realloc(*out, (alloc = alloc ? alloc * 2 : 16) *
+			                                   sizeof *p);
 
-/* How many of campaign c's deliveries to claim now, and whether they are a probe. */
-static int64_t
-claim_capacity(const struct store_claim_cb *cb, const struct store_campaign *c, struct held *h,
-               int64_t now_ms, int *probe)
-{
-	*probe = 0;
-	if (!h)
-		return cb->capacity(cb->arg, c);
-	if (h->paused || h->next_probe_at_ms > now_ms || !cb->probe)
-		return 0;
-	*probe = 1;
-	return cb->probe(cb->arg, c);
-}
-
-/* A probe is one request: the first job's batch, or jobs that belong to no batch. */
-static void
-probe_one_request(struct store_job *jobs, size_t first, size_t *n)
-{
-	size_t i, kept = first + 1;
-
-	for (i = first + 1; i < *n; i++) {
-		if (jobs[i].batch_id != jobs[first].batch_id) {
-			jobs_clear(jobs, i, i + 1);
-			continue;
+			if (!p) {
+				sqlite3_reset(st);
+				return util_err(err, "claim: out of memory");
+			}
+			*out = p;
 		}
-		if (kept != i)
-			jobs[kept] = jobs[i];
-		kept++;
+		sqlite_campaign_from_row(st, 0, &(*out)[(*n)++]);
 	}
-	if (*n > first)
-		*n = kept;
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : sqlite_fail(s, err, "claim");
 }
 
 /* A probe was claimed: the next one waits the interval, which doubles. */
 static int
-claim_probed(struct sqlite_store *s, struct held *h, int64_t now_ms)
+claim_probed(struct store *base, const char *channel, int64_t now_ms, char **err)
 {
+	struct sqlite_store *s = (struct sqlite_store *)base;
 	sqlite3_stmt *st = sqlite_stmt(s, SQL_CHANNEL_PROBED);
 
 	if (!st)
-		return -1;
-	sqlite3_bind_text(st, 1, h->name, -1, SQLITE_STATIC);
+		return sqlite_fail(s, err, "claim");
+	sqlite3_bind_text(st, 1, channel, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, now_ms);
 	sqlite3_bind_int64(st, 3, STORE_PROBE_MAX_MS);
-	if (sqlite3_step(st) != SQLITE_DONE)
-		return -1;
-	h->next_probe_at_ms = INT64_MAX;  /* one probe per channel per claim */
-	return 0;
+	return sqlite3_step(st) == SQLITE_DONE ? 0 : sqlite_fail(s, err, "claim");
 }
 
+static const struct store_claim_ops claim_ops = {
+	.begin = claim_begin,
+	.held = claim_held,
+	.campaigns = claim_campaigns,
+	.due = claim_due,
+	.batch_rest = claim_batch_rest,
+	.mark = claim_mark,
+	.probed = claim_probed,
+	.commit = sqlite_commit,
+	.rollback = sqlite_rollback,
+};
+
+/*
+ * Read first, write after: the driver has a campaign's rows read (and the statement reset)
+ * before it asks to mark them, as updating rows a SELECT is walking is undefined in SQLite.
+ */
 int
 sqlite_claim(struct store *base, int64_t runner_id, int64_t now_ms, const struct store_claim_cb *cb,
             struct store_job **jobs, size_t *n_jobs, char **err)
 {
 	struct sqlite_store *s = (struct sqlite_store *)base;
-	struct store_campaign *camps = NULL;
-	struct held *held = NULL;
-	int64_t (*settled)[3] = NULL;
-	size_t n_camps = 0, alloc_camps = 0, alloc = 0, n_held = 0, i, k;
-	sqlite3_stmt *st;
-	int rc, probe;
 
-	*jobs = NULL;
-	*n_jobs = 0;
-	if (sqlite_begin(&s->base, err) != 0)
-		return -1;
-	if (held_load(s, &held, &n_held) != 0 || sqlite_audience_begin(s) != 0 ||
-	    !(st = sqlite_stmt(s, SQL_ACTIVE_CAMPAIGNS)))
-		goto fail;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (n_camps == alloc_camps) {
-			size_t na = alloc_camps ? alloc_camps * 2 : 16;
-			struct store_campaign *p = realloc(camps, na * sizeof *p);
-
-			if (!p)
-				goto fail;
-			camps = p;
-			alloc_camps = na;
-		}
-		sqlite_campaign_from_row(st, 0, &camps[n_camps++]);
-	}
-	sqlite3_reset(st);
-	if (rc != SQLITE_DONE || !(settled = calloc(n_camps + 1, sizeof *settled)))
-		goto fail;
-	/*
-	 * Campaigns sharing a channel share its slots. Each claim starts with the next campaign
-	 * in turn, so a big backlog, which would take every slot it is offered, cannot keep a
-	 * small campaign's due deliveries waiting for more than a claim or two.
-	 */
-	s->claim_turn++;
-	for (k = 0; k < n_camps; k++) {
-		struct held *h;
-		int64_t cap;
-		size_t first = *n_jobs;
-
-		i = (k + s->claim_turn) % n_camps;
-		h = held_find(held, n_held, camps[i].channel);
-		if ((cap = claim_capacity(cb, &camps[i], h, now_ms, &probe)) <= 0)
-			continue;
-		/* Read first, write after: updating rows a SELECT is walking is undefined in SQLite. */
-		if (claim_select(s, &camps[i], now_ms, cap, jobs, n_jobs, &alloc) != 0)
-			goto fail;
-		if (probe)
-			probe_one_request(*jobs, first, n_jobs);
-		if (claim_mark(s, runner_id, cb, *jobs, first, n_jobs, now_ms, settled[i]) != 0)
-			goto fail;
-		if (probe && *n_jobs > first && claim_probed(s, h, now_ms) != 0)
-			goto fail;
-		if (cb->claimed)
-			cb->claimed(cb->arg, &camps[i], *n_jobs - first);
-	}
-	if (sqlite_commit(&s->base, err) != 0)
-		goto fail_committed;
-	/* Told only now: a claim that rolled back settled nothing. */
-	for (i = 0; i < n_camps && cb->settled; i++) {
-		if (settled[i][0])
-			cb->settled(cb->arg, camps[i].channel, "expired", settled[i][0]);
-		if (settled[i][1])
-			cb->settled(cb->arg, camps[i].channel, "deferred", settled[i][1]);
-		if (settled[i][2])
-			cb->settled(cb->arg, camps[i].channel, "suppressed", settled[i][2]);
-	}
-	free(settled);
-	free(camps);
-	free(held);
-	return 0;
-fail:
-	sqlite_fail(s, err, "claim");
-	sqlite_rollback(&s->base);
-fail_committed:
-	free(settled);
-	free(camps);
-	free(held);
-	store_jobs_free(*jobs, *n_jobs);
-	*jobs = NULL;
-	*n_jobs = 0;
-	return -1;
+	return store_claim_run(base, &claim_ops, &s->claim_turn, runner_id, now_ms, cb, jobs,
+	                       n_jobs, err);
 }
