@@ -128,27 +128,6 @@ dispatch_account(struct dispatch *d, const struct store_job *j)
 	return cs->ch->ops->limit_account(&it);
 }
 
-static enum store_admit
-cb_admit(void *arg, const struct store_job *j, const struct store_limit *l, int64_t now_ms,
-         int64_t *send_at_ms, int64_t *defer_until_ms)
-{
-	struct dispatch *d = arg;
-	struct chan_state *cs = dispatch_chan(d, &j->campaign);
-	struct provider_limit pl = {l->last_call_ms, l->last_send_at_ms, l->reserved};
-	struct provider_item it;
-
-	dispatch_item_from_job(&it, j);
-	switch (cs->ch->ops->admit(cs->ch, &it, &pl, now_ms, send_at_ms, defer_until_ms)) {
-	case PROVIDER_ADMIT:
-		return STORE_ADMIT;
-	case PROVIDER_DEFER:
-		return STORE_DEFER;
-	case PROVIDER_WAIT:
-		break;
-	}
-	return STORE_WAIT;
-}
-
 /* The zone a recipient's quiet hours are local to: its own timezone member, else the
    campaign's. Only parsed when quiet hours apply, so most claims never parse a record. */
 static const struct tz *
@@ -167,6 +146,62 @@ audience_zone(struct dispatch *d, const struct store_job *j)
 	return dispatch_zone(d, name[0] ? name : j->campaign.timezone);
 }
 
+/* The quiet hours in force for a job (the campaign's own, else its channel's), as minutes
+   after midnight in *z: 0, or -1 when there are none. */
+static int
+quiet_hours(struct dispatch *d, const struct chan_state *cs, const struct store_job *j,
+            int *from, int *to, const struct tz **z)
+{
+	int fh, fm, th, tm;
+
+	*from = cs->ch->quiet_from;
+	*to = cs->ch->quiet_to;
+	if (j->campaign.quiet_hours[0] &&
+	    sscanf(j->campaign.quiet_hours, "%d:%d-%d:%d", &fh, &fm, &th, &tm) == 4) {
+		*from = fh * 60 + fm;
+		*to = th * 60 + tm;
+	}
+	if (*from < 0 || !(*z = audience_zone(d, j)))
+		return -1;
+	return 0;
+}
+
+static enum store_admit
+cb_admit(void *arg, const struct store_job *j, const struct store_limit *l, int64_t now_ms,
+         int64_t *send_at_ms, int64_t *defer_until_ms)
+{
+	struct dispatch *d = arg;
+	struct chan_state *cs = dispatch_chan(d, &j->campaign);
+	struct provider_limit pl = {l->last_call_ms, l->last_send_at_ms, l->reserved};
+	struct provider_item it;
+
+	const struct tz *z;
+	int64_t end;
+	int from, to;
+	enum store_admit verdict;
+
+	dispatch_item_from_job(&it, j);
+	switch (cs->ch->ops->admit(cs->ch, &it, &pl, now_ms, send_at_ms, defer_until_ms)) {
+	case PROVIDER_ADMIT:
+		verdict = STORE_ADMIT;
+		break;
+	case PROVIDER_DEFER:
+		verdict = STORE_DEFER;
+		break;
+	default:
+		return STORE_WAIT;
+	}
+	/*
+	 * The step's own send time was held to the quiet hours at import, but the per-account
+	 * rule (7 days after the last) or the provider's 2-hour minimum may move it: a send time
+	 * that lands inside them goes to their end, as any delivery due inside them would.
+	 */
+	if (cs->ch->ops->schedule && quiet_hours(d, cs, j, &from, &to, &z) == 0 &&
+	    (end = sop_quiet_end(z, from, to, *send_at_ms)) > *send_at_ms)
+		*send_at_ms = end;
+	return verdict;
+}
+
 /* The audience rules of a job (SPEC 5.12): its channel's cap, and the quiet hours in force
    (the campaign's own, else the channel's) if now is inside them. */
 static void
@@ -174,7 +209,7 @@ cb_audience(void *arg, const struct store_job *j, int64_t now_ms, struct store_a
 {
 	struct dispatch *d = arg;
 	struct chan_state *cs = dispatch_chan(d, &j->campaign);
-	int from, to, fh, fm, th, tm;
+	int from, to;
 	const struct tz *z;
 
 	if (!cs)
@@ -182,17 +217,8 @@ cb_audience(void *arg, const struct store_job *j, int64_t now_ms, struct store_a
 	out->cap_max = cs->ch->cap_max;
 	out->cap_per_ms = cs->ch->cap_per_ms;
 	/* A provider-scheduled call sends nothing now: its send time, the step's, was held to
-	   the quiet hours at import. */
-	if (cs->ch->ops->schedule)
-		return;
-	from = cs->ch->quiet_from;
-	to = cs->ch->quiet_to;
-	if (j->campaign.quiet_hours[0] &&
-	    sscanf(j->campaign.quiet_hours, "%d:%d-%d:%d", &fh, &fm, &th, &tm) == 4) {
-		from = fh * 60 + fm;
-		to = th * 60 + tm;
-	}
-	if (from < 0 || !(z = audience_zone(d, j)))
+	   the quiet hours at import, and one a rule moves is held to them at admission. */
+	if (cs->ch->ops->schedule || quiet_hours(d, cs, j, &from, &to, &z) != 0)
 		return;
 	out->quiet_until_ms = sop_quiet_end(z, from, to, now_ms);
 	snprintf(out->quiet_why, sizeof out->quiet_why, "%02d:%02d-%02d:%02d %s", from / 60,

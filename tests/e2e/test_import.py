@@ -790,6 +790,28 @@ class ImportTest(harness.HeraldTest):
             hours=1, minutes=36)).timestamp() * 1000))
         self.assertEqual(calls[0]["verdict"], "accepted", calls[0])
 
+    def test_sainiu_send_time_moved_into_quiet_hours_goes_to_their_end(self):
+        """The step's time (19:00) is outside the quiet hours (22:00-08:00), but a call made
+        at 20:30 can ask for no send time before 22:35 (the provider's 2 hours and Herald's
+        margin): inside the window, so the notice goes at its end, 08:00 the next day."""
+        mock = self.mock()
+        self.config({"sn": {"provider": "sainiu", "base_url": mock.url}})
+        shanghai = datetime.timezone(datetime.timedelta(hours=8))
+        d1 = datetime.datetime.now(shanghai).date() + datetime.timedelta(days=30)
+        step = {"day": 1, "time": "19:00", "message": {"type": "text", "text": "通知"}}
+        self.import_def(campaign("night", channel="sn", start_date=d1.isoformat(), steps=[step],
+                                 quiet_hours={"from": "22:00", "to": "08:00"},
+                                 recipients=[{"id": "seller-q"}]), "q.json")
+        now = datetime.datetime.combine(d1, datetime.time(20, 30), shanghai)
+        self.ok("run", "--once", "--now", now.isoformat())
+        self.assertEqual(self.deliveries("night")[0]["state"], "sent")
+        calls = mock.requests("sainiu")
+        self.assertEqual(len(calls), 1, calls)
+        data = json.loads(dict(urllib.parse.parse_qsl(calls[0]["body"]))["data"])
+        morning = datetime.datetime.combine(d1 + datetime.timedelta(days=1),
+                                            datetime.time(8, 0), shanghai)
+        self.assertEqual(int(data["sendtime"]), int(morning.timestamp() * 1000))
+
 
     # ---- the write lock: bounded transactions, all or nothing ---------------------------
 
