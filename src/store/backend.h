@@ -169,4 +169,27 @@ int store_claim_run(struct store *s, const struct store_claim_ops *ops, unsigned
 /* Frees what jobs [from, to) hold, not the array. */
 void store_jobs_clear(struct store_job *jobs, size_t from, size_t to);
 
+/*
+ * The engine's parts of the audience rules (SPEC 5.12), inside the claim's transaction, each
+ * 0 or -1 unless said. suppressed: 1 with the list's name in list when j's recipient is on an
+ * opt-out list of j's channel or of every channel, else 0. cap_until: the earliest time j's
+ * recipient is under a->cap_max sends per a->cap_per_ms, 0 when it is now (the delivery's
+ * own earlier send not counted). suppress and defer settle the delivery with why as its
+ * last_error: 'suppressed', or 'deferred' to until_ms (its expiry moving with it).
+ */
+struct store_audience_ops {
+	int (*suppressed)(struct store *s, const struct store_job *j, char *list, size_t size);
+	int (*cap_until)(struct store *s, const struct store_job *j, const struct store_audience *a,
+	                 int64_t now_ms, int64_t *until_ms);
+	int (*suppress)(struct store *s, int64_t delivery_id, const char *why);
+	int (*defer)(struct store *s, int64_t delivery_id, int64_t until_ms, const char *why);
+};
+
+/* The audience rules of one due job, in their order: the opt-out list, the quiet hours, the
+   frequency cap; a job they hold back is settled through ops. 1 it may go on (*a then says
+   what to reserve), 0 it was settled, -1 error. when_zone: the handle's zone cache. */
+int store_audience_check(struct store *s, const struct store_audience_ops *ops,
+                         struct tz **when_zone, const struct store_claim_cb *cb,
+                         struct store_job *j, int64_t now_ms, struct store_audience *a);
+
 #endif

@@ -183,3 +183,39 @@ out:
 	free(held);
 	return rc;
 }
+
+int
+store_audience_check(struct store *s, const struct store_audience_ops *ops,
+                     struct tz **when_zone, const struct store_claim_cb *cb,
+                     struct store_job *j, int64_t now_ms, struct store_audience *a)
+{
+	char list[256], why[400];
+	int64_t until;
+	int rc;
+
+	memset(a, 0, sizeof *a);
+	if ((rc = ops->suppressed(s, j, list, sizeof list)) < 0)
+		return -1;
+	if (rc) {
+		store_why_suppressed(j, list, why, sizeof why);
+		a->held = 1;
+		return ops->suppress(s, j->delivery_id, why) == 0 ? 0 : -1;
+	}
+	if (!cb->audience)
+		return 1;
+	cb->audience(cb->arg, j, now_ms, a);
+	if (a->quiet_until_ms > now_ms) {
+		store_why_quiet(when_zone, j, a, a->quiet_until_ms, why, sizeof why);
+		a->held = 2;
+		return ops->defer(s, j->delivery_id, a->quiet_until_ms, why) == 0 ? 0 : -1;
+	}
+	if (a->cap_max <= 0)
+		return 1;
+	if (ops->cap_until(s, j, a, now_ms, &until) != 0)
+		return -1;
+	if (until <= now_ms)
+		return 1;
+	store_why_capped(when_zone, j, a, until, why, sizeof why);
+	a->held = 2;
+	return ops->defer(s, j->delivery_id, until, why) == 0 ? 0 : -1;
+}

@@ -80,12 +80,15 @@ pgs_audience_prefetch(struct pg_store *s, const struct store_job *jobs, size_t n
 
 /* 1 and the listing's channel in list (a name or "*") if the job's recipient is suppressed. */
 static int
-suppressed(struct pg_store *s, const struct store_job *j, char *list, size_t size)
+suppressed(struct store *base, const struct store_job *j, char *list, size_t size)
 {
+	struct pg_store *s = (struct pg_store *)base;
 	struct pgs_params p = {0};
 	PGresult *r = s->claim_optouts;
 	int lo = 0, hi, mid, cmp, found;
 
+	if (!s->claim_suppressions)
+		return 0;  /* an empty list, as seen at the claim's start: no lookup per job */
 	if (r) {
 		/* Read ahead, by rid in byte order. */
 		for (hi = PQntuples(r); lo < hi;) {
@@ -115,8 +118,9 @@ suppressed(struct pg_store *s, const struct store_job *j, char *list, size_t siz
 }
 
 static int
-mark_suppressed(struct pg_store *s, int64_t delivery_id, const char *why)
+suppress(struct store *base, int64_t delivery_id, const char *why)
 {
+	struct pg_store *s = (struct pg_store *)base;
 	struct pgs_params p = {0};
 
 	pgs_int(&p, delivery_id);
@@ -129,8 +133,9 @@ mark_suppressed(struct pg_store *s, int64_t delivery_id, const char *why)
 /* A rule's deferral is no reason to drop a delivery: its expiry moves with it, keeping the
    slack it had (as for SaiNiu's rule), so quiet hours or a cap never turn it 'expired'. */
 static int
-mark_deferred(struct pg_store *s, int64_t delivery_id, int64_t at_ms, const char *why)
+defer(struct store *base, int64_t delivery_id, int64_t at_ms, const char *why)
 {
+	struct pg_store *s = (struct pg_store *)base;
 	struct pgs_params p = {0};
 
 	pgs_int(&p, delivery_id);
@@ -152,9 +157,10 @@ mark_deferred(struct pg_store *s, int64_t delivery_id, int64_t at_ms, const char
  * another send.
  */
 static int
-cap_until(struct pg_store *s, const struct store_job *j, const struct store_audience *a,
+cap_until(struct store *base, const struct store_job *j, const struct store_audience *a,
           int64_t now_ms, int64_t *until_ms)
 {
+	struct pg_store *s = (struct pg_store *)base;
 	struct pgs_params p = {0};
 	PGresult *r;
 	int count;
@@ -177,41 +183,18 @@ cap_until(struct pg_store *s, const struct store_job *j, const struct store_audi
 	return 0;
 }
 
+static const struct store_audience_ops audience_ops = {
+	.suppressed = suppressed,
+	.cap_until = cap_until,
+	.suppress = suppress,
+	.defer = defer,
+};
+
 int
 pgs_audience_check(struct pg_store *s, const struct store_claim_cb *cb, struct store_job *j,
                    int64_t now_ms, struct store_audience *a)
 {
-	char list[256], why[400];
-	int64_t until;
-	int rc;
-
-	memset(a, 0, sizeof *a);
-	if (s->claim_suppressions) {
-		if ((rc = suppressed(s, j, list, sizeof list)) < 0)
-			return -1;
-		if (rc) {
-			store_why_suppressed(j, list, why, sizeof why);
-			a->held = 1;
-			return mark_suppressed(s, j->delivery_id, why) == 0 ? 0 : -1;
-		}
-	}
-	if (!cb->audience)
-		return 1;
-	cb->audience(cb->arg, j, now_ms, a);
-	if (a->quiet_until_ms > now_ms) {
-		store_why_quiet(&s->when_zone, j, a, a->quiet_until_ms, why, sizeof why);
-		a->held = 2;
-		return mark_deferred(s, j->delivery_id, a->quiet_until_ms, why) == 0 ? 0 : -1;
-	}
-	if (a->cap_max <= 0)
-		return 1;
-	if (cap_until(s, j, a, now_ms, &until) != 0)
-		return -1;
-	if (until <= now_ms)
-		return 1;
-	store_why_capped(&s->when_zone, j, a, until, why, sizeof why);
-	a->held = 2;
-	return mark_deferred(s, j->delivery_id, until, why) == 0 ? 0 : -1;
+	return store_audience_check(&s->base, &audience_ops, &s->when_zone, cb, j, now_ms, a);
 }
 
 int

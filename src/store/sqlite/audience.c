@@ -97,14 +97,16 @@ sqlite_audience_begin(struct sqlite_store *s)
 	return rc == SQLITE_ROW ? 0 : -1;
 }
 
-/* 1 and the listing's channel in list (a name or "*") if the job's recipient is suppressed. */
 static int
-suppressed(struct sqlite_store *s, const struct store_job *j, char *list, size_t size)
+suppressed(struct store *base, const struct store_job *j, char *list, size_t size)
 {
-	sqlite3_stmt *st = sqlite_stmt(s, SQL_SUPPRESS_FIND);
+	struct sqlite_store *s = (struct sqlite_store *)base;
+	sqlite3_stmt *st;
 	int rc;
 
-	if (!st)
+	if (!s->claim_suppressions)
+		return 0;  /* an empty list, as seen at the claim's start: no lookup per job */
+	if (!(st = sqlite_stmt(s, SQL_SUPPRESS_FIND)))
 		return -1;
 	sqlite3_bind_text(st, 1, j->campaign.channel, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, j->rid, -1, SQLITE_STATIC);
@@ -128,6 +130,18 @@ mark(struct sqlite_store *s, enum sqlite_sql id, int64_t delivery_id, int64_t at
 		sqlite3_bind_int64(st, 2, at_ms);
 	sqlite3_bind_text(st, at_ms ? 3 : 2, why, -1, SQLITE_TRANSIENT);
 	return sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+}
+
+static int
+suppress(struct store *base, int64_t delivery_id, const char *why)
+{
+	return mark((struct sqlite_store *)base, SQL_SUPPRESS_MARK, delivery_id, 0, why);
+}
+
+static int
+defer(struct store *base, int64_t delivery_id, int64_t until_ms, const char *why)
+{
+	return mark((struct sqlite_store *)base, SQL_AUDIENCE_DEFER, delivery_id, until_ms, why);
 }
 
 /* Binds channel, rid, window start and own id, the first four parameters of the cap queries. */
@@ -154,9 +168,10 @@ cap_stmt(struct sqlite_store *s, enum sqlite_sql id, const struct store_job *j,
  * a[c-max] + per. Sends older than the window are pruned first, so the walk stays short.
  */
 static int
-cap_until(struct sqlite_store *s, const struct store_job *j, const struct store_audience *a,
+cap_until(struct store *base, const struct store_job *j, const struct store_audience *a,
           int64_t now_ms, int64_t *until_ms)
 {
+	struct sqlite_store *s = (struct sqlite_store *)base;
 	int64_t since = now_ms - a->cap_per_ms, count;
 	sqlite3_stmt *st;
 	int rc;
@@ -184,44 +199,18 @@ cap_until(struct sqlite_store *s, const struct store_job *j, const struct store_
 	return rc == SQLITE_ROW ? 0 : -1;
 }
 
+static const struct store_audience_ops audience_ops = {
+	.suppressed = suppressed,
+	.cap_until = cap_until,
+	.suppress = suppress,
+	.defer = defer,
+};
+
 int
 sqlite_audience_check(struct sqlite_store *s, const struct store_claim_cb *cb, struct store_job *j,
                      int64_t now_ms, struct store_audience *a)
 {
-	char list[256], why[400];
-	int64_t until;
-	int rc;
-
-	memset(a, 0, sizeof *a);
-	if (s->claim_suppressions) {
-		if ((rc = suppressed(s, j, list, sizeof list)) < 0)
-			return -1;
-		if (rc) {
-			store_why_suppressed(j, list, why, sizeof why);
-			a->held = 1;
-			return mark(s, SQL_SUPPRESS_MARK, j->delivery_id, 0, why) == 0
-			               ? 0 : -1;
-		}
-	}
-	if (!cb->audience)
-		return 1;
-	cb->audience(cb->arg, j, now_ms, a);
-	if (a->quiet_until_ms > now_ms) {
-		store_why_quiet(&s->when_zone, j, a, a->quiet_until_ms, why, sizeof why);
-		a->held = 2;
-		return mark(s, SQL_AUDIENCE_DEFER, j->delivery_id, a->quiet_until_ms,
-		            why) == 0 ? 0 : -1;
-	}
-	if (a->cap_max <= 0)
-		return 1;
-	if (cap_until(s, j, a, now_ms, &until) != 0)
-		return -1;
-	if (until <= now_ms)
-		return 1;
-	store_why_capped(&s->when_zone, j, a, until, why, sizeof why);
-	a->held = 2;
-	return mark(s, SQL_AUDIENCE_DEFER, j->delivery_id, until, why) == 0 ? 0
-	                                                                                       : -1;
+	return store_audience_check(&s->base, &audience_ops, &s->when_zone, cb, j, now_ms, a);
 }
 
 int
