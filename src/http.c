@@ -420,9 +420,13 @@ http_start(struct http *h, const struct provider_request *req, int64_t timeout_m
 		curl_easy_setopt(t->easy, CURLOPT_FRESH_CONNECT, 1L);
 		curl_easy_setopt(t->easy, CURLOPT_FORBID_REUSE, 1L);
 	}
-	/* Idle connections older than this are not reused: the older a kept-alive connection,
-	   the likelier the provider closes it just as a request goes out. */
-	curl_easy_setopt(t->easy, CURLOPT_MAXAGE_CONN, 20L);
+	/*
+	 * Idle connections older than this are not reused: the older a kept-alive connection,
+	 * the likelier the provider closes it just as a request goes out. For a request that
+	 * must not be resent that race costs an 'unknown', so it takes only connections idle
+	 * for less than the shortest keep-alive servers commonly give (Apache's 5 s).
+	 */
+	curl_easy_setopt(t->easy, CURLOPT_MAXAGE_CONN, req->no_resend ? 4L : 20L);
 	if (req->body) {
 		if (!(t->body = malloc(req->body_len + 1)))
 			goto fail;
