@@ -145,6 +145,24 @@ class FrequencyCap(SchedTest):
         self.assertEqual(len(got["oCap"]), 2)
         self.assertLess(ms_of(self.attempts("second")[-1]["started_at"]) - first - 86400000, 1000)
 
+    def test_a_send_the_provider_refused_does_not_count(self):
+        """The claim counts a send against the cap at once; a refusal takes it back, so the
+        recipient's next delivery goes at once, while an accepted send keeps counting."""
+        m = self.feihe_mock()
+        self.config({"feihe": self.feihe_channel(m, frequency_cap={"max": 1, "per": "24h"})},
+                    FAST)
+        m.rules({"provider": "feihe", "match": "oRefused", "code": 40003,
+                 "message": "invalid openid", "times": 1})
+        self.campaign("first", [{"day": 1, "time": "10:00", "message": text("one")}],
+                      [{"id": "oRefused"}, {"id": "oTaken"}], "2026-03-02")
+        self.campaign("second", [{"day": 1, "time": "11:00", "message": text("two")}],
+                      [{"id": "oRefused"}, {"id": "oTaken"}], "2026-03-02")
+        self.ok("run", "--once", "--now", "2026-03-02T10:00:01+08:00")
+        self.assertEqual(self.states("first"), {("oRefused", 1): "failed", ("oTaken", 1): "sent"})
+        self.ok("run", "--once", "--now", "2026-03-02T11:00:01+08:00")
+        self.assertEqual(self.states("second"),
+                         {("oRefused", 1): "sent", ("oTaken", 1): "deferred"})
+
     def test_two_runners_never_exceed_the_cap(self):
         m = self.feihe_mock()
         self.config({"feihe": self.feihe_channel(m, max_in_flight=4,

@@ -214,19 +214,3 @@ pgs_audience_reserve(struct pg_store *s, const struct store_job *j,
 	                   "channel = excluded.channel, rid = excluded.rid, at_ms = excluded.at_ms",
 	                &p, "claim", NULL) < 0 ? -1 : 0;
 }
-
-int
-pgs_audience_settle(struct pg_store *s, const struct store_result *r)
-{
-	/* What SaiNiu's rule counts, the cap counts: accepted, or maybe accepted (SPEC 5.10). */
-	int counts = r->state == STATE_SENT || r->limit_counts;
-	struct pgs_params p = {0};
-
-	pgs_int(&p, r->delivery_id);
-	if (!counts)
-		return pgs_exec(s, "DELETE FROM cap_sends WHERE delivery_id = $1", &p,
-		                "recording results", NULL) < 0 ? -1 : 0;
-	pgs_int(&p, r->started_at_ms);
-	return pgs_exec(s, "UPDATE cap_sends SET at_ms = $2 WHERE delivery_id = $1", &p,
-	                "recording results", NULL) < 0 ? -1 : 0;
-}

@@ -243,8 +243,7 @@ extern const struct store_backend postgres_backend;
  * pgs_audience_check: suppresses or defers a due job (1 = it may go on, 0 = it was settled
  * here, -1 = error); *a gets the job's rules for pgs_audience_reserve.
  * pgs_audience_reserve: the job was claimed: it counts against its channel's cap from now.
- * pgs_audience_settle: a result came: the send keeps counting if it was (or may have been)
- * accepted, at the attempt's start, else it no longer counts.
+ * (A result's effect on the cap is written with the other results of its batch, record.c.)
  * pgs_audience_prefetch: before the checks of one campaign's jobs: reads their recipients'
  * opt-out listings in one statement, which pgs_audience_check then consults instead of asking
  * once per job. pgs_audience_end: the claim is over; frees what was read ahead.
@@ -258,6 +257,5 @@ int pgs_audience_check(struct pg_store *s, const struct store_claim_cb *cb, stru
                        int64_t now_ms, struct store_audience *a);
 int pgs_audience_reserve(struct pg_store *s, const struct store_job *j,
                          const struct store_audience *a, int64_t now_ms);
-int pgs_audience_settle(struct pg_store *s, const struct store_result *r);
 
 #endif

@@ -247,19 +247,16 @@ late_accept(struct pg_store *s, const struct store_result *r, int64_t *campaign,
 	return found;
 }
 
-/* Per result: the audience settle of one that applied, the late accept of one that did not. */
+/* The late accept of each result that did not apply. */
 static int
-settle_each(struct pg_store *s, struct batch *b, char **err)
+late_accepts(struct pg_store *s, struct batch *b, char **err)
 {
 	size_t i;
 	int late;
 
 	for (i = 0; i < b->n; i++) {
-		if (b->how[i] == APPLIED) {
-			if (pgs_audience_settle(s, &b->r[i]) != 0)
-				return pgs_fail(s, err, WHAT, s->errmsg);
+		if (b->how[i] == APPLIED)
 			continue;
-		}
 		/* Not ours any more: our lease ran out and another runner settled it (and its
 		   attempt, and any reservation). Recording ours too would count one request
 		   twice. */
@@ -287,6 +284,43 @@ exec_columns(struct pg_store *s, const char *sql, struct pgs_array *col, int n, 
 		rc = -1;
 	pgs_array_free(col, n);
 	return rc;
+}
+
+/*
+ * The frequency cap's count of the results that applied (SPEC 5.12): a send that was, or may
+ * have been, accepted (as SaiNiu's rule counts it, SPEC 5.10) keeps counting, at the time it
+ * was made; any other is taken back. Rows the claim counted only; for the rest, nothing.
+ */
+static int
+settle_caps(struct pg_store *s, const struct batch *b, char **err)
+{
+	struct pgs_array keep[2], drop[1];
+	size_t i, n_keep = 0, n_drop = 0;
+
+	memset(keep, 0, sizeof keep);
+	memset(drop, 0, sizeof drop);
+	for (i = 0; i < b->n; i++) {
+		const struct store_result *r = &b->r[i];
+
+		if (b->how[i] != APPLIED)
+			continue;
+		if (r->state == STATE_SENT || r->limit_counts) {
+			pgs_array_int(&keep[0], r->delivery_id);
+			pgs_array_int(&keep[1], r->started_at_ms);
+			n_keep++;
+		} else {
+			pgs_array_int(&drop[0], r->delivery_id);
+			n_drop++;
+		}
+	}
+	if (exec_columns(s, "UPDATE cap_sends c SET at_ms = v.at_ms FROM unnest($1::bigint[], "
+	                    "$2::bigint[]) AS v(id, at_ms) WHERE c.delivery_id = v.id",
+	                    keep, 2, n_keep, err) != 0) {
+		pgs_array_free(drop, 1);
+		return -1;
+	}
+	return exec_columns(s, "DELETE FROM cap_sends WHERE delivery_id = ANY($1::bigint[])",
+	                    drop, 1, n_drop, err);
 }
 
 /* The attempt rows, in result order (their ids are the log's order). */
@@ -447,7 +481,8 @@ record_batch(struct pg_store *s, struct batch *b, const struct store_channel_eve
 {
 	size_t i;
 
-	if (b->n && (update_deliveries(s, b, err) != 0 || settle_each(s, b, err) != 0 ||
+	if (b->n && (update_deliveries(s, b, err) != 0 || late_accepts(s, b, err) != 0 ||
+	             settle_caps(s, b, err) != 0 ||
 	             insert_attempts(s, b, err) != 0 || settle_limits(s, b, err) != 0))
 		return -1;
 	for (i = 0; i < n_ev; i++)
