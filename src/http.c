@@ -143,6 +143,10 @@ maybe_sent(CURL *easy, CURLcode result)
 	case CURLE_SSL_CACERT_BADFILE:
 	case CURLE_SSL_ISSUER_ERROR:
 		return 0;
+	case CURLE_SEND_FAIL_REWIND:
+		/* libcurl wanted to send the body again: it left once, whatever the counters say
+		   of the attempt that failed to rewind. */
+		return 1;
 	default:
 		break;
 	}
