@@ -57,6 +57,34 @@ class Nodes(SchedTest):
                 got[r["key"]] = got.get(r["key"], 0) + 1
         return got
 
+    def start_sending(self, key, prefix, n, in_flight, delay_ms, nodes):
+        """n Feihe deliveries due now, answered after delay_ms (so requests are in flight),
+        and `nodes` nodes sending them; returns (mock, nodes) once a quarter has gone."""
+        m = self.feihe_mock()
+        m.rules({"provider": "feihe", "delay_ms": delay_ms, "times": 0})
+        self.config({"feihe": self.feihe_channel(m, max_in_flight=in_flight)}, NODES)
+        self.big_campaign(key, ["%s%06d" % (prefix, i) for i in range(n)])
+        procs = self.nodes(nodes)
+        wait_until(lambda: m.stats()["total"] >= n // 4, timeout=120, what="a quarter sent")
+        return m, procs
+
+    def settled_once(self, key, n, m):
+        """Waits until all n deliveries of key are sent or unknown, then checks that a sent one
+        was accepted exactly once and an unknown one (in flight when its node or its server
+        went) at most once: Feihe cannot de-duplicate, so it is never resent. The counts."""
+        def settled():
+            c = self.counts(key)
+            return c if c["sent"] + c["unknown"] == n else None
+        counts = wait_until(settled, timeout=300, interval=0.5, what="every delivery settled")
+        per = self.accepted_per_rid(m)
+        for (rid, _), state in self.states(key).items():
+            self.assertIn(state, ("sent", "unknown"), rid)
+            if state == "sent":
+                self.assertEqual(per.get(rid, 0), 1, rid)
+            else:
+                self.assertLessEqual(per.get(rid, 0), 1, rid)
+        return counts
+
 
 @unittest.skipUnless(harness.POSTGRES, "several nodes share a PostgreSQL database only")
 class MultiNode(Nodes):
@@ -82,55 +110,23 @@ class MultiNode(Nodes):
 
     def test_a_node_killed_mid_run_loses_and_duplicates_nothing(self):
         n = 4000 if harness.SANITIZED else 20000
-        m = self.feihe_mock()
         # Answers held a little, so the killed node surely has requests in flight.
-        m.rules({"provider": "feihe", "delay_ms": 20, "times": 0})
-        self.config({"feihe": self.feihe_channel(m, max_in_flight=32)}, NODES)
-        ids = ["oK%06d" % i for i in range(n)]
-        self.big_campaign("killed", ids)
-        procs = self.nodes(3)
-        wait_until(lambda: m.stats()["total"] >= n // 4, timeout=120, what="a quarter sent")
+        m, procs = self.start_sending("killed", "oK", n, 32, 20, 3)
         procs[0].kill()
         self.assertEqual(procs[0].wait(timeout=10 * SLOW), -signal.SIGKILL)
-
-        def settled():
-            c = self.counts("killed")
-            return c if c["sent"] + c["unknown"] == n else None
-        counts = wait_until(settled, timeout=300, interval=0.5, what="every delivery settled")
+        counts = self.settled_once("killed", n, m)
         self.assertEqual(self.stop_all(procs[1:]), [0, 0])
-        per = self.accepted_per_rid(m)
-        states = self.states("killed")
-        for rid in ids:
-            if states[(rid, 1)] == "sent":
-                self.assertEqual(per.get(rid, 0), 1, rid)
-            else:  # in flight when the node died: Feihe cannot tell, so it is never resent
-                self.assertEqual(states[(rid, 1)], "unknown", rid)
-                self.assertLessEqual(per.get(rid, 0), 1, rid)
         self.assertLessEqual(counts["unknown"], 32, "more unknown than the dead node had in flight")
 
     def test_a_node_whose_connection_is_cut_recovers(self):
         n = 2000 if harness.SANITIZED else 10000
-        m = self.feihe_mock()
-        m.rules({"provider": "feihe", "delay_ms": 10, "times": 0})
-        self.config({"feihe": self.feihe_channel(m, max_in_flight=16)}, NODES)
-        ids = ["oC%06d" % i for i in range(n)]
-        self.big_campaign("cut", ids)
-        procs = self.nodes(2)
-        wait_until(lambda: m.stats()["total"] >= n // 4, timeout=120, what="a quarter sent")
+        m, procs = self.start_sending("cut", "oC", n, 16, 10, 2)
         # Every node's connection, from the server's side, as a failover or a DBA would.
         harness.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
                      "datname = current_database() AND pid <> pg_backend_pid()", self.db)
-
-        def settled():
-            c = self.counts("cut")
-            return c if c["sent"] + c["unknown"] == n else None
-        counts = wait_until(settled, timeout=300, interval=0.5, what="every delivery settled")
+        counts = self.settled_once("cut", n, m)
         self.assertEqual([p.poll() for p in procs], [None, None], "a node gave up")
         self.assertEqual(self.stop_all(procs), [0, 0])
-        per = self.accepted_per_rid(m)
-        for (rid, _), state in self.states("cut").items():
-            self.assertEqual(per.get(rid, 0), 1 if state == "sent" else per.get(rid, 0), rid)
-            self.assertLessEqual(per.get(rid, 0), 1, rid)
         self.assertGreater(counts["sent"], n * 9 // 10)
 
     def test_sainiu_seven_days_hold_across_nodes(self):
@@ -190,32 +186,15 @@ class ServerCrash(Nodes):
 
     def test_a_server_crash_loses_and_duplicates_nothing(self):
         n = 2000 if harness.SANITIZED else 10000
-        m = self.feihe_mock()
-        m.rules({"provider": "feihe", "delay_ms": 10, "times": 0})
-        self.config({"feihe": self.feihe_channel(m, max_in_flight=16)}, NODES)
-        ids = ["oX%06d" % i for i in range(n)]
-        self.big_campaign("crash", ids)
-        procs = self.nodes(2)
-        wait_until(lambda: m.stats()["total"] >= n // 4, timeout=120, what="a quarter sent")
+        m, procs = self.start_sending("crash", "oX", n, 16, 10, 2)
         self.pg("crash")
         # The outage itself, not a wait for something: longer than the nodes' lease (2 s), so
         # each comes back as a new runner and settles what the old ones left in flight.
         time.sleep(3)
         self.pg("start")
-
-        def settled():
-            c = self.counts("crash")
-            return c if c["sent"] + c["unknown"] == n else None
-        counts = wait_until(settled, timeout=300, interval=0.5, what="every delivery settled")
+        counts = self.settled_once("crash", n, m)
         self.assertEqual([p.poll() for p in procs], [None, None], "a node gave up")
         self.assertEqual(self.stop_all(procs), [0, 0])
-        per = self.accepted_per_rid(m)
-        for (rid, _), state in self.states("crash").items():
-            if state == "sent":
-                self.assertEqual(per.get(rid, 0), 1, rid)
-            else:  # in flight, or its result lost with the crash: never resent
-                self.assertEqual(state, "unknown", rid)
-                self.assertLessEqual(per.get(rid, 0), 1, rid)
         self.assertGreater(counts["sent"], n * 9 // 10)
         for p in procs:
             self.assertIn("the database answers again", self.stderr_of(p))
