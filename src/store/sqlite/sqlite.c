@@ -132,7 +132,7 @@ migrate_one(struct sqlite_store *s, const struct migration *m, char **err)
 static int
 sqlite_migrate(struct sqlite_store *s, char **err)
 {
-	int version = sqlite_version(&s->base), i, rc = 0;
+	int version = sqlite_version(&s->base), i, rc = 0, defensive = 0;
 	int latest = sqlite_migrations[sqlite_migrations_count - 1].version;
 
 	if (version > latest)
@@ -148,9 +148,14 @@ sqlite_migrate(struct sqlite_store *s, char **err)
 	 */
 	if (sqlite_exec(s, "PRAGMA foreign_keys = OFF", err) != 0)
 		return -1;
+	/* A migration may rewrite a table's CHECK in sqlite_schema (PRAGMA writable_schema, as
+	   SQLite documents for that change), which a library built defensive would refuse. */
+	sqlite3_db_config(s->db, SQLITE_DBCONFIG_DEFENSIVE, -1, &defensive);
+	sqlite3_db_config(s->db, SQLITE_DBCONFIG_DEFENSIVE, 0, (int *)NULL);
 	for (i = 0; rc == 0 && i < sqlite_migrations_count; i++)
 		if (sqlite_migrations[i].version > version)
 			rc = migrate_one(s, &sqlite_migrations[i], err);
+	sqlite3_db_config(s->db, SQLITE_DBCONFIG_DEFENSIVE, defensive, (int *)NULL);
 	if (sqlite_exec(s, "PRAGMA foreign_keys = ON", rc ? NULL : err) != 0)
 		rc = -1;
 	return rc;
