@@ -243,15 +243,19 @@ renew(struct sched *sc)
 
 	switch (runner_renew(sc->runner, sc->s, &err)) {
 	case 1:
+		store_recovered(sc);
 		return 1;
 	case 0:
+		store_recovered(sc);
 		dropped = dispatch_abandon(sc->d);
 		log_error("lease lost: runner %lld was taken for dead and its claims settled by "
 		          "another runner; dropped %zu deliveries not yet sent, now runner %lld",
 		          (long long)old, dropped, (long long)runner_id(sc->runner));
 		return 1;
 	default:
-		log_warn("lease renewal: %s", err ? err : "?");
+		/* The store's own backoff and one line per episode: a database that is down must
+		   not be asked again, and logged again, at every turn of the loop. */
+		store_trouble(sc, "lease renewal", err);
 		free(err);
 		return 0;
 	}
@@ -262,7 +266,7 @@ renew(struct sched *sc)
 static int
 lease_ok(struct sched *sc)
 {
-	if (!runner_lease_valid(sc->runner))
+	if (!runner_lease_valid(sc->runner) && store_ready(sc))
 		renew(sc);
 	return runner_lease_valid(sc->runner);
 }
@@ -372,7 +376,7 @@ loop(struct sched *sc)
 		}
 		/* Fencing (SPEC 5.5): no request leaves unless our lease is surely ours. */
 		rate_wait = -1;
-		if (dispatch_queued(sc->d) && !runner_lease_valid(sc->runner))
+		if (dispatch_queued(sc->d) && !runner_lease_valid(sc->runner) && store_ready(sc))
 			renew(sc);
 		if (runner_lease_valid(sc->runner))
 			rate_wait = dispatch_pump(sc->d, sc->h, now, &sc->res);
@@ -401,7 +405,10 @@ loop(struct sched *sc)
 		}
 		if (sc->store_failing && (rate_wait < 0 || sc->store_retry_mono - clock_mono_ms() < rate_wait))
 			rate_wait = sc->store_retry_mono - clock_mono_ms();
-		http_wait(sc->h, sleep_ms(sc, now, rate_wait, starved, last_data));
+		/* Due work that cannot be claimed yet (the store failing, the lease not renewed)
+		   waits for the retry time, not the due time already past: no spinning. */
+		http_wait(sc->h, sleep_ms(sc, now, rate_wait, starved || sc->store_failing ||
+		                          !runner_lease_valid(sc->runner), last_data));
 		while (http_next(sc->h, &hr)) {
 			dispatch_finish(sc->d, &hr, sched_now(sc), &sc->res);
 			free(hr.body);

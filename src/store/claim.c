@@ -133,8 +133,12 @@ store_claim_run(struct store *s, const struct store_claim_ops *ops, unsigned *tu
 
 	*jobs = NULL;
 	*n_jobs = 0;
-	if (ops->begin(s, runner_id, err) != 0)
+	/* A begin that failed half way (the transaction open, a statement after it not) must
+	   not leave it open: every later claim would fail on it. Rolling back nothing is safe. */
+	if (ops->begin(s, runner_id, err) != 0) {
+		ops->rollback(s);
 		return -1;
+	}
 	if (ops->held(s, &held, &n_held, err) != 0 || ops->campaigns(s, &camps, &n_camps, err) != 0)
 		goto fail;
 	if (!(settled = calloc(n_camps + 1, sizeof *settled))) {

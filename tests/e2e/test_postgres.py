@@ -197,7 +197,10 @@ class ServerCrash(Nodes):
         self.assertEqual(self.stop_all(procs), [0, 0])
         self.assertGreater(counts["sent"], n * 9 // 10)
         for p in procs:
-            self.assertIn("the database answers again", self.stderr_of(p))
+            said = self.stderr_of(p)
+            self.assertIn("the database answers again", said)
+            # One line per episode, whatever the outage: a log is no place for a busy loop.
+            self.assertLess(said.count("\n"), 60, said[-2000:])
 
 
 @unittest.skipUnless(harness.POSTGRES, "a PostgreSQL URI")

@@ -229,6 +229,8 @@ pgs_begin_locked(struct pg_store *s, int64_t runner_id, int results, const char 
 	PGresult *r;
 	int n;
 
+	if (s->in_tx)
+		postgres_rollback(&s->base);  /* abandoned on the way: see postgres_begin */
 	if (ready(s, err) != 0)
 		return -1;
 	/*
@@ -542,6 +544,10 @@ postgres_begin(struct store *base, char **err)
 {
 	struct pg_store *s = (struct pg_store *)base;
 
+	/* A transaction still marked open was abandoned by a failure on the way: end it, or the
+	   handle would refuse every statement from now on as one inside a lost transaction. */
+	if (s->in_tx)
+		postgres_rollback(base);
 	if (pgs_run_script(s, "BEGIN", "begin", err) != 0)
 		return -1;
 	s->in_tx = 1;
