@@ -36,13 +36,7 @@ store_state_index(const char *state)
 void
 store_jobs_free(struct store_job *jobs, size_t n)
 {
-	size_t i;
-
-	for (i = 0; jobs && i < n; i++) {
-		free(jobs[i].rid);
-		free(jobs[i].recipient_json);
-		free(jobs[i].message_json);
-	}
+	store_jobs_clear(jobs, 0, n);
 	free(jobs);
 }
 
