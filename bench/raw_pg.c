@@ -204,13 +204,17 @@ worker_main(void *arg)
 {
 	struct worker *w = arg;
 	PGconn *conn;
-	char worker_id[16], *ids = NULL;
+	char worker_id[16], shard_sql[80], *ids = NULL;
 	size_t cap = 0;
 	int n;
 
 	snprintf(worker_id, sizeof worker_id, "%d", w->id);
 	w->failed = 1;
+	/* Each connection writes its own shard of the counts, as each Herald session does. */
+	snprintf(shard_sql, sizeof shard_sql,
+	         "SELECT set_config('herald.count_shard', '%d', false)", w->id);
 	if ((conn = connect_to(w->job->uri)) &&
+	    result_ok(conn, PQexec(conn, shard_sql), PGRES_TUPLES_OK, "count shard") == 0 &&
 	    result_ok(conn, PQprepare(conn, "claim", q_claim, 0, NULL), PGRES_COMMAND_OK,
 	              "prepare claim") == 0 &&
 	    result_ok(conn, PQprepare(conn, "sent", q_sent, 0, NULL), PGRES_COMMAND_OK,
@@ -293,7 +297,7 @@ static const char q_recipient_seq[] =
 /* The counts `status` reads; the schema's trigger counts only changes of state. */
 static const char q_counts[] =
 	"INSERT INTO delivery_counts (campaign_id, state, n) VALUES ($1, 'pending', $2) "
-	"ON CONFLICT (campaign_id, state) DO UPDATE SET n = excluded.n";
+	"ON CONFLICT (campaign_id, state, shard) DO UPDATE SET n = excluded.n";
 
 struct copy {
 	PGconn *conn;

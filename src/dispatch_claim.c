@@ -231,12 +231,29 @@ cb_account(void *arg, const struct store_job *j)
 	return dispatch_account(arg, j);
 }
 
+/* Per-account limits are counted over the provider's accounts; a frequency cap, and the
+   batches a request carries, over the channel's deliveries. */
+static enum store_serial
+cb_serial(void *arg, const struct store_campaign *c)
+{
+	struct chan_state *cs = dispatch_chan(arg, c);
+
+	if (!cs)
+		return STORE_SERIAL_NONE;
+	if (cs->ch->ops->limit_account)
+		return STORE_SERIAL_PROVIDER;
+	if (cs->ch->cap_max > 0 || cs->ch->ops->batching != PROVIDER_SINGLE)
+		return STORE_SERIAL_CHANNEL;
+	return STORE_SERIAL_NONE;
+}
+
 struct store_claim_cb
 dispatch_claim_cb(struct dispatch *d)
 {
 	struct store_claim_cb cb = {d, cb_capacity, cb_claimed, cb_account, cb_admit, cb_probe,
 	                            cb_audience};
 
+	cb.serial = cb_serial;
 	return cb;
 }
 

@@ -145,8 +145,20 @@ struct store_held {
  * others (shrinking *n) and counts in settled[] the expired, deferred and suppressed; probed
  * notes that a suspended channel's probe was taken; commit and rollback end it.
  */
+/* What a claim shares with other claims across nodes (store_claim_cb.serial), as a lock. */
+struct store_serial_key {
+	enum store_serial kind;        /* STORE_SERIAL_CHANNEL or STORE_SERIAL_PROVIDER */
+	const char *name;              /* the channel's, or the provider's, name */
+};
+
+/*
+ * A backend's parts of a claim. serialize (NULL where one writer at a time is the engine's
+ * rule, as SQLite's) takes keys[0..n-1] for the rest of the transaction, waiting for the
+ * claims and writes that hold any, in an order every taker shares (so none waits in a circle).
+ */
 struct store_claim_ops {
 	int (*begin)(struct store *s, int64_t runner_id, char **err);
+	int (*serialize)(struct store *s, const struct store_serial_key *keys, size_t n, char **err);
 	int (*held)(struct store *s, struct store_held **out, size_t *n, char **err);
 	int (*campaigns)(struct store *s, struct store_campaign **out, size_t *n, char **err);
 	int (*due)(struct store *s, const struct store_campaign *c, int64_t now_ms, int64_t cap,

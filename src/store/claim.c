@@ -4,7 +4,8 @@
  * suspended channel to its one probe, and has the backend decide and mark each row
  * (store_claim_ops in backend.h). What is engine-specific (SQL, locks, the rules' reads and
  * writes) stays in sqlite/claim.c and postgres/claim.c; the order of the steps, which decides
- * what a claim takes, is written once, here.
+ * what a claim takes, is written once, here. Where several nodes claim at once, the claims
+ * whose rules count across rows take turns (serialize); the others only skip each other's rows.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -105,6 +106,46 @@ probe_one_request(struct store_job *jobs, size_t first, size_t *n)
 		*n = kept;
 }
 
+/*
+ * Takes the keys of what this claim's campaigns share with other nodes' claims: a campaign's
+ * serial rule, and a suspended channel's probe when it is due (one probe per channel, whoever
+ * takes it). The channels are read again once they are held: a probe another node took while
+ * we waited has moved its channel's next probe on.
+ */
+static int
+serialize(struct store *s, const struct store_claim_ops *ops, const struct store_claim_cb *cb,
+          const struct store_campaign *camps, size_t n_camps, struct store_held **held,
+          size_t *n_held, int64_t now_ms, char **err)
+{
+	struct store_serial_key *keys;
+	const struct store_held *h;
+	enum store_serial kind;
+	size_t i, n = 0;
+	int rc = 0;
+
+	if (!(keys = calloc(2 * n_camps + 1, sizeof *keys)))
+		return util_err(err, "claim: out of memory");
+	for (i = 0; i < n_camps; i++) {
+		kind = cb->serial ? cb->serial(cb->arg, &camps[i]) : STORE_SERIAL_NONE;
+		if (kind != STORE_SERIAL_NONE) {
+			keys[n].kind = kind;
+			keys[n++].name = kind == STORE_SERIAL_PROVIDER ? camps[i].provider
+			                                              : camps[i].channel;
+		}
+		h = held_find(*held, *n_held, camps[i].channel);
+		if (h && !h->paused && h->next_probe_at_ms <= now_ms) {
+			keys[n].kind = STORE_SERIAL_CHANNEL;
+			keys[n++].name = camps[i].channel;
+		}
+	}
+	if (n && (rc = ops->serialize(s, keys, n, err)) == 0) {
+		free(*held);
+		rc = ops->held(s, held, n_held, err);
+	}
+	free(keys);
+	return rc;
+}
+
 /* What a committed claim settled by itself, per campaign: told only once it is committed. */
 static void
 tell_settled(const struct store_claim_cb *cb, const struct store_campaign *camps, size_t n,
@@ -140,6 +181,9 @@ store_claim_run(struct store *s, const struct store_claim_ops *ops, unsigned *tu
 		return -1;
 	}
 	if (ops->held(s, &held, &n_held, err) != 0 || ops->campaigns(s, &camps, &n_camps, err) != 0)
+		goto fail;
+	if (ops->serialize && serialize(s, ops, cb, camps, n_camps, &held, &n_held, now_ms,
+	                                err) != 0)
 		goto fail;
 	if (!(settled = calloc(n_camps + 1, sizeof *settled))) {
 		util_err(err, "claim: out of memory");

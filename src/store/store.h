@@ -306,6 +306,13 @@ struct store_audience {
 };
 
 /* What store_claim asks the scheduler while it holds the write lock. */
+/* What a campaign's claims share with other claims (store_claim_cb.serial). */
+enum store_serial {
+	STORE_SERIAL_NONE,
+	STORE_SERIAL_CHANNEL,
+	STORE_SERIAL_PROVIDER,
+};
+
 struct store_claim_cb {
 	void *arg;
 	/* How many deliveries of campaign c may be claimed now (0 = none). */
@@ -328,6 +335,12 @@ struct store_claim_cb {
 	/* n deliveries of channel that the claim settled itself, without a request: "expired",
 	   or "deferred" by an account limit. Called after the claim committed. NULL: not told. */
 	void (*settled)(void *arg, const char *channel, const char *state, int64_t n);
+	/* What campaign c's claims decide from rows other than their own (SPEC 6: exact across
+	   nodes): STORE_SERIAL_CHANNEL, a frequency cap or whole batches, counted over the
+	   channel; STORE_SERIAL_PROVIDER, per-account limits, over the provider's accounts. Such
+	   claims, and the results that change what they read, take turns; others run side by
+	   side. NULL: nothing is shared. */
+	enum store_serial (*serial)(void *arg, const struct store_campaign *c);
 };
 
 /*

@@ -18,23 +18,30 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from harness import SLOW, wait_until  # noqa: E402
+from test_faults import FaultTest  # noqa: E402
 from test_scheduler import SchedTest, local, now_ms, text  # noqa: E402
 
 # Quick retries and a short lease, so a dead node's claims are settled within seconds.
 NODES = {"max_attempts": 50, "backoff_base_ms": 20, "backoff_max_ms": 200, "lease": "2s"}
 
 
-class Nodes(SchedTest):
+class Nodes(FaultTest):
     """What the tests of several nodes share."""
 
     def nodes(self, n):
         return [self.spawn("run") for _ in range(n)]
 
     def stop_all(self, procs):
+        """Stops the nodes; their exit statuses. Nodes that claim and record side by side
+        must never have waited for each other in a circle (the server would have broken it
+        by failing one of them)."""
         for p in procs:
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
-        return [p.wait(timeout=30 * SLOW) for p in procs]
+        codes = [p.wait(timeout=30 * SLOW) for p in procs]
+        for p in procs:
+            self.assertNotIn("deadlock", self.stderr_of(p))
+        return codes
 
     def recipients_file(self, name, ids):
         with open(os.path.join(self.dir, name), "w") as f:
@@ -159,6 +166,29 @@ class MultiNode(Nodes):
         capped = [r for r in m.requests("feihe") if r["key"] == "oCapped"]
         self.assertEqual(len(capped), 2, "the cap of 2 was broken across nodes")
         self.assertEqual(len(m.requests("feihe")), 8)
+
+
+    def test_a_suspended_channel_is_probed_by_one_node_at_a_time(self):
+        m = self.mock()
+        self.config({"members": self.apiusb_channel(m, batch_size=10, probe_every="1s")},
+                    NODES)
+        m.rules({"provider": "apiusb", "code": 406, "message": "非法请求：access_token校验不通过",
+                 "times": 0})
+        self.due_now_with("bulk", ["%032x" % (0x3000 + i) for i in range(300)], "members",
+                          {"type": "text", "data": "hi"})
+        procs = self.nodes(3)
+        wait_until(lambda: self.channel("members")["state"] == "suspended", what="suspension")
+        first = min(r["received_at_ms"] for r in m.requests("apiusb"))
+        # What was in flight when the fault came is answered within moments; the probes
+        # follow a second, then two more, after the suspension.
+        probes = lambda: [r for r in m.requests("apiusb") if r["received_at_ms"] > first + 700]
+        wait_until(lambda: len(probes()) >= 2, timeout=30 * SLOW, what="two probes")
+        got = probes()
+        self.assertEqual(self.stop_all(procs), [0, 0, 0])
+        at = sorted(r["received_at_ms"] for r in got)
+        self.assertEqual(len(at), 2, "a probe went out from more than one node at once")
+        self.assertGreaterEqual(at[1] - at[0], 1800, "the second probe waits twice probe_every")
+        self.assertEqual(self.counts("bulk")["sent"], 0)
 
 
 @unittest.skipUnless(harness.POSTGRES, "a PostgreSQL server of the test's own")

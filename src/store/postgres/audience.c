@@ -3,9 +3,9 @@
  * audience.c keeps them: a suppressed recipient's due delivery becomes 'suppressed', a delivery
  * inside quiet hours or past its channel's frequency cap is 'deferred' to the earliest allowed
  * time, and a claimed send counts in cap_sends until its result says it went (or may have).
- * Everything but the settle runs inside the claim's transaction, under the claim's advisory
- * lock, so no two nodes can both pass a rule. (The opt-out list's own operations are
- * elsewhere.)
+ * Everything but the settle runs inside the claim's transaction; a capped channel's claims
+ * take turns (claim.c), so no two nodes can both pass the cap. (The opt-out list's own
+ * operations are elsewhere.)
  *
  * Like SQLite's, these take no err: on -1 the handle's errmsg holds the server's message.
  */

@@ -4,12 +4,14 @@
  * rule that decides whether a delivery may go now (expiry, the audience rules, per-account
  * limits, held channels, whole batches), with SQLite's semantics (sqlite/claim.c).
  *
- * Several nodes share one database. SQLite's single writer is matched by a transaction-scoped
- * advisory lock that every claim takes first, so claims follow one another and rules that
- * count across rows (SaiNiu's per-account rule, frequency caps, batches) stay exact. Rows are
- * still selected FOR UPDATE SKIP LOCKED: what an import or a cancel holds is left for the next
- * claim instead of being waited for, and a row is marked only while it still waits. The
- * session commits synchronously, so a row is 'sending' on disk before its request leaves.
+ * Several nodes share one database and claim at once. Rows are selected FOR UPDATE SKIP
+ * LOCKED: what another node's claim, an import or a cancel holds is left for the next claim
+ * instead of being waited for, and a row is marked only while it still waits. Rules that count
+ * across rows (SaiNiu's per-account rule, frequency caps, whole batches, one probe) would see
+ * each other's claims only after their commits: the claims of campaigns with such rules take
+ * turns under transaction-scoped advisory locks on what they share, the channel or the
+ * provider (serialize, pgs_lock_serial), as every write that changes what they read does.
+ * The session commits synchronously, so a row is 'sending' on disk before its request leaves.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -439,21 +441,26 @@ out:
 }
 
 /*
- * The claim's transaction. Claims follow one another across nodes, as under SQLite's single
- * writer. Fenced under that lock, which reaps take too: a runner whose connection dropped is
- * settled by another node at once, while its own lease still looks valid to it. What it
- * claimed under its old id now would belong to no runner row, and nobody would ever settle it.
+ * The claim's transaction, fenced: a runner whose connection dropped is settled by another
+ * node at once, while its own lease still looks valid to it. What it claimed under its old id
+ * would belong to no runner row, and nobody would ever settle it.
  */
 static int
 claim_begin(struct store *base, int64_t runner_id, char **err)
 {
 	struct pg_store *s = (struct pg_store *)base;
 
-	if (pgs_begin_locked(s, runner_id, 0, "claim", err) != 0)
+	if (pgs_begin_batch(s, runner_id, 0, "claim", err) != 0)
 		return -1;
 	if (pgs_audience_begin(s) != 0)
 		return pgs_fail(s, err, "claim", s->errmsg);
 	return 0;
+}
+
+static int
+claim_serialize(struct store *base, const struct store_serial_key *keys, size_t n, char **err)
+{
+	return pgs_lock_serial((struct pg_store *)base, keys, n, "claim", err);
 }
 
 /* Reads the channels that are not active. */
@@ -529,6 +536,7 @@ claim_probed(struct store *base, const char *channel, int64_t now_ms, char **err
 
 static const struct store_claim_ops claim_ops = {
 	.begin = claim_begin,
+	.serialize = claim_serialize,
 	.held = claim_held,
 	.campaigns = claim_campaigns,
 	.due = claim_due,

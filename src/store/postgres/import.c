@@ -392,9 +392,9 @@ count_inserted(struct pg_store *s, int64_t campaign_id, int64_t n, const char *w
 		return 0;
 	pgs_int(&p, campaign_id);
 	pgs_int(&p, n);
-	return pgs_exec(s, "INSERT INTO delivery_counts (campaign_id, state, n) VALUES ($1, 'pending', "
-	                   "$2) ON CONFLICT (campaign_id, state) DO UPDATE SET "
-	                   "n = delivery_counts.n + excluded.n",
+	return pgs_exec(s, "INSERT INTO delivery_counts (campaign_id, state, shard, n) VALUES ($1, "
+	                   "'pending', herald_count_shard(), $2) ON CONFLICT (campaign_id, state, "
+	                   "shard) DO UPDATE SET n = delivery_counts.n + excluded.n",
 	                &p, what, err) < 0 ? -1 : 0;
 }
 

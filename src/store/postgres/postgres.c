@@ -222,10 +222,10 @@ pgs_run_script(struct pg_store *s, const char *sql, const char *what, char **err
 }
 
 int
-pgs_begin_locked(struct pg_store *s, int64_t runner_id, int results, const char *what,
-                 char **err)
+pgs_begin_batch(struct pg_store *s, int64_t runner_id, int results, const char *what,
+                char **err)
 {
-	char sql[256];
+	char sql[192];
 	PGresult *r;
 	int n;
 
@@ -234,23 +234,24 @@ pgs_begin_locked(struct pg_store *s, int64_t runner_id, int results, const char 
 	if (ready(s, err) != 0)
 		return -1;
 	/*
-	 * One text, so one round trip; its statements still run one by one, each seeing what
-	 * was committed before it started, so the runner row is read after the lock is held.
-	 * Results may be lost to a crash of the server (their rows are then 'sending' again and
-	 * settled as after a crash of ours, never sent twice), so they skip the WAL flush.
+	 * One text, so one round trip. Results may be lost to a crash of the server (their rows
+	 * are then 'sending' again and settled as after a crash of ours, never sent twice), so
+	 * they skip the WAL flush. The runner's row is share-locked: a reap locks it first
+	 * (runners.c), so either the reap waits for the claim or the results, or they find it
+	 * gone (a claim then fails; results apply only to rows still the runner's, none).
 	 */
-	n = snprintf(sql, sizeof sql, "BEGIN;%s SELECT pg_advisory_xact_lock(" PGS_LOCK_CLASS ", "
-	             PGS_LOCK_CLAIM ")", results ? " SET LOCAL synchronous_commit = off;" : "");
+	n = snprintf(sql, sizeof sql, "BEGIN%s", results ? "; SET LOCAL synchronous_commit = off"
+	                                                 : "");
 	if (runner_id > 0)
 		snprintf(sql + n, sizeof sql - (size_t)n,
-		         "; SELECT count(*) FROM runners WHERE id = %lld", (long long)runner_id);
+		         "; SELECT 1 FROM runners WHERE id = %lld FOR KEY SHARE", (long long)runner_id);
 	r = result_of(s, PQexec(s->conn, sql), what, err);
 	s->in_tx = PQtransactionStatus(s->conn) != PQTRANS_IDLE;
 	if (!r) {
 		postgres_rollback(&s->base);
 		return -1;
 	}
-	if (runner_id > 0 && (PQntuples(r) != 1 || strcmp(PQgetvalue(r, 0, 0), "1") != 0)) {
+	if (runner_id > 0 && !results && PQntuples(r) != 1) {
 		PQclear(r);
 		postgres_rollback(&s->base);
 		return util_err(err, "%s: runner %lld was settled by another runner (its connection "
@@ -258,6 +259,60 @@ pgs_begin_locked(struct pg_store *s, int64_t runner_id, int results, const char 
 	}
 	PQclear(r);
 	return 0;
+}
+
+/* A serial key's lock number: FNV-1a of its kind and name, as a signed 32-bit half. Two names
+   that share one only take turns they need not take. */
+static int32_t
+serial_number(const struct store_serial_key *k)
+{
+	uint32_t h = 2166136261u;
+	const unsigned char *p = (const unsigned char *)k->name;
+
+	h = (h ^ (uint32_t)k->kind) * 16777619u;
+	for (; *p; p++)
+		h = (h ^ *p) * 16777619u;
+	return (int32_t)h;
+}
+
+static int
+int32_cmp(const void *a, const void *b)
+{
+	int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+int
+pgs_lock_serial(struct pg_store *s, const struct store_serial_key *keys, size_t n,
+                const char *what, char **err)
+{
+	struct buf sql = {0};
+	int32_t *num;
+	size_t i;
+	int rc = -1;
+
+	if (n == 0)
+		return 0;
+	if (!(num = malloc(n * sizeof *num)))
+		return pgs_fail(s, err, what, "out of memory");
+	for (i = 0; i < n; i++)
+		num[i] = serial_number(&keys[i]);
+	qsort(num, n, sizeof *num, int32_cmp);
+	/* One text of one statement per key: they run in the text's order. */
+	for (i = 0; i < n; i++)
+		if ((i == 0 || num[i] != num[i - 1]) &&
+		    buf_printf(&sql, "SELECT pg_advisory_xact_lock(" PGS_SERIAL_CLASS ", %ld);",
+		               (long)num[i]) != 0)
+			goto oom;
+	rc = pgs_run_script(s, sql.data, what, err);
+	goto out;
+oom:
+	pgs_fail(s, err, what, "out of memory");
+out:
+	buf_free(&sql);
+	free(num);
+	return rc;
 }
 
 void
@@ -329,7 +384,16 @@ session_setup(struct pg_store *s, char **err)
 		return -1;
 	if (s->reader)
 		return pgs_run_script(s, "SET default_transaction_read_only = on", "session", err);
-	return pgs_run_script(s, "LISTEN " PGS_CHANNEL, "session", err);
+	/*
+	 * The shard of the delivery counts this session writes (migration 0002): the first of
+	 * PGS_COUNT_SHARDS whose session lock is free, held until the session ends, so no two
+	 * live sessions share one (past that many, they share 0, and may wait for each other).
+	 */
+	return pgs_run_script(s, "LISTEN " PGS_CHANNEL "; DO $$ BEGIN FOR k IN 1.."
+	                      PGS_COUNT_SHARDS " LOOP IF pg_try_advisory_lock(" PGS_SHARD_CLASS
+	                      ", k) THEN PERFORM set_config('herald.count_shard', k::text, false); "
+	                      "RETURN; END IF; END LOOP; END $$",
+	                      "session", err);
 }
 
 static int

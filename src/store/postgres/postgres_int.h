@@ -27,7 +27,12 @@
 #define PGS_LIVENESS_CLASS "1213353029"
 #define PGS_LOCK_MIGRATE "1"
 #define PGS_LOCK_IMPORT "2"
-#define PGS_LOCK_CLAIM "3"
+/* Claims of campaigns whose rules count across rows, and the writes those counts read, take
+   PGS_SERIAL_CLASS with a key of what they share (store_serial_key). */
+#define PGS_SERIAL_CLASS "1213353030"
+/* A session's count shard (0002_count_shards.sql): PGS_SHARD_CLASS, 1..PGS_COUNT_SHARDS. */
+#define PGS_SHARD_CLASS "1213353031"
+#define PGS_COUNT_SHARDS "256"
 
 /* The channel a commit that makes work due notifies, and every scheduler listens on. */
 #define PGS_CHANNEL "herald_due"
@@ -125,11 +130,21 @@ void pgs_campaign_from_row(const PGresult *r, int row, int col, struct store_cam
 
 /* Runs the statements of a multi-statement text with no parameters (migrations). 0 / -1. */
 int pgs_run_script(struct pg_store *s, const char *sql, const char *what, char **err);
-/* Opens the transaction of a claim or a result batch and takes the lock they share, in one
-   round trip. runner_id > 0: also fails unless that runner is still registered, seen after
-   the lock (the fence a claim needs). results: the commit need not wait for the disk. */
-int pgs_begin_locked(struct pg_store *s, int64_t runner_id, int results, const char *what,
-                     char **err);
+/*
+ * Opens the transaction of a claim or a result batch, in one round trip. runner_id > 0: keeps
+ * that runner's row from being reaped until the commit, and for a claim fails unless it is
+ * still registered (the fence a claim needs: what it marks is then settled by a reap, never
+ * orphaned). results: the commit need not wait for the disk.
+ */
+int pgs_begin_batch(struct pg_store *s, int64_t runner_id, int results, const char *what,
+                    char **err);
+/*
+ * Takes keys[0..n-1] (PGS_SERIAL_CLASS) until the transaction ends, in the order of their
+ * numbers, the same for every taker, so no two transactions wait for each other in a circle.
+ * Each key is taken before any row lock its holder needs. 0 / -1 with *err.
+ */
+int pgs_lock_serial(struct pg_store *s, const struct store_serial_key *keys, size_t n,
+                    const char *what, char **err);
 
 /* Reads pending notifications without waiting (LISTEN/NOTIFY), counting them. */
 void pgs_drain_notifies(struct pg_store *s);

@@ -88,14 +88,14 @@ stream(struct pg_store *s, const char *sql, const struct pgs_params *p, int boun
 /*
  * Every campaign's counts and next due time in the statement that lists the campaigns, so that
  * they agree with each other (SQLite reads them in one transaction) and the listing can stream.
- * Counts come as "state:n,..." from delivery_counts. The next time something goes: a deferral's
- * send time, a retry's time, else the due time, of the first waiting delivery on the ready
- * index (campaign_id, next_at_ms).
+ * Counts come as "state:n,..." from delivery_counts, its writers' shards summed. The next time
+ * something goes: a deferral's send time, a retry's time, else the due time, of the first
+ * waiting delivery on the ready index (campaign_id, next_at_ms).
  */
 #define STATUS_SQL(where)                                                                         \
 	"SELECT " PGS_CAMPAIGN_COLS ", c.last_error, coalesce(ch.state, 'active'), ch.reason, "   \
-	"(SELECT string_agg(k.state || ':' || k.n, ',') FROM delivery_counts k "                  \
-	"WHERE k.campaign_id = c.id), "                                                           \
+	"(SELECT string_agg(k.state || ':' || k.n, ',') FROM (SELECT state, sum(n) AS n "        \
+	"FROM delivery_counts WHERE campaign_id = c.id GROUP BY state) k), "                      \
 	"(SELECT CASE d.state WHEN 'deferred' THEN coalesce(d.send_at_ms, d.next_at_ms) "         \
 	"WHEN 'retrying' THEN d.next_at_ms ELSE greatest(d.due_at_ms, d.next_at_ms) END "         \
 	"FROM deliveries d WHERE d.campaign_id = c.id AND d.state IN " PGS_WAITING                \

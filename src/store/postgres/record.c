@@ -6,14 +6,14 @@
  * batch rather than per result (only the audience settle goes one by one); their builder,
  * pgs_array_*, lives here too.
  *
- * Several nodes record at once (READ COMMITTED), and every transaction that moves deliveries
- * between states locks rows they share: the per-campaign counts the schema's trigger keeps
- * (delivery_counts), in the order its rows happen to come, as well as account limits and
- * channels. Two such transactions could each hold a row the other needs, so every recording
- * first takes the claim's advisory lock, which every claim and reap holds too: one at a time,
- * which the shared counts would impose on a campaign's writers anyway. Then it locks the
- * campaigns of its deliveries, before any count: an operator's pause or cancel locks the
- * campaign row before its deliveries' counts, so neither waits for the other in a circle.
+ * Several nodes record at once (READ COMMITTED), each its own deliveries and its own shard of
+ * the counts (0002_count_shards.sql), so two recordings share rows only where a rule does.
+ * No wait may close a circle. A batch that settles account reservations or changes a channel
+ * first takes the serial locks of those providers and channels, as the claims that read them
+ * do (claim.c), before any row: a claim holding a channel's row never waits for a recording
+ * that wants it. Then it locks its campaigns, shared with other recordings (an operator's
+ * pause or cancel locks the campaign row before its deliveries, and waits for us), and only
+ * then its deliveries and the rows that follow them.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -148,14 +148,31 @@ struct batch {
 	size_t n;
 	unsigned char *how;           /* enum outcome, per result */
 	int64_t *campaign;            /* the delivery's campaign, where not LEFT_ALONE */
+	int errors;                   /* some result may write its campaign's last_error */
 };
 
 /*
  * Every result's delivery, in one statement: updated only while still 'sending' and claimed
- * by the runner. Their campaigns are locked first, in id order (the counts' trigger runs at
- * the statement's end). A delivery listed twice takes its first result, as one-by-one updates
- * would (the second finds it settled). Sets how[] and campaign[] of the results that applied.
+ * by the runner. Their campaigns are locked first, in id order, shared with other recordings
+ * unless this batch writes their last_error (campaign_errors) too. A delivery listed twice
+ * takes its first result, as one-by-one updates would (the second finds it settled). Sets
+ * how[] and campaign[] of the results that applied.
  */
+#define UPDATE_DELIVERIES(campaign_lock)                                                          \
+	"WITH batch AS (SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], "            \
+	"$4::bigint[], $5::text[], $6::text[], $7::bigint[], $8::integer[]) WITH ORDINALITY AS "  \
+	"b(id, state, next_at, send_at, error, message_id, batch_id, refund, ord)), "             \
+	"held AS MATERIALIZED (SELECT id FROM campaigns WHERE id IN (SELECT campaign_id FROM "    \
+	"deliveries WHERE id = ANY($1::bigint[]) AND state = 'sending' AND claimed_by = $9) "     \
+	"ORDER BY id " campaign_lock ") "                                                         \
+	"UPDATE deliveries d SET state = r.state, next_at_ms = coalesce(r.next_at, d.next_at_ms), " \
+	"send_at_ms = coalesce(r.send_at, d.send_at_ms), last_error = r.error, "                  \
+	"provider_message_id = coalesce(r.message_id, d.provider_message_id), "                   \
+	"claimed_by = NULL, batch_id = coalesce(r.batch_id, d.batch_id), "                        \
+	"attempts = d.attempts - r.refund "                                                       \
+	"FROM (SELECT DISTINCT ON (id) * FROM batch ORDER BY id, ord) r "                         \
+	"WHERE d.id = r.id AND d.state = 'sending' AND d.claimed_by = $9 "                        \
+	"AND d.campaign_id IN (SELECT id FROM held) RETURNING r.ord, d.campaign_id"
 static int
 update_deliveries(struct pg_store *s, struct batch *b, char **err)
 {
@@ -183,25 +200,8 @@ update_deliveries(struct pg_store *s, struct batch *b, char **err)
 	if (pgs_array_params(s, &p, col, 8, WHAT, err) != 0)
 		goto out;
 	pgs_int(&p, b->runner_id);
-	res = pgs_query(s, "WITH batch AS (SELECT * FROM unnest($1::bigint[], $2::text[], "
-	                   "$3::bigint[], $4::bigint[], $5::text[], $6::text[], $7::bigint[], "
-	                   "$8::integer[]) WITH ORDINALITY AS b(id, state, next_at, send_at, "
-	                   "error, message_id, batch_id, refund, ord)), "
-	                   "held AS MATERIALIZED (SELECT id FROM campaigns WHERE id IN (SELECT "
-	                   "campaign_id FROM deliveries WHERE id = ANY($1::bigint[]) AND "
-	                   "state = 'sending' AND claimed_by = $9) ORDER BY id "
-	                   "FOR NO KEY UPDATE) "
-	                   "UPDATE deliveries d SET state = r.state, "
-	                   "next_at_ms = coalesce(r.next_at, d.next_at_ms), "
-	                   "send_at_ms = coalesce(r.send_at, d.send_at_ms), "
-	                   "last_error = r.error, "
-	                   "provider_message_id = coalesce(r.message_id, d.provider_message_id), "
-	                   "claimed_by = NULL, batch_id = coalesce(r.batch_id, d.batch_id), "
-	                   "attempts = d.attempts - r.refund "
-	                   "FROM (SELECT DISTINCT ON (id) * FROM batch ORDER BY id, ord) r "
-	                   "WHERE d.id = r.id AND d.state = 'sending' AND d.claimed_by = $9 "
-	                   "AND d.campaign_id IN (SELECT id FROM held) "
-	                   "RETURNING r.ord, d.campaign_id",
+	res = pgs_query(s, b->errors ? UPDATE_DELIVERIES("FOR NO KEY UPDATE")
+	                             : UPDATE_DELIVERIES("FOR SHARE"),
 	                &p, WHAT, err);
 	if (!res)
 		goto out;
@@ -474,6 +474,41 @@ record_channel(struct pg_store *s, const struct store_channel_event *e, char **e
 	return 0;
 }
 
+/*
+ * The serial locks of what the batch shares with claims: the providers whose account
+ * reservations it settles, the channels it suspends or opens. And whether it may write a
+ * campaign's last_error (as campaign_errors decides, before knowing which results apply).
+ */
+static int
+lock_shared(struct pg_store *s, struct batch *b, const struct store_channel_event *ev,
+            size_t n_ev, char **err)
+{
+	struct store_serial_key *keys;
+	char error[600];
+	size_t i, n = 0;
+	int rc;
+
+	for (i = 0; i < b->n && !b->errors; i++) {
+		store_result_error(&b->r[i], error, sizeof error);
+		b->errors = b->r[i].state != STATE_SENT && b->r[i].state != STATE_EXPIRED &&
+		            error[0];
+	}
+	if (!(keys = calloc(b->n + n_ev + 1, sizeof *keys)))
+		return pgs_fail(s, err, WHAT, "out of memory");
+	for (i = 0; i < b->n; i++)
+		if (b->r[i].limit_account && b->r[i].limit_provider) {
+			keys[n].kind = STORE_SERIAL_PROVIDER;
+			keys[n++].name = b->r[i].limit_provider;
+		}
+	for (i = 0; i < n_ev; i++) {
+		keys[n].kind = STORE_SERIAL_CHANNEL;
+		keys[n++].name = ev[i].channel;
+	}
+	rc = pgs_lock_serial(s, keys, n, WHAT, err);
+	free(keys);
+	return rc;
+}
+
 /* Everything a batch writes, inside the caller's transaction. */
 static int
 record_batch(struct pg_store *s, struct batch *b, const struct store_channel_event *ev,
@@ -481,6 +516,8 @@ record_batch(struct pg_store *s, struct batch *b, const struct store_channel_eve
 {
 	size_t i;
 
+	if (lock_shared(s, b, ev, n_ev, err) != 0)
+		return -1;
 	if (b->n && (update_deliveries(s, b, err) != 0 || late_accepts(s, b, err) != 0 ||
 	             settle_caps(s, b, err) != 0 ||
 	             insert_attempts(s, b, err) != 0 || settle_limits(s, b, err) != 0))
@@ -500,7 +537,7 @@ postgres_record(struct store *base, int64_t runner_id, const struct store_result
                 const struct store_channel_event *ev, size_t n_ev, char **err)
 {
 	struct pg_store *s = (struct pg_store *)base;
-	struct batch b = {runner_id, r, n, NULL, NULL};
+	struct batch b = {runner_id, r, n, NULL, NULL, 0};
 	int rc = -1;
 
 	if (n == 0 && n_ev == 0)
@@ -510,7 +547,7 @@ postgres_record(struct store *base, int64_t runner_id, const struct store_result
 		pgs_fail(s, err, WHAT, "out of memory");
 		goto out;
 	}
-	if (pgs_begin_locked(s, 0, 1, WHAT, err) != 0)
+	if (pgs_begin_batch(s, runner_id, 1, WHAT, err) != 0)
 		goto out;
 	if (record_batch(s, &b, ev, n_ev, err) == 0)
 		rc = postgres_commit(base, err);

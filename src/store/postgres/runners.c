@@ -137,6 +137,38 @@ out:
 	return rc;
 }
 
+/*
+ * The serial locks of the providers of the runner's in-flight rows (one = its id): their
+ * account reservations are settled here, as a recording settles them (record.c), and taken
+ * before any other row this transaction locks.
+ */
+static int
+lock_providers(struct pg_store *s, const struct pgs_params *one, char **err)
+{
+	struct store_serial_key *keys = NULL;
+	PGresult *res;
+	int i, rc = -1;
+
+	if (!(res = pgs_query(s, "SELECT DISTINCT c.provider FROM deliveries d JOIN campaigns c "
+	                         "ON c.id = d.campaign_id WHERE d.claimed_by = $1 AND "
+	                         "d.state = 'sending'",
+	                      one, REAPING, err)))
+		return -1;
+	if (PQntuples(res) > 0 && !(keys = calloc((size_t)PQntuples(res), sizeof *keys))) {
+		pgs_fail(s, err, REAPING, "out of memory");
+		goto out;
+	}
+	for (i = 0; i < PQntuples(res); i++) {
+		keys[i].kind = STORE_SERIAL_PROVIDER;
+		keys[i].name = PQgetvalue(res, i, 0);
+	}
+	rc = pgs_lock_serial(s, keys, (size_t)PQntuples(res), REAPING, err);
+out:
+	free(keys);
+	PQclear(res);
+	return rc;
+}
+
 /* Inside the reap's transaction: how many deliveries were settled, or -1. */
 static int64_t
 reap(struct pg_store *s, int64_t id, int (*dedups)(const char *provider), int64_t now_ms,
@@ -147,19 +179,15 @@ reap(struct pg_store *s, int64_t id, int (*dedups)(const char *provider), int64_
 	int64_t n = -1, stale;
 	int ok;
 
-	/*
-	 * Every claim and recording holds this lock (record.c says why): none is under way while
-	 * we list the runner's rows and remove it, so none can leave a row claimed by a runner
-	 * that is gone (a claim that comes after must find its runner's row). Taken first, as
-	 * they do.
-	 */
-	if (pgs_exec(s, "SELECT pg_advisory_xact_lock(" PGS_LOCK_CLASS ", " PGS_LOCK_CLAIM ")",
-	             NULL, REAPING, err) < 0)
-		goto out;
 	pgs_int(&p, id);
 	pgs_int(&p, stale_before_ms);
-	/* Decided under the row's lock: a renewal either landed before us or waits for us (and
-	   then finds the row gone). */
+	/*
+	 * Decided under the row's lock, which every claim and recording of the runner
+	 * share-locks first (pgs_begin_batch): a renewal either landed before us or waits for us
+	 * (and then finds the row gone); a claim or recording of this runner is over before we
+	 * list its rows, or waits and then finds it gone. None can leave a row claimed by a
+	 * runner that is gone.
+	 */
 	stale = pgs_scalar(s, "SELECT heartbeat_ms + lease_ms < $2 FROM runners WHERE id = $1 "
 	                      "FOR UPDATE",
 	                   &p, 0, REAPING, err, &ok);
@@ -170,6 +198,8 @@ reap(struct pg_store *s, int64_t id, int (*dedups)(const char *provider), int64_
 		goto out;
 	}
 	pgs_int(&one, id);
+	if (lock_providers(s, &one, err) != 0)
+		goto out;
 	/* Their campaigns locked too, before the counts' trigger locks counts (as a recording
 	   does, record.c). */
 	if (!(res = pgs_query(s, "SELECT d.id, c.provider FROM deliveries d JOIN campaigns c ON "
