@@ -247,6 +247,16 @@ cb_serial(void *arg, const struct store_campaign *c)
 	return STORE_SERIAL_NONE;
 }
 
+/* No rule but expiry and the opt-out list can hold a delivery of campaign c back. */
+static int
+cb_plain(void *arg, const struct store_campaign *c)
+{
+	struct chan_state *cs = dispatch_chan(arg, c);
+
+	return cs && cb_serial(arg, c) == STORE_SERIAL_NONE &&
+	       (cs->ch->ops->schedule || (cs->ch->quiet_from < 0 && !c->quiet_hours[0]));
+}
+
 struct store_claim_cb
 dispatch_claim_cb(struct dispatch *d)
 {
@@ -254,6 +264,7 @@ dispatch_claim_cb(struct dispatch *d)
 	                            cb_audience};
 
 	cb.serial = cb_serial;
+	cb.plain = cb_plain;
 	return cb;
 }
 

@@ -156,9 +156,18 @@ struct store_serial_key {
  * rule, as SQLite's) takes keys[0..n-1] for the rest of the transaction, waiting for the
  * claims and writes that hold any, in an order every taker shares (so none waits in a circle).
  */
+/*
+ * take (NULL: never) claims a plain campaign's due rows (store_claim_cb.plain) in one step:
+ * up to cap in due order, marked 'sending' for runner_id and appended to *jobs, those past
+ * their expiry settled instead and counted in settled[0]. 1 done, 0 declined (the caller
+ * then selects and marks as for any campaign), -1 error.
+ */
 struct store_claim_ops {
 	int (*begin)(struct store *s, int64_t runner_id, char **err);
 	int (*serialize)(struct store *s, const struct store_serial_key *keys, size_t n, char **err);
+	int (*take)(struct store *s, int64_t runner_id, const struct store_campaign *c,
+	            int64_t now_ms, int64_t cap, struct store_job **jobs, size_t *n,
+	            size_t *alloc, int64_t settled[3], char **err);
 	int (*held)(struct store *s, struct store_held **out, size_t *n, char **err);
 	int (*campaigns)(struct store *s, struct store_campaign **out, size_t *n, char **err);
 	int (*due)(struct store *s, const struct store_campaign *c, int64_t now_ms, int64_t cap,

@@ -170,7 +170,7 @@ store_claim_run(struct store *s, const struct store_claim_ops *ops, unsigned *tu
 	struct store_held *held = NULL, *h;
 	int64_t (*settled)[3] = NULL, cap;
 	size_t n_camps = 0, n_held = 0, alloc = 0, first, i, k;
-	int rc = -1, probe;
+	int rc = -1, probe, took;
 
 	*jobs = NULL;
 	*n_jobs = 0;
@@ -201,11 +201,18 @@ store_claim_run(struct store *s, const struct store_claim_ops *ops, unsigned *tu
 		h = held_find(held, n_held, camps[i].channel);
 		if ((cap = capacity(cb, &camps[i], h, now_ms, &probe)) <= 0)
 			continue;
-		if (select_due(s, ops, &camps[i], now_ms, cap, jobs, n_jobs, &alloc, err) != 0)
+		took = 0;
+		if (!probe && ops->take && cb->plain && cb->plain(cb->arg, &camps[i]) &&
+		    (took = ops->take(s, runner_id, &camps[i], now_ms, cap, jobs, n_jobs, &alloc,
+		                      settled[i], err)) < 0)
+			goto fail;
+		if (!took && select_due(s, ops, &camps[i], now_ms, cap, jobs, n_jobs, &alloc,
+		                        err) != 0)
 			goto fail;
 		if (probe)
 			probe_one_request(*jobs, first, n_jobs);
-		if (ops->mark(s, runner_id, cb, *jobs, first, n_jobs, now_ms, settled[i], err) != 0)
+		if (!took && ops->mark(s, runner_id, cb, *jobs, first, n_jobs, now_ms, settled[i],
+		                       err) != 0)
 			goto fail;
 		if (probe && *n_jobs > first) {
 			if (ops->probed(s, h->name, now_ms, err) != 0)

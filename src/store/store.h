@@ -341,6 +341,10 @@ struct store_claim_cb {
 	   claims, and the results that change what they read, take turns; others run side by
 	   side. NULL: nothing is shared. */
 	enum store_serial (*serial)(void *arg, const struct store_campaign *c);
+	/* 1 when nothing but expiry and the opt-out list decides whether campaign c's due
+	   deliveries go now (no account limit, cap, batches or quiet hours): a backend may then
+	   claim them in one statement. NULL: never. */
+	int (*plain)(void *arg, const struct store_campaign *c);
 };
 
 /*

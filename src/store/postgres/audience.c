@@ -15,18 +15,12 @@
 #include "postgres_int.h"
 #include "util.h"
 
-int
-pgs_audience_begin(struct pg_store *s)
+void
+pgs_audience_begin(struct pg_store *s, const PGresult *any)
 {
-	int ok;
-	int64_t any;
-
 	pgs_audience_end(s);
 	/* An empty list (the usual case) costs one probe per claim instead of one per job. */
-	any = pgs_scalar(s, "SELECT EXISTS (SELECT 1 FROM suppressions)", NULL, 0, "claim", NULL,
-	                 &ok);
-	s->claim_suppressions = ok && any;
-	return ok ? 0 : -1;
+	s->claim_suppressions = PQntuples(any) == 1 && strcmp(PQgetvalue(any, 0, 0), "t") == 0;
 }
 
 void

@@ -247,6 +247,10 @@ claim_limited_mark(struct pg_store *s, int64_t runner_id, const struct store_job
 	                &q, "claim", err) < 0 ? -1 : 1;
 }
 
+#define EXPIRED_WHY \
+	"'expired: its last moment to go had passed (expire_after after its due time; for a " \
+	"provider-scheduled step, the step itself)'"
+
 /* Expires the rows of ids (an array literal) that still wait; how many, or -1. */
 static int64_t
 claim_expire(struct pg_store *s, const char *ids, char **err)
@@ -254,11 +258,74 @@ claim_expire(struct pg_store *s, const char *ids, char **err)
 	struct pgs_params p = {0};
 
 	pgs_text(&p, ids);
-	return pgs_exec(s, "UPDATE deliveries SET state = 'expired', last_error = 'expired: its "
-	                   "last moment to go had passed (expire_after after its due time; for a "
-	                   "provider-scheduled step, the step itself)' "
-	                   "WHERE id = ANY($1::bigint[]) AND state IN " PGS_WAITING,
+	return pgs_exec(s, "UPDATE deliveries SET state = 'expired', last_error = " EXPIRED_WHY
+	                   " WHERE id = ANY($1::bigint[]) AND state IN " PGS_WAITING,
 	                &p, "claim", err);
+}
+
+/*
+ * A plain campaign's claim as one statement: its due rows, skipping those another
+ * transaction holds, marked 'sending' (or 'expired', past their expiry) and returned with
+ * what their requests need, in PGS_CLAIM_COLS's columns (attempts as they were) and whether
+ * each expired. The opt-out list has to be read job by job: with any listing, declined.
+ */
+static int
+claim_take(struct store *base, int64_t runner_id, const struct store_campaign *c,
+           int64_t now_ms, int64_t cap, struct store_job **jobs, size_t *n, size_t *alloc,
+           int64_t settled[3], char **err)
+{
+	struct pg_store *s = (struct pg_store *)base;
+	struct pgs_params p = {0};
+	size_t first = *n, i, kept;
+	PGresult *r;
+	int rc;
+
+	if (s->claim_suppressions)
+		return 0;
+	pgs_int(&p, c->id);
+	pgs_int(&p, now_ms);
+	pgs_int(&p, cap);
+	pgs_int(&p, runner_id);
+	if (!(r = pgs_query(s, "WITH due AS (SELECT id, send_at_ms FROM deliveries "
+	                       "WHERE campaign_id = $1 AND state IN " PGS_WAITING " AND "
+	                       "next_at_ms <= $2 ORDER BY next_at_ms, id LIMIT $3 "
+	                       "FOR UPDATE SKIP LOCKED), "
+	                       "took AS (UPDATE deliveries d SET "
+	                       "state = CASE WHEN d.expires_at_ms > $2 THEN 'sending' "
+	                       "ELSE 'expired' END, "
+	                       "claimed_by = CASE WHEN d.expires_at_ms > $2 THEN $4::bigint END, "
+	                       "attempts = d.attempts + (d.expires_at_ms > $2)::integer, "
+	                       "send_at_ms = CASE WHEN d.expires_at_ms > $2 THEN NULL "
+	                       "ELSE d.send_at_ms END, "
+	                       "last_error = CASE WHEN d.expires_at_ms > $2 THEN d.last_error "
+	                       "ELSE " EXPIRED_WHY " END "
+	                       "FROM due WHERE d.id = due.id RETURNING d.id, d.step, d.attempts, "
+	                       "d.due_at_ms, d.next_at_ms, d.expires_at_ms, due.send_at_ms, "
+	                       "d.msg_random, d.recipient_id, d.batch_id, d.state) "
+	                       "SELECT t.id, t.step, s.day, s.time, "
+	                       "t.attempts - (t.state = 'sending')::integer, t.due_at_ms, "
+	                       "t.expires_at_ms, coalesce(t.send_at_ms, 0), t.msg_random, r.rid, "
+	                       "r.data, s.message, coalesce(t.batch_id, 0), t.state = 'expired' "
+	                       "FROM took t JOIN recipients r ON r.id = t.recipient_id "
+	                       "JOIN steps s ON s.campaign_id = $1 AND s.position = t.step "
+	                       "ORDER BY t.next_at_ms, t.id",
+	                    &p, "claim", err)))
+		return -1;
+	rc = claim_rows(s, r, c, jobs, n, alloc, err);
+	for (i = kept = first; rc == 0 && i < *n; i++) {
+		if (strcmp(PQgetvalue(r, (int)(i - first), 13), "t") == 0) {
+			settled[0]++;
+			store_jobs_clear(*jobs, i, i + 1);
+			continue;
+		}
+		if (kept != i)
+			(*jobs)[kept] = (*jobs)[i];
+		kept++;
+	}
+	if (rc == 0)
+		*n = kept;
+	PQclear(r);
+	return rc == 0 ? 1 : -1;
 }
 
 static int
@@ -445,16 +512,40 @@ out:
  * node at once, while its own lease still looks valid to it. What it claimed under its old id
  * would belong to no runner row, and nobody would ever settle it.
  */
+#define HELD_SQL \
+	"SELECT name, state, coalesce(next_probe_at_ms, 0) FROM channels WHERE state <> 'active'"
+#define CAMPAIGNS_SQL \
+	"SELECT " PGS_CAMPAIGN_COLS " FROM campaigns c WHERE c.state = 'active' ORDER BY c.id"
+
+/* With its first reads in the same round trip: whether anyone is opted out, the channels that
+   are not active, the active campaigns. */
 static int
 claim_begin(struct store *base, int64_t runner_id, char **err)
 {
 	struct pg_store *s = (struct pg_store *)base;
+	PGresult *r[3];
 
-	if (pgs_begin_batch(s, runner_id, 0, "claim", err) != 0)
+	PQclear(s->claim_read[0]);
+	PQclear(s->claim_read[1]);
+	s->claim_read[0] = s->claim_read[1] = NULL;
+	if (pgs_begin_batch(s, runner_id, 0, PGS_ANY_SUPPRESSION "; " HELD_SQL "; " CAMPAIGNS_SQL,
+	                    r, 3, "claim", err) != 0)
 		return -1;
-	if (pgs_audience_begin(s) != 0)
-		return pgs_fail(s, err, "claim", s->errmsg);
+	pgs_audience_begin(s, r[0]);
+	PQclear(r[0]);
+	s->claim_read[0] = r[1];
+	s->claim_read[1] = r[2];
 	return 0;
+}
+
+/* The result of sql: read with the claim's BEGIN (*early, taken), or now. */
+static PGresult *
+claim_read(struct pg_store *s, PGresult **early, const char *sql, char **err)
+{
+	PGresult *r = *early;
+
+	*early = NULL;
+	return r ? r : pgs_query(s, sql, NULL, "claim", err);
 }
 
 static int
@@ -473,9 +564,7 @@ claim_held(struct store *base, struct store_held **out, size_t *n, char **err)
 
 	*out = NULL;
 	*n = 0;
-	if (!(r = pgs_query(s, "SELECT name, state, coalesce(next_probe_at_ms, 0) FROM channels "
-	                       "WHERE state <> 'active'",
-	                    NULL, "claim", err)))
+	if (!(r = claim_read(s, &s->claim_read[0], HELD_SQL, err)))
 		return -1;
 	if (PQntuples(r) > 0 && !(*out = calloc((size_t)PQntuples(r), sizeof **out))) {
 		PQclear(r);
@@ -502,9 +591,7 @@ claim_campaigns(struct store *base, struct store_campaign **out, size_t *n, char
 
 	*out = NULL;
 	*n = 0;
-	if (!(r = pgs_query(s, "SELECT " PGS_CAMPAIGN_COLS " FROM campaigns c WHERE "
-	                       "c.state = 'active' ORDER BY c.id",
-	                    NULL, "claim", err)))
+	if (!(r = claim_read(s, &s->claim_read[1], CAMPAIGNS_SQL, err)))
 		return -1;
 	if (PQntuples(r) > 0 && !(*out = calloc((size_t)PQntuples(r), sizeof **out))) {
 		PQclear(r);
@@ -537,6 +624,7 @@ claim_probed(struct store *base, const char *channel, int64_t now_ms, char **err
 static const struct store_claim_ops claim_ops = {
 	.begin = claim_begin,
 	.serialize = claim_serialize,
+	.take = claim_take,
 	.held = claim_held,
 	.campaigns = claim_campaigns,
 	.due = claim_due,

@@ -221,14 +221,56 @@ pgs_run_script(struct pg_store *s, const char *sql, const char *what, char **err
 	return 0;
 }
 
-int
-pgs_begin_batch(struct pg_store *s, int64_t runner_id, int results, const char *what,
-                char **err)
-{
-	char sql[192];
-	PGresult *r;
-	int n;
+/* The most results run_many keeps. */
+#define RUN_MANY_MAX 8
 
+/*
+ * Runs the statements of sql (no parameters) in one round trip, keeping the results of the
+ * last n of them in out[0..n-1] (caller PQclears each). 0, or -1 with *err (out all NULL)
+ * when any failed: the server skips the rest of the text after an error.
+ */
+static int
+run_many(struct pg_store *s, const char *sql, PGresult **out, int n, const char *what,
+         char **err)
+{
+	PGresult *r, *last[RUN_MANY_MAX] = {0};   /* result k at last[k % RUN_MANY_MAX] */
+	int count = 0, failed = 0, i;
+
+	for (i = 0; i < n; i++)
+		out[i] = NULL;
+	if (n > RUN_MANY_MAX || !PQsendQuery(s->conn, sql))
+		return pgs_fail(s, err, what, n > RUN_MANY_MAX ? "too many results"
+		                                               : PQerrorMessage(s->conn));
+	/* Every result is read, whatever happened: the connection is ready again only then. */
+	while ((r = PQgetResult(s->conn))) {
+		if (failed || !(r = result_of(s, r, what, err))) {
+			failed = 1;
+			continue;
+		}
+		PQclear(last[count % RUN_MANY_MAX]);
+		last[count++ % RUN_MANY_MAX] = r;
+	}
+	if (!failed && count < n)
+		failed = pgs_fail(s, err, what, "fewer results than statements");
+	for (i = 0; i < n && !failed; i++) {
+		out[i] = last[(count - n + i) % RUN_MANY_MAX];
+		last[(count - n + i) % RUN_MANY_MAX] = NULL;
+	}
+	for (i = 0; i < RUN_MANY_MAX; i++)
+		PQclear(last[i]);
+	return failed ? -1 : 0;
+}
+
+int
+pgs_begin_batch(struct pg_store *s, int64_t runner_id, int results, const char *then,
+                PGresult **got, int n_got, const char *what, char **err)
+{
+	PGresult *r[RUN_MANY_MAX];
+	struct buf sql = {0};
+	int i, n = n_got + (runner_id > 0), rc = -1;
+
+	for (i = 0; i < n_got; i++)
+		got[i] = NULL;
 	if (s->in_tx)
 		postgres_rollback(&s->base);  /* abandoned on the way: see postgres_begin */
 	if (ready(s, err) != 0)
@@ -240,25 +282,34 @@ pgs_begin_batch(struct pg_store *s, int64_t runner_id, int results, const char *
 	 * (runners.c), so either the reap waits for the claim or the results, or they find it
 	 * gone (a claim then fails; results apply only to rows still the runner's, none).
 	 */
-	n = snprintf(sql, sizeof sql, "BEGIN%s", results ? "; SET LOCAL synchronous_commit = off"
-	                                                 : "");
-	if (runner_id > 0)
-		snprintf(sql + n, sizeof sql - (size_t)n,
-		         "; SELECT 1 FROM runners WHERE id = %lld FOR KEY SHARE", (long long)runner_id);
-	r = result_of(s, PQexec(s->conn, sql), what, err);
+	if (buf_printf(&sql, "BEGIN%s", results ? "; SET LOCAL synchronous_commit = off" : "") ||
+	    (runner_id > 0 && buf_printf(&sql, "; SELECT 1 FROM runners WHERE id = %lld FOR KEY "
+	                                 "SHARE", (long long)runner_id)) ||
+	    (then && buf_printf(&sql, "; %s", then))) {
+		buf_free(&sql);
+		return pgs_fail(s, err, what, "out of memory");
+	}
+	i = run_many(s, sql.data, r, n, what, err);
+	buf_free(&sql);
 	s->in_tx = PQtransactionStatus(s->conn) != PQTRANS_IDLE;
-	if (!r) {
-		postgres_rollback(&s->base);
-		return -1;
+	if (i != 0)
+		goto out;
+	if (runner_id > 0 && !results && PQntuples(r[0]) != 1) {
+		util_err(err, "%s: runner %lld was settled by another runner (its connection "
+		         "was lost); it registers again", what, (long long)runner_id);
+		goto out;
 	}
-	if (runner_id > 0 && !results && PQntuples(r) != 1) {
-		PQclear(r);
-		postgres_rollback(&s->base);
-		return util_err(err, "%s: runner %lld was settled by another runner (its connection "
-		                "was lost); it registers again", what, (long long)runner_id);
+	for (i = 0; i < n_got; i++) {
+		got[i] = r[n - n_got + i];
+		r[n - n_got + i] = NULL;
 	}
-	PQclear(r);
-	return 0;
+	rc = 0;
+out:
+	for (i = 0; i < n - n_got || (rc != 0 && i < n); i++)
+		PQclear(r[i]);
+	if (rc != 0)
+		postgres_rollback(&s->base);
+	return rc;
 }
 
 /* A serial key's lock number: FNV-1a of its kind and name, as a signed 32-bit half. Two names
@@ -573,6 +624,9 @@ postgres_close(struct store *base)
 		return;
 	if (s->conn)
 		PQfinish(s->conn);
+	PQclear(s->claim_read[0]);
+	PQclear(s->claim_read[1]);
+	PQclear(s->claim_optouts);
 	tz_free(s->when_zone);
 	free(s->conninfo);
 	free(s->shown);

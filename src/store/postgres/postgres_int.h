@@ -61,6 +61,8 @@ struct pg_store {
 	struct tz *when_zone;           /* store_format_when's cached zone (owned), NULL = none */
 	PGresult *claim_optouts;        /* the claim's opt-out listings read ahead for one
 	                                   campaign's jobs (rid, channel; by rid), NULL = none */
+	PGresult *claim_read[2];        /* the claim's channels and campaigns, read with its
+	                                   BEGIN, until claim_held / claim_campaigns take them */
 };
 
 /* Statement parameters, as text; NULL is SQL NULL. */
@@ -134,10 +136,12 @@ int pgs_run_script(struct pg_store *s, const char *sql, const char *what, char *
  * Opens the transaction of a claim or a result batch, in one round trip. runner_id > 0: keeps
  * that runner's row from being reaped until the commit, and for a claim fails unless it is
  * still registered (the fence a claim needs: what it marks is then settled by a reap, never
- * orphaned). results: the commit need not wait for the disk.
+ * orphaned). results: the commit need not wait for the disk. then (NULL: none): n_got more
+ * statements without parameters for the same round trip, their results in got[0..n_got-1]
+ * (caller PQclears; NULL on failure), at most 7.
  */
-int pgs_begin_batch(struct pg_store *s, int64_t runner_id, int results, const char *what,
-                    char **err);
+int pgs_begin_batch(struct pg_store *s, int64_t runner_id, int results, const char *then,
+                    PGresult **got, int n_got, const char *what, char **err);
 /*
  * Takes keys[0..n-1] (PGS_SERIAL_CLASS) until the transaction ends, in the order of their
  * numbers, the same for every taker, so no two transactions wait for each other in a circle.
@@ -254,7 +258,8 @@ extern const struct store_backend postgres_backend;
 
 /* ---- the claim's audience rules (audience.c), inside the claim transaction ------------------ */
 /*
- * pgs_audience_begin: once per claim, before any job.
+ * pgs_audience_begin: once per claim, before any job, with the answer to
+ * PGS_ANY_SUPPRESSION read in the claim's transaction.
  * pgs_audience_check: suppresses or defers a due job (1 = it may go on, 0 = it was settled
  * here, -1 = error); *a gets the job's rules for pgs_audience_reserve.
  * pgs_audience_reserve: the job was claimed: it counts against its channel's cap from now.
@@ -265,7 +270,8 @@ extern const struct store_backend postgres_backend;
  * Like SQLite's, they take no err: on -1 the handle's errmsg holds the server's message, for
  * the caller to report as pgs_fail(s, err, what, s->errmsg) (sqlite_fail's counterpart).
  */
-int pgs_audience_begin(struct pg_store *s);
+void pgs_audience_begin(struct pg_store *s, const PGresult *any);
+#define PGS_ANY_SUPPRESSION "SELECT EXISTS (SELECT 1 FROM suppressions)"
 int pgs_audience_prefetch(struct pg_store *s, const struct store_job *jobs, size_t n);
 void pgs_audience_end(struct pg_store *s);
 int pgs_audience_check(struct pg_store *s, const struct store_claim_cb *cb, struct store_job *j,

@@ -3,7 +3,7 @@
  * Results and the channel events they caused go in one transaction per batch; a row is
  * updated only while the runner still holds its claim, so a runner whose lease ran out cannot
  * overwrite what another settled. The batch travels in array parameters, a few statements per
- * batch rather than per result (only the audience settle goes one by one); their builder,
+ * batch rather than per result (only late accepts go one by one); their builder,
  * pgs_array_*, lives here too.
  *
  * Several nodes record at once (READ COMMITTED), each its own deliveries and its own shard of
@@ -11,9 +11,10 @@
  * No wait may close a circle. A batch that settles account reservations or changes a channel
  * first takes the serial locks of those providers and channels, as the claims that read them
  * do (claim.c), before any row: a claim holding a channel's row never waits for a recording
- * that wants it. Then it locks its campaigns, shared with other recordings (an operator's
- * pause or cancel locks the campaign row before its deliveries, and waits for us), and only
- * then its deliveries and the rows that follow them.
+ * that wants it. A batch that writes its campaigns' last_error locks them first, in id order,
+ * before its deliveries: two such batches could otherwise take two campaigns in opposite
+ * orders. Other rows are a recording's own (its runner's 'sending' deliveries, its count
+ * shard, its attempts); an operator's cancel or retry moves rows in other states.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -153,26 +154,26 @@ struct batch {
 
 /*
  * Every result's delivery, in one statement: updated only while still 'sending' and claimed
- * by the runner. Their campaigns are locked first, in id order, shared with other recordings
- * unless this batch writes their last_error (campaign_errors) too. A delivery listed twice
- * takes its first result, as one-by-one updates would (the second finds it settled). Sets
- * how[] and campaign[] of the results that applied.
+ * by the runner. A batch that writes its campaigns' last_error (campaign_errors) locks them
+ * first, in id order. A delivery listed twice takes its first result, as one-by-one updates
+ * would (the second finds it settled). Sets how[] and campaign[] of the results that applied.
  */
-#define UPDATE_DELIVERIES(campaign_lock)                                                          \
+#define UPDATE_DELIVERIES(held, only_held)                                                        \
 	"WITH batch AS (SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], "            \
 	"$4::bigint[], $5::text[], $6::text[], $7::bigint[], $8::integer[]) WITH ORDINALITY AS "  \
-	"b(id, state, next_at, send_at, error, message_id, batch_id, refund, ord)), "             \
-	"held AS MATERIALIZED (SELECT id FROM campaigns WHERE id IN (SELECT campaign_id FROM "    \
-	"deliveries WHERE id = ANY($1::bigint[]) AND state = 'sending' AND claimed_by = $9) "     \
-	"ORDER BY id " campaign_lock ") "                                                         \
+	"b(id, state, next_at, send_at, error, message_id, batch_id, refund, ord))" held " "      \
 	"UPDATE deliveries d SET state = r.state, next_at_ms = coalesce(r.next_at, d.next_at_ms), " \
 	"send_at_ms = coalesce(r.send_at, d.send_at_ms), last_error = r.error, "                  \
 	"provider_message_id = coalesce(r.message_id, d.provider_message_id), "                   \
 	"claimed_by = NULL, batch_id = coalesce(r.batch_id, d.batch_id), "                        \
 	"attempts = d.attempts - r.refund "                                                       \
 	"FROM (SELECT DISTINCT ON (id) * FROM batch ORDER BY id, ord) r "                         \
-	"WHERE d.id = r.id AND d.state = 'sending' AND d.claimed_by = $9 "                        \
-	"AND d.campaign_id IN (SELECT id FROM held) RETURNING r.ord, d.campaign_id"
+	"WHERE d.id = r.id AND d.state = 'sending' AND d.claimed_by = $9" only_held               \
+	" RETURNING r.ord, d.campaign_id"
+#define CAMPAIGNS_LOCKED                                                                          \
+	", held AS MATERIALIZED (SELECT id FROM campaigns WHERE id IN (SELECT campaign_id FROM "  \
+	"deliveries WHERE id = ANY($1::bigint[]) AND state = 'sending' AND claimed_by = $9) "     \
+	"ORDER BY id FOR NO KEY UPDATE)"
 static int
 update_deliveries(struct pg_store *s, struct batch *b, char **err)
 {
@@ -200,8 +201,9 @@ update_deliveries(struct pg_store *s, struct batch *b, char **err)
 	if (pgs_array_params(s, &p, col, 8, WHAT, err) != 0)
 		goto out;
 	pgs_int(&p, b->runner_id);
-	res = pgs_query(s, b->errors ? UPDATE_DELIVERIES("FOR NO KEY UPDATE")
-	                             : UPDATE_DELIVERIES("FOR SHARE"),
+	res = pgs_query(s, b->errors ? UPDATE_DELIVERIES(CAMPAIGNS_LOCKED,
+	                                                 " AND d.campaign_id IN (SELECT id FROM held)")
+	                             : UPDATE_DELIVERIES("", ""),
 	                &p, WHAT, err);
 	if (!res)
 		goto out;
@@ -287,47 +289,38 @@ exec_columns(struct pg_store *s, const char *sql, struct pgs_array *col, int n, 
 }
 
 /*
- * The frequency cap's count of the results that applied (SPEC 5.12): a send that was, or may
- * have been, accepted (as SaiNiu's rule counts it, SPEC 5.10) keeps counting, at the time it
- * was made; any other is taken back. Rows the claim counted only; for the rest, nothing.
+ * The frequency cap's count of the results that applied (SPEC 5.12), into col[0..2]: a send
+ * that was, or may have been, accepted (as SaiNiu's rule counts it, SPEC 5.10) keeps counting,
+ * at the time it was made (col[0], col[1]); any other is taken back (col[2]). Rows the claim
+ * counted only; for the rest, nothing. Written with the attempts. How many.
  */
-static int
-settle_caps(struct pg_store *s, const struct batch *b, char **err)
+static size_t
+cap_columns(const struct batch *b, struct pgs_array *col)
 {
-	struct pgs_array keep[2], drop[1];
-	size_t i, n_keep = 0, n_drop = 0;
+	size_t i, rows = 0;
 
-	memset(keep, 0, sizeof keep);
-	memset(drop, 0, sizeof drop);
 	for (i = 0; i < b->n; i++) {
 		const struct store_result *r = &b->r[i];
 
 		if (b->how[i] != APPLIED)
 			continue;
 		if (r->state == STATE_SENT || r->limit_counts) {
-			pgs_array_int(&keep[0], r->delivery_id);
-			pgs_array_int(&keep[1], r->started_at_ms);
-			n_keep++;
+			pgs_array_int(&col[0], r->delivery_id);
+			pgs_array_int(&col[1], r->started_at_ms);
 		} else {
-			pgs_array_int(&drop[0], r->delivery_id);
-			n_drop++;
+			pgs_array_int(&col[2], r->delivery_id);
 		}
+		rows++;
 	}
-	if (exec_columns(s, "UPDATE cap_sends c SET at_ms = v.at_ms FROM unnest($1::bigint[], "
-	                    "$2::bigint[]) AS v(id, at_ms) WHERE c.delivery_id = v.id",
-	                    keep, 2, n_keep, err) != 0) {
-		pgs_array_free(drop, 1);
-		return -1;
-	}
-	return exec_columns(s, "DELETE FROM cap_sends WHERE delivery_id = ANY($1::bigint[])",
-	                    drop, 1, n_drop, err);
+	return rows;
 }
 
-/* The attempt rows, in result order (their ids are the log's order). */
+/* The attempt rows, in result order (their ids are the log's order), and the caps' counts:
+   one statement. */
 static int
 insert_attempts(struct pg_store *s, const struct batch *b, char **err)
 {
-	struct pgs_array col[8];
+	struct pgs_array col[11];
 	size_t i, rows = 0;
 
 	memset(col, 0, sizeof col);
@@ -350,7 +343,13 @@ insert_attempts(struct pg_store *s, const struct batch *b, char **err)
 		                                                       : store_states[r->state]);
 		rows++;
 	}
-	return exec_columns(s, "INSERT INTO attempts (campaign_id, delivery_id, started_at_ms, "
+	rows += cap_columns(b, col + 8);
+	return exec_columns(s, "WITH kept AS (UPDATE cap_sends c SET at_ms = v.at_ms FROM "
+	                    "unnest($9::bigint[], $10::bigint[]) AS v(id, at_ms) WHERE "
+	                    "c.delivery_id = v.id), "
+	                    "dropped AS (DELETE FROM cap_sends WHERE delivery_id = "
+	                    "ANY($11::bigint[])) "
+	                    "INSERT INTO attempts (campaign_id, delivery_id, started_at_ms, "
 	                    "duration_ms, http_status, provider_code, provider_message, outcome) "
 	                    "SELECT campaign_id, delivery_id, started_at_ms, duration_ms, "
 	                    "http_status, provider_code, provider_message, outcome FROM "
@@ -359,7 +358,7 @@ insert_attempts(struct pg_store *s, const struct batch *b, char **err)
 	                    "AS a(campaign_id, delivery_id, started_at_ms, duration_ms, "
 	                    "http_status, provider_code, provider_message, outcome, ord) ORDER BY "
 	                    "ord",
-	                    col, 8, rows, err);
+	                    col, 11, rows, err);
 }
 
 /*
@@ -519,7 +518,6 @@ record_batch(struct pg_store *s, struct batch *b, const struct store_channel_eve
 	if (lock_shared(s, b, ev, n_ev, err) != 0)
 		return -1;
 	if (b->n && (update_deliveries(s, b, err) != 0 || late_accepts(s, b, err) != 0 ||
-	             settle_caps(s, b, err) != 0 ||
 	             insert_attempts(s, b, err) != 0 || settle_limits(s, b, err) != 0))
 		return -1;
 	for (i = 0; i < n_ev; i++)
@@ -547,7 +545,7 @@ postgres_record(struct store *base, int64_t runner_id, const struct store_result
 		pgs_fail(s, err, WHAT, "out of memory");
 		goto out;
 	}
-	if (pgs_begin_batch(s, runner_id, 1, WHAT, err) != 0)
+	if (pgs_begin_batch(s, runner_id, 1, NULL, NULL, 0, WHAT, err) != 0)
 		goto out;
 	if (record_batch(s, &b, ev, n_ev, err) == 0)
 		rc = postgres_commit(base, err);

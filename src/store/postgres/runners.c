@@ -200,11 +200,9 @@ reap(struct pg_store *s, int64_t id, int (*dedups)(const char *provider), int64_
 	pgs_int(&one, id);
 	if (lock_providers(s, &one, err) != 0)
 		goto out;
-	/* Their campaigns locked too, before the counts' trigger locks counts (as a recording
-	   does, record.c). */
 	if (!(res = pgs_query(s, "SELECT d.id, c.provider FROM deliveries d JOIN campaigns c ON "
 	                         "c.id = d.campaign_id WHERE d.claimed_by = $1 AND "
-	                         "d.state = 'sending' ORDER BY d.id FOR NO KEY UPDATE OF d, c",
+	                         "d.state = 'sending' ORDER BY d.id FOR NO KEY UPDATE OF d",
 	                      &one, REAPING, err)))
 		goto out;
 	if (PQntuples(res) > 0 && reap_rows(s, res, dedups, id, now_ms, err) != 0)
