@@ -334,11 +334,16 @@ summary(struct sched *sc, int64_t *last, int64_t mono, int final)
 	*last = mono;
 }
 
-/* How long to sleep: until the next due time, a rate token, or the next data check. */
+/*
+ * How long to sleep: until the next due time, a rate token, or the next data check. The data
+ * check is a store call: while the store is failing it is as late as the store's retry time
+ * (rate_wait then), and a deadline already past must not make the loop spin until then.
+ */
 static int
 sleep_ms(struct sched *sc, int64_t now, int64_t rate_wait, int starved, int64_t last_data)
 {
-	int64_t t = DATA_CHECK_MS - (clock_mono_ms() - last_data);
+	int64_t t = sc->store_failing ? DATA_CHECK_MS
+	                              : DATA_CHECK_MS - (clock_mono_ms() - last_data);
 
 	if (!atomic_load(&sc->stop) && !starved && sc->next_due_ms != INT64_MAX)
 		t = sc->next_due_ms - now < t ? sc->next_due_ms - now : t;

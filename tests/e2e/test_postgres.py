@@ -93,6 +93,13 @@ class Nodes(FaultTest):
         return counts
 
 
+def cpu_s(pid):
+    """The CPU time a process has used, in seconds (user + system)."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @unittest.skipUnless(harness.POSTGRES, "several nodes share a PostgreSQL database only")
 class MultiNode(Nodes):
 
@@ -218,9 +225,14 @@ class ServerCrash(Nodes):
         n = 2000 if harness.SANITIZED else 10000
         m, procs = self.start_sending("crash", "oX", n, 16, 10, 2)
         self.pg("crash")
+        before = [cpu_s(p.pid) for p in procs]
         # The outage itself, not a wait for something: longer than the nodes' lease (2 s), so
         # each comes back as a new runner and settles what the old ones left in flight.
         time.sleep(3)
+        # Due work waited all along: a node that retried the store at every turn of its loop
+        # instead of backing off would have burnt most of a core.
+        for p, was in zip(procs, before):
+            self.assertLess(cpu_s(p.pid) - was, 0.5 * SLOW, "a node spun while the server was down")
         self.pg("start")
         counts = self.settled_once("crash", n, m)
         self.assertEqual([p.poll() for p in procs], [None, None], "a node gave up")
