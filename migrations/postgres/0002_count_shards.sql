@@ -8,9 +8,12 @@ ALTER TABLE delivery_counts ADD COLUMN shard integer NOT NULL DEFAULT 0;
 ALTER TABLE delivery_counts DROP CONSTRAINT delivery_counts_pkey;
 ALTER TABLE delivery_counts ADD PRIMARY KEY (campaign_id, state, shard);
 
--- The writer's shard: 0 for a session that took none (psql, a tool).
+-- The writer's shard. A session that took none (all were taken, or psql, a tool) writes one
+-- of its own past them, by its process id, unique among live sessions too. (Shard 0 holds
+-- the rows from before this migration and those `herald copy` brings.)
 CREATE FUNCTION herald_count_shard() RETURNS integer LANGUAGE sql STABLE AS $$
-	SELECT coalesce(nullif(current_setting('herald.count_shard', true), ''), '0')::integer
+	SELECT coalesce(nullif(current_setting('herald.count_shard', true), '')::integer,
+	                1000 + pg_backend_pid())
 $$;
 
 -- Deleted deliveries are counted only while their campaign stays: when the campaign goes, its

@@ -149,12 +149,15 @@ struct store_held {
 struct store_serial_key {
 	enum store_serial kind;        /* STORE_SERIAL_CHANNEL or STORE_SERIAL_PROVIDER */
 	const char *name;              /* the channel's, or the provider's, name */
+	int shared;                    /* 1: held alongside other sharers, only not with a taker
+	                                  that holds it alone */
 };
 
 /*
  * A backend's parts of a claim. serialize (NULL where one writer at a time is the engine's
  * rule, as SQLite's) takes keys[0..n-1] for the rest of the transaction, waiting for the
  * claims and writes that hold any, in an order every taker shares (so none waits in a circle).
+ * The next held then reads the channels as they are once the keys are held.
  */
 /*
  * take (NULL: never) claims a plain campaign's due rows (store_claim_cb.plain) in one step:

@@ -107,10 +107,12 @@ probe_one_request(struct store_job *jobs, size_t first, size_t *n)
 }
 
 /*
- * Takes the keys of what this claim's campaigns share with other nodes' claims: a campaign's
- * serial rule, and a suspended channel's probe when it is due (one probe per channel, whoever
- * takes it). The channels are read again once they are held: a probe another node took while
- * we waited has moved its channel's next probe on.
+ * Takes the keys of what this claim's campaigns share with other nodes' writes: each channel
+ * it may claim from, shared with other claims (a result that suspends or reopens the channel
+ * takes it alone, so no claim reads the channel as open while its suspension commits); alone,
+ * a campaign's serial rule, and a suspended channel's probe when it is due (one probe per
+ * channel, whoever takes it). The channels are read again once the keys are held: what
+ * committed while we waited (a suspension, a probe another node took) is seen.
  */
 static int
 serialize(struct store *s, const struct store_claim_ops *ops, const struct store_claim_cb *cb,
@@ -126,16 +128,15 @@ serialize(struct store *s, const struct store_claim_ops *ops, const struct store
 	if (!(keys = calloc(2 * n_camps + 1, sizeof *keys)))
 		return util_err(err, "claim: out of memory");
 	for (i = 0; i < n_camps; i++) {
+		h = held_find(*held, *n_held, camps[i].channel);
+		keys[n].kind = STORE_SERIAL_CHANNEL;
+		keys[n].name = camps[i].channel;
+		keys[n++].shared = !(h && !h->paused && h->next_probe_at_ms <= now_ms);
 		kind = cb->serial ? cb->serial(cb->arg, &camps[i]) : STORE_SERIAL_NONE;
 		if (kind != STORE_SERIAL_NONE) {
 			keys[n].kind = kind;
 			keys[n++].name = kind == STORE_SERIAL_PROVIDER ? camps[i].provider
 			                                              : camps[i].channel;
-		}
-		h = held_find(*held, *n_held, camps[i].channel);
-		if (h && !h->paused && h->next_probe_at_ms <= now_ms) {
-			keys[n].kind = STORE_SERIAL_CHANNEL;
-			keys[n++].name = camps[i].channel;
 		}
 	}
 	if (n && (rc = ops->serialize(s, keys, n, err)) == 0) {

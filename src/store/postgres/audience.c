@@ -164,8 +164,11 @@ cap_until(struct store *base, const struct store_job *j, const struct store_audi
 	pgs_text(&p, j->rid);
 	pgs_int(&p, now_ms - a->cap_per_ms);
 	pgs_int(&p, j->delivery_id);
-	if (!(r = pgs_query(s, "WITH pruned AS (DELETE FROM cap_sends WHERE channel = $1 AND "
-	                       "rid = $2 AND at_ms <= $3) SELECT at_ms FROM cap_sends WHERE "
+	/* Pruning is housekeeping: an old row a result batch holds is left for a later claim,
+	   never waited for (the batch may be waiting for a row this claim pruned). */
+	if (!(r = pgs_query(s, "WITH pruned AS (DELETE FROM cap_sends WHERE delivery_id IN "
+	                       "(SELECT delivery_id FROM cap_sends WHERE channel = $1 AND rid = $2 "
+	                       "AND at_ms <= $3 FOR UPDATE SKIP LOCKED)) SELECT at_ms FROM cap_sends WHERE "
 	                       "channel = $1 AND rid = $2 AND at_ms > $3 AND delivery_id <> $4 "
 	                       "ORDER BY at_ms",
 	                    &p, "claim", NULL)))

@@ -286,10 +286,13 @@ claim_take(struct store *base, int64_t runner_id, const struct store_campaign *c
 	pgs_int(&p, now_ms);
 	pgs_int(&p, cap);
 	pgs_int(&p, runner_id);
-	if (!(r = pgs_query(s, "WITH due AS (SELECT id, send_at_ms FROM deliveries "
-	                       "WHERE campaign_id = $1 AND state IN " PGS_WAITING " AND "
-	                       "next_at_ms <= $2 ORDER BY next_at_ms, id LIMIT $3 "
-	                       "FOR UPDATE SKIP LOCKED), "
+	/* Only rows whose step still exists, as the select of the other path (a step a
+	   re-import removed leaves rows that `retry` may make due again). */
+	if (!(r = pgs_query(s, "WITH due AS (SELECT d.id, d.send_at_ms FROM deliveries d "
+	                       "JOIN steps s ON s.campaign_id = d.campaign_id AND "
+	                       "s.position = d.step WHERE d.campaign_id = $1 AND d.state IN "
+	                       PGS_WAITING " AND d.next_at_ms <= $2 ORDER BY d.next_at_ms, d.id "
+	                       "LIMIT $3 FOR UPDATE OF d SKIP LOCKED), "
 	                       "took AS (UPDATE deliveries d SET "
 	                       "state = CASE WHEN d.expires_at_ms > $2 THEN 'sending' "
 	                       "ELSE 'expired' END, "
@@ -551,7 +554,11 @@ claim_read(struct pg_store *s, PGresult **early, const char *sql, char **err)
 static int
 claim_serialize(struct store *base, const struct store_serial_key *keys, size_t n, char **err)
 {
-	return pgs_lock_serial((struct pg_store *)base, keys, n, "claim", err);
+	struct pg_store *s = (struct pg_store *)base;
+
+	/* The channels, read again in the same round trip once the locks are held. */
+	PQclear(s->claim_read[0]);
+	return pgs_lock_serial(s, keys, n, HELD_SQL, &s->claim_read[0], "claim", err);
 }
 
 /* Reads the channels that are not active. */

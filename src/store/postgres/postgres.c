@@ -243,7 +243,11 @@ run_many(struct pg_store *s, const char *sql, PGresult **out, int n, const char 
 		                                               : PQerrorMessage(s->conn));
 	/* Every result is read, whatever happened: the connection is ready again only then. */
 	while ((r = PQgetResult(s->conn))) {
-		if (failed || !(r = result_of(s, r, what, err))) {
+		if (failed) {
+			PQclear(r);
+			continue;
+		}
+		if (!(r = result_of(s, r, what, err))) {
 			failed = 1;
 			continue;
 		}
@@ -326,43 +330,59 @@ serial_number(const struct store_serial_key *k)
 	return (int32_t)h;
 }
 
+/* A lock to take: its number, and whether every taker of it only shares it. */
+struct serial_lock {
+	int32_t num;
+	int shared;
+};
+
 static int
-int32_cmp(const void *a, const void *b)
+lock_cmp(const void *a, const void *b)
 {
-	int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+	int32_t x = ((const struct serial_lock *)a)->num, y = ((const struct serial_lock *)b)->num;
 
 	return (x > y) - (x < y);
 }
 
 int
 pgs_lock_serial(struct pg_store *s, const struct store_serial_key *keys, size_t n,
-                const char *what, char **err)
+                const char *then, PGresult **got, const char *what, char **err)
 {
+	struct serial_lock *lock;
 	struct buf sql = {0};
-	int32_t *num;
-	size_t i;
-	int rc = -1;
+	size_t i, k;
+	int rc = -1, shared;
 
-	if (n == 0)
+	if (got)
+		*got = NULL;
+	if (n == 0 && !then)
 		return 0;
-	if (!(num = malloc(n * sizeof *num)))
+	if (!(lock = malloc((n + 1) * sizeof *lock)))
 		return pgs_fail(s, err, what, "out of memory");
-	for (i = 0; i < n; i++)
-		num[i] = serial_number(&keys[i]);
-	qsort(num, n, sizeof *num, int32_cmp);
-	/* One text of one statement per key: they run in the text's order. */
-	for (i = 0; i < n; i++)
-		if ((i == 0 || num[i] != num[i - 1]) &&
-		    buf_printf(&sql, "SELECT pg_advisory_xact_lock(" PGS_SERIAL_CLASS ", %ld);",
-		               (long)num[i]) != 0)
+	for (i = 0; i < n; i++) {
+		lock[i].num = serial_number(&keys[i]);
+		lock[i].shared = keys[i].shared;
+	}
+	qsort(lock, n, sizeof *lock, lock_cmp);
+	/* One text of one statement per lock: they run in the text's order. A lock wanted both
+	   ways is taken once, exclusive. */
+	for (i = 0; i < n; i = k) {
+		for (k = i, shared = 1; k < n && lock[k].num == lock[i].num; k++)
+			shared &= lock[k].shared;
+		if (buf_printf(&sql, "SELECT pg_advisory_xact_lock%s(" PGS_SERIAL_CLASS ", %ld);",
+		               shared ? "_shared" : "", (long)lock[i].num) != 0)
 			goto oom;
-	rc = pgs_run_script(s, sql.data, what, err);
+	}
+	if (then && buf_printf(&sql, "%s", then) != 0)
+		goto oom;
+	rc = then ? run_many(s, sql.data, got, 1, what, err)
+	          : pgs_run_script(s, sql.data, what, err);
 	goto out;
 oom:
 	pgs_fail(s, err, what, "out of memory");
 out:
 	buf_free(&sql);
-	free(num);
+	free(lock);
 	return rc;
 }
 
@@ -438,7 +458,7 @@ session_setup(struct pg_store *s, char **err)
 	/*
 	 * The shard of the delivery counts this session writes (migration 0002): the first of
 	 * PGS_COUNT_SHARDS whose session lock is free, held until the session ends, so no two
-	 * live sessions share one (past that many, they share 0, and may wait for each other).
+	 * live sessions share one (past that many, each writes one named by its process id).
 	 */
 	return pgs_run_script(s, "LISTEN " PGS_CHANNEL "; DO $$ BEGIN FOR k IN 1.."
 	                      PGS_COUNT_SHARDS " LOOP IF pg_try_advisory_lock(" PGS_SHARD_CLASS

@@ -143,12 +143,14 @@ int pgs_run_script(struct pg_store *s, const char *sql, const char *what, char *
 int pgs_begin_batch(struct pg_store *s, int64_t runner_id, int results, const char *then,
                     PGresult **got, int n_got, const char *what, char **err);
 /*
- * Takes keys[0..n-1] (PGS_SERIAL_CLASS) until the transaction ends, in the order of their
- * numbers, the same for every taker, so no two transactions wait for each other in a circle.
- * Each key is taken before any row lock its holder needs. 0 / -1 with *err.
+ * Takes keys[0..n-1] (PGS_SERIAL_CLASS; shared or not, as each says) until the transaction
+ * ends, in the order of their numbers, the same for every taker, so no two transactions wait
+ * for each other in a circle. Each key is taken before any row lock its holder needs. then
+ * (NULL: none): one more statement for the same round trip, its result in *got (caller
+ * PQclears). 0 / -1 with *err.
  */
 int pgs_lock_serial(struct pg_store *s, const struct store_serial_key *keys, size_t n,
-                    const char *what, char **err);
+                    const char *then, PGresult **got, const char *what, char **err);
 
 /* Reads pending notifications without waiting (LISTEN/NOTIFY), counting them. */
 void pgs_drain_notifies(struct pg_store *s);

@@ -503,7 +503,7 @@ lock_shared(struct pg_store *s, struct batch *b, const struct store_channel_even
 		keys[n].kind = STORE_SERIAL_CHANNEL;
 		keys[n++].name = ev[i].channel;
 	}
-	rc = pgs_lock_serial(s, keys, n, WHAT, err);
+	rc = pgs_lock_serial(s, keys, n, NULL, NULL, WHAT, err);
 	free(keys);
 	return rc;
 }

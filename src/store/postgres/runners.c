@@ -162,7 +162,7 @@ lock_providers(struct pg_store *s, const struct pgs_params *one, char **err)
 		keys[i].kind = STORE_SERIAL_PROVIDER;
 		keys[i].name = PQgetvalue(res, i, 0);
 	}
-	rc = pgs_lock_serial(s, keys, (size_t)PQntuples(res), REAPING, err);
+	rc = pgs_lock_serial(s, keys, (size_t)PQntuples(res), NULL, NULL, REAPING, err);
 out:
 	free(keys);
 	PQclear(res);
