@@ -254,6 +254,23 @@ class RunOnce(SchedTest):
         self.assertEqual(len(m.requests()), 2)
         self.assertEqual(self.status("stale")["state"], "completed")
 
+    def test_a_retried_delivery_of_a_removed_step_is_never_sent(self):
+        m = self.feihe_mock()
+        self.config({"feihe": self.feihe_channel(m)}, FAST)
+        date, hhmm = local(now_ms())
+        one = {"day": 1, "time": hhmm, "message": text("one {{id}}")}
+        two = {"day": 1, "time": hhmm, "message": text("two {{id}}")}
+        self.campaign("gone", [one, two], [{"id": "oGone"}], date)
+        self.sql("UPDATE deliveries SET state = 'failed' WHERE step = 2")
+        # The step is removed while its delivery is settled; then the operator retries, and
+        # the delivery waits again, with no step to send.
+        self.campaign("gone", [one], [{"id": "oGone"}], date)
+        self.ok("retry", "gone")
+        self.assertEqual(self.states("gone")[("oGone", 2)], "pending")
+        self.ok("run", "--once")
+        self.assertEqual([body(r)["msg"] for r in m.requests()], ["one oGone"])
+        self.assertEqual(self.states("gone"), {("oGone", 1): "sent", ("oGone", 2): "pending"})
+
     def test_permanent_failure_fails_at_once(self):
         m = self.feihe_mock()
         self.config({"feihe": self.feihe_channel(m)}, FAST)
