@@ -4,8 +4,9 @@
  * suspended channel to its one probe, and has the backend decide and mark each row
  * (store_claim_ops in backend.h). What is engine-specific (SQL, locks, the rules' reads and
  * writes) stays in sqlite/claim.c and postgres/claim.c; the order of the steps, which decides
- * what a claim takes, is written once, here. Where several nodes claim at once, the claims
- * whose rules count across rows take turns (serialize); the others only skip each other's rows.
+ * what a claim takes, is written once, here. Where several nodes claim at once, claims hold
+ * their channels shared, and those whose rules count across rows take turns (serialize);
+ * otherwise they only skip each other's rows.
  */
 #include <stdint.h>
 #include <stdlib.h>
