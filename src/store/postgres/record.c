@@ -189,6 +189,8 @@ update_deliveries(struct pg_store *s, struct batch *b, char **err)
 		const struct store_result *r = &b->r[i];
 
 		store_result_error(r, error, sizeof error);
+		/* As campaign_errors decides, before knowing which results apply. */
+		b->errors |= r->state != STATE_SENT && r->state != STATE_EXPIRED && error[0];
 		pgs_array_int(&col[0], r->delivery_id);
 		pgs_array_text(&col[1], store_states[r->state]);
 		pgs_array_int_or_null(&col[2], r->next_at_ms);
@@ -473,25 +475,16 @@ record_channel(struct pg_store *s, const struct store_channel_event *e, char **e
 	return 0;
 }
 
-/*
- * The serial locks of what the batch shares with claims: the providers whose account
- * reservations it settles, the channels it suspends or opens. And whether it may write a
- * campaign's last_error (as campaign_errors decides, before knowing which results apply).
- */
+/* The serial locks of what the batch shares with claims: the providers whose account
+   reservations it settles, the channels it suspends or opens. */
 static int
-lock_shared(struct pg_store *s, struct batch *b, const struct store_channel_event *ev,
+lock_shared(struct pg_store *s, const struct batch *b, const struct store_channel_event *ev,
             size_t n_ev, char **err)
 {
 	struct store_serial_key *keys;
-	char error[600];
 	size_t i, n = 0;
 	int rc;
 
-	for (i = 0; i < b->n && !b->errors; i++) {
-		store_result_error(&b->r[i], error, sizeof error);
-		b->errors = b->r[i].state != STATE_SENT && b->r[i].state != STATE_EXPIRED &&
-		            error[0];
-	}
 	if (!(keys = calloc(b->n + n_ev + 1, sizeof *keys)))
 		return pgs_fail(s, err, WHAT, "out of memory");
 	for (i = 0; i < b->n; i++)
